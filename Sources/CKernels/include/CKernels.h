@@ -1,0 +1,29 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+/*
+ * Hot inner loops that Swift cannot reach at the same speed (measured in toolchain.md §4-5:
+ * Swift widens bf16 through out-of-line generic calls, 7.1 GB/s against 12.9 GB/s here).
+ * Everything else lives in Swift. Each function picks AVX-512, AVX2 or scalar code at run time.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+/// y[t*ldy + r] = sum_k W[r, k] * x[t*ldx + k] for rows r in [r0, r1) and tokens t < ntok.
+/// W is row-major [rows, cols] in bfloat16 (raw bits); x and y are float32.
+void ck_gemv_bf16(const uint16_t *w, size_t cols, size_t r0, size_t r1,
+                  const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
+
+/// Same contract as ck_gemv_bf16 with IEEE half-precision weights.
+void ck_gemv_f16(const uint16_t *w, size_t cols, size_t r0, size_t r1,
+                 const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
+
+/// dst[i] = float(src[i]) for n bfloat16 values.
+void ck_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/// dst[i] = float(src[i]) for n half-precision values.
+void ck_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/// Name of the widest kernel set this CPU runs ("avx512", "avx2" or "scalar").
+const char *ck_isa(void);
+
+#endif

@@ -1,0 +1,47 @@
+/// Every checkpoint key nemotron-run reads, in one table (Hugging Face layout, `backbone.` root).
+/// A grep for any weight name lands here.
+public enum WeightNames {
+    public static let embeddings = "backbone.embeddings.weight"
+    public static let normF = "backbone.norm_f.weight"
+    public static let lmHead = "lm_head.weight"
+
+    /// `backbone.layers.{layer}.{leaf}`
+    public static func layer(_ layer: Int, _ leaf: String) -> String { "backbone.layers.\(layer).\(leaf)" }
+
+    /// Pre-mixer RMSNorm of every block.
+    public static let norm = "norm.weight"
+
+    public enum Mamba {
+        public static let inProj = "mixer.in_proj.weight"
+        public static let conv1dWeight = "mixer.conv1d.weight"
+        public static let conv1dBias = "mixer.conv1d.bias"
+        public static let dtBias = "mixer.dt_bias"
+        public static let aLog = "mixer.A_log"
+        public static let d = "mixer.D"
+        public static let norm = "mixer.norm.weight"
+        public static let outProj = "mixer.out_proj.weight"
+    }
+
+    public enum Attention {
+        public static let qProj = "mixer.q_proj.weight"
+        public static let kProj = "mixer.k_proj.weight"
+        public static let vProj = "mixer.v_proj.weight"
+        public static let oProj = "mixer.o_proj.weight"
+    }
+
+    public enum MLP {
+        public static let upProj = "mixer.up_proj.weight"
+        public static let downProj = "mixer.down_proj.weight"
+    }
+
+    public enum MoE {
+        public static let gate = "mixer.gate.weight"
+        public static let eScoreCorrectionBias = "mixer.gate.e_score_correction_bias"
+        public static func expertUpProj(_ expert: Int) -> String { "mixer.experts.\(expert).up_proj.weight" }
+        public static func expertDownProj(_ expert: Int) -> String { "mixer.experts.\(expert).down_proj.weight" }
+        public static let sharedUpProj = "mixer.shared_experts.up_proj.weight"
+        public static let sharedDownProj = "mixer.shared_experts.down_proj.weight"
+        public static let fc1LatentProj = "mixer.fc1_latent_proj.weight"
+        public static let fc2LatentProj = "mixer.fc2_latent_proj.weight"
+    }
+}

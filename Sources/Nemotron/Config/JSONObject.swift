@@ -1,0 +1,114 @@
+import Foundation
+
+/// Typed, key-aliased reads from a decoded JSON object (Hugging Face config files), with errors
+/// that name the file and the key. Aliases are tried in order; the first present one wins.
+struct JSONObject {
+    let values: [String: Any]
+    let path: String
+
+    init(contentsOf url: URL) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw NemotronError.fileMissing(path: url.path, what: "a JSON file")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw NemotronError.fileUnreadable(path: url.path, reason: "\(error.localizedDescription)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
+            throw NemotronError.fileUnreadable(path: url.path, reason: "not a JSON object")
+        }
+        self.init(values: dict, path: url.path)
+    }
+
+    init(values: [String: Any], path: String) {
+        self.values = values
+        self.path = path
+    }
+
+    /// The first alias present with a non-null value, and its key.
+    func raw(_ keys: [String]) -> (key: String, value: Any)? {
+        for key in keys {
+            if let value = values[key], !(value is NSNull) { return (key, value) }
+        }
+        return nil
+    }
+
+    func has(_ keys: String...) -> Bool { raw(keys) != nil }
+
+    func int(_ keys: String..., default fallback: Int? = nil) throws -> Int {
+        guard let (key, value) = raw(keys) else { return try missing(keys, fallback) }
+        if let number = Self.numeric(value), number.doubleValue == number.doubleValue.rounded() {
+            return number.intValue
+        }
+        throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "an integer")
+    }
+
+    func optionalInt(_ keys: String...) throws -> Int? {
+        guard let (key, value) = raw(keys) else { return nil }
+        guard let number = Self.numeric(value) else {
+            throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "an integer or null")
+        }
+        return number.intValue
+    }
+
+    func double(_ keys: String..., default fallback: Double? = nil) throws -> Double {
+        guard let (key, value) = raw(keys) else { return try missing(keys, fallback) }
+        guard let number = Self.number(value) else {
+            throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "a number")
+        }
+        return number
+    }
+
+    func bool(_ keys: String..., default fallback: Bool) throws -> Bool {
+        guard let (key, value) = raw(keys) else { return fallback }
+        guard Self.numeric(value) == nil, let flag = value as? Bool else {
+            throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "true or false")
+        }
+        return flag
+    }
+
+    func string(_ keys: String...) throws -> String {
+        guard let (key, value) = raw(keys) else { return try missing(keys, nil) }
+        guard let text = value as? String else {
+            throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "a string")
+        }
+        return text
+    }
+
+    /// An integer or a list of integers (`eos_token_id` may be either).
+    func intList(_ keys: String...) throws -> [Int]? {
+        guard let (key, value) = raw(keys) else { return nil }
+        if let number = Self.numeric(value) { return [number.intValue] }
+        if let list = value as? [Any] {
+            let numbers = list.compactMap(Self.numeric)
+            if numbers.count == list.count { return numbers.map(\.intValue) }
+        }
+        throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "an integer or a list of integers")
+    }
+
+    /// Numbers as JSON numbers, as strings ("inf"), or in transformers 5's `{"__float__": "Infinity"}` form.
+    static func number(_ value: Any) -> Double? {
+        if let number = numeric(value) { return number.doubleValue }
+        if let text = value as? String {
+            switch text.lowercased() {
+            case "inf", "+inf", "infinity", "+infinity": return .infinity
+            case "-inf", "-infinity": return -.infinity
+            default: return Double(text)
+            }
+        }
+        if let boxed = value as? [String: Any], let inner = boxed["__float__"] { return number(inner) }
+        return nil
+    }
+
+    /// A JSON number. Foundation decodes JSON numbers and booleans both as NSNumber (and on Linux
+    /// `is Bool` holds for 0 and 1), so booleans are told apart by their Objective-C type code.
+    static func numeric(_ value: Any) -> NSNumber? {
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+        return number
+    }
+
+    private func missing<T>(_ keys: [String], _ fallback: T?) throws -> T {
+        guard let fallback else { throw NemotronError.configKeyMissing(path: path, key: keys.joined(separator: "' or '")) }
+        return fallback
+    }
+}

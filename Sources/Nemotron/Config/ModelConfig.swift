@@ -1,0 +1,201 @@
+import Foundation
+
+/// A Nemotron-H `config.json` (model_type `nemotron_h`), decoded with every alias real
+/// checkpoints use, plus the derived sizes of spec §0.
+///
+/// Glossary (one name per quantity, used everywhere): hiddenSize `H`, vocabSize `V`,
+/// numHeads `hq`, numKVHeads `hkv`, headDim `dh`, mambaHeads `nh`, mambaHeadDim `P`,
+/// ssmStateSize `N`, mambaGroups `G` (HF `n_groups`), convKernel `K`, ffnSize `I`,
+/// numExperts `E`, expertsPerToken `k`, moeFFNSize `Im`, sharedExpertFFNSize `Is`,
+/// moeLatentSize `Hl`, routerGroups (HF `n_group`), routerTopKGroups (HF `topk_group`).
+public struct ModelConfig: Sendable {
+    public var hiddenSize: Int
+    public var vocabSize: Int
+    public var layerKinds: [LayerKind]
+    public var normEps: Float
+
+    public var numHeads: Int
+    public var numKVHeads: Int
+    public var headDim: Int
+
+    public var mambaHeads: Int
+    public var mambaHeadDim: Int
+    public var ssmStateSize: Int
+    public var mambaGroups: Int
+    public var convKernel: Int
+    public var chunkSize: Int
+    public var useConvBias: Bool
+    /// dt is clamped to this range after softplus (`time_step_limit`, default (0, inf): no clamp).
+    public var timeStepLimit: ClosedRange<Float>
+
+    public var ffnSize: Int
+
+    public var numExperts: Int
+    public var expertsPerToken: Int
+    public var moeFFNSize: Int
+    public var sharedExpertFFNSize: Int
+    public var moeLatentSize: Int?
+    public var routerGroups: Int
+    public var routerTopKGroups: Int
+    public var routedScalingFactor: Float
+    public var normTopKProb: Bool
+
+    public var tieWordEmbeddings: Bool
+    public var eosTokenIds: [Int]
+
+    // MARK: - Derived sizes (spec §0)
+
+    /// Mamba inner width `Di = nh·P`.
+    public var mambaInner: Int { mambaHeads * mambaHeadDim }
+    /// Conv channels `Dc = Di + 2·G·N`, ordered [x | B | C].
+    public var convChannels: Int { mambaInner + 2 * mambaGroups * ssmStateSize }
+    /// in_proj outputs `Dp = 2·Di + 2·G·N + nh`, ordered [z | x | B | C | dt].
+    public var inProjSize: Int { 2 * mambaInner + 2 * mambaGroups * ssmStateSize + mambaHeads }
+    /// Width routed experts run at: `Hl` for LatentMoE, else `H`.
+    public var expertInputSize: Int { moeLatentSize ?? hiddenSize }
+    public var numLayers: Int { layerKinds.count }
+    public var pattern: String { String(layerKinds.map(\.rawValue)) }
+
+    public func count(of kind: LayerKind) -> Int { layerKinds.filter { $0 == kind }.count }
+    public func has(_ kind: LayerKind) -> Bool { layerKinds.contains(kind) }
+}
+
+extension ModelConfig {
+    /// Reads `config.json` (and `generation_config.json` for EOS ids) from a checkpoint directory.
+    public init(directory: URL) throws {
+        let json = try JSONObject(contentsOf: directory.appendingPathComponent("config.json"))
+        try self.init(json: json)
+        let generation = directory.appendingPathComponent("generation_config.json")
+        if FileManager.default.fileExists(atPath: generation.path),
+            let ids = try JSONObject(contentsOf: generation).intList("eos_token_id")
+        {
+            eosTokenIds = ids
+        }
+    }
+
+    init(json c: JSONObject) throws {
+        let modelType = try c.string("model_type")
+        guard modelType == "nemotron_h" else {
+            throw NemotronError.configValue(path: c.path, key: "model_type", value: "\"\(modelType)\"", expected: "\"nemotron_h\"")
+        }
+        layerKinds = try Self.layerKinds(c)
+        if let declared = try c.optionalInt("num_hidden_layers"), declared != layerKinds.count {
+            throw NemotronError.configValue(path: c.path, key: "num_hidden_layers", value: "\(declared)",
+                expected: "\(layerKinds.count), the length of the layer pattern")
+        }
+        hiddenSize = try c.int("hidden_size")
+        vocabSize = try c.int("vocab_size")
+        normEps = Float(try c.double("rms_norm_eps", "layer_norm_epsilon", "norm_eps", default: 1e-5))
+        tieWordEmbeddings = try c.bool("tie_word_embeddings", default: false)
+        eosTokenIds = try c.intList("eos_token_id") ?? []
+
+        let kinds = Set(layerKinds)
+        numHeads = kinds.contains(.attention) ? try c.int("num_attention_heads") : try c.int("num_attention_heads", default: 1)
+        numKVHeads = try c.int("num_key_value_heads", default: numHeads)
+        headDim = try c.int("head_dim", "attention_head_dim", default: hiddenSize / max(numHeads, 1))
+
+        let needsMamba = kinds.contains(.mamba)
+        mambaHeads = try c.int("mamba_num_heads", default: needsMamba ? nil : 0)
+        mambaHeadDim = try c.int("mamba_head_dim", default: needsMamba ? nil : 0)
+        ssmStateSize = try c.int("ssm_state_size", default: needsMamba ? nil : 0)
+        mambaGroups = try c.int("n_groups", "mamba_n_groups", default: needsMamba ? nil : 1)
+        convKernel = try c.int("conv_kernel", "mamba_d_conv", default: 4)
+        chunkSize = try c.int("chunk_size", "mamba_chunk_size", default: 128)
+        useConvBias = try c.bool("use_conv_bias", "mamba_conv_bias", default: true)
+        timeStepLimit = try Self.timeStepLimit(c)
+
+        ffnSize = try c.int("intermediate_size", default: kinds.contains(.mlp) ? nil : 0)
+
+        let needsMoE = kinds.contains(.moe)
+        numExperts = try c.int("n_routed_experts", "num_local_experts", default: needsMoE ? nil : 0)
+        expertsPerToken = try c.int("num_experts_per_tok", default: needsMoE ? nil : 0)
+        moeFFNSize = try c.int("moe_intermediate_size", default: needsMoE ? nil : 0)
+        sharedExpertFFNSize = try c.int("moe_shared_expert_intermediate_size", default: needsMoE ? nil : 0)
+            * c.int("n_shared_experts", default: 1)
+        moeLatentSize = try c.optionalInt("moe_latent_size")
+        routerGroups = try c.int("n_group", default: 1)
+        routerTopKGroups = try c.int("topk_group", default: 1)
+        routedScalingFactor = Float(try c.double("routed_scaling_factor", default: 1))
+        normTopKProb = try c.bool("norm_topk_prob", default: true)
+
+        for key in ["attention_bias", "mlp_bias", "use_bias"] where try c.bool(key, default: false) {
+            throw NemotronError.configValue(path: c.path, key: key, value: "true",
+                expected: "false (no known Nemotron-H checkpoint has these biases; nemotron-run does not support them)")
+        }
+        try validate(path: c.path)
+    }
+
+    /// The pattern as `hybrid_override_pattern` (string, or list of one-character strings) or as
+    /// transformers 5's `layers_block_type` list.
+    private static func layerKinds(_ c: JSONObject) throws -> [LayerKind] {
+        if let (key, value) = c.raw(["hybrid_override_pattern"]) {
+            let characters: [Character]
+            if let text = value as? String {
+                characters = Array(text)
+            } else if let list = value as? [String], list.allSatisfy({ $0.count == 1 }) {
+                characters = list.map { Character($0) }
+            } else {
+                throw NemotronError.configValue(path: c.path, key: key, value: "\(value)", expected: "a string of \(LayerKind.patternCharacters)")
+            }
+            return try characters.enumerated().map { index, character in
+                guard let kind = LayerKind(rawValue: character) else {
+                    throw NemotronError.configValue(path: c.path, key: key, value: "'\(character)' at position \(index)",
+                        expected: "one of the pattern characters \(LayerKind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))")
+                }
+                return kind
+            }
+        }
+        guard let (key, value) = c.raw(["layers_block_type", "layer_types"]) else {
+            throw NemotronError.configKeyMissing(path: c.path, key: "hybrid_override_pattern' or 'layers_block_type")
+        }
+        guard let list = value as? [String] else {
+            throw NemotronError.configValue(path: c.path, key: key, value: "\(value)", expected: "a list of layer type names")
+        }
+        return try list.enumerated().map { index, name in
+            guard let kind = LayerKind(blockType: name) else {
+                throw NemotronError.configValue(path: c.path, key: key, value: "\"\(name)\" at position \(index)",
+                    expected: "one of \(LayerKind.blockTypes.joined(separator: ", "))")
+            }
+            return kind
+        }
+    }
+
+    private static func timeStepLimit(_ c: JSONObject) throws -> ClosedRange<Float> {
+        guard let (key, value) = c.raw(["time_step_limit", "mamba_dt_limit"]) else { return 0...Float.infinity }
+        guard let pair = value as? [Any], pair.count == 2, let lo = JSONObject.number(pair[0]),
+            let hi = JSONObject.number(pair[1]), lo <= hi
+        else {
+            throw NemotronError.configValue(path: c.path, key: key, value: "\(value)", expected: "[low, high] with low <= high")
+        }
+        return Float(lo)...Float(hi)
+    }
+
+    private func validate(path: String) throws {
+        func require(_ ok: Bool, _ key: String, _ value: Int, _ expected: String) throws {
+            if !ok { throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: expected) }
+        }
+        try require(hiddenSize > 0, "hidden_size", hiddenSize, "a positive integer")
+        try require(vocabSize > 0, "vocab_size", vocabSize, "a positive integer")
+        if layerKinds.isEmpty {
+            throw NemotronError.configValue(path: path, key: "hybrid_override_pattern", value: "\"\"", expected: "at least one layer")
+        }
+        if has(.mamba) {
+            try require(mambaHeads > 0 && mambaHeadDim > 0 && ssmStateSize > 0, "mamba_num_heads", mambaHeads, "positive Mamba sizes")
+            try require(mambaGroups > 0 && mambaHeads % mambaGroups == 0, "n_groups", mambaGroups, "a divisor of mamba_num_heads (\(mambaHeads))")
+            try require(convKernel >= 1, "conv_kernel", convKernel, "at least 1")
+        }
+        if has(.attention) {
+            try require(numHeads > 0 && headDim > 0, "num_attention_heads", numHeads, "a positive integer")
+            try require(numKVHeads > 0 && numHeads % numKVHeads == 0, "num_key_value_heads", numKVHeads, "a divisor of num_attention_heads (\(numHeads))")
+        }
+        if has(.mlp) { try require(ffnSize > 0, "intermediate_size", ffnSize, "a positive integer") }
+        if has(.moe) {
+            try require(numExperts > 0, "n_routed_experts", numExperts, "a positive integer")
+            try require((1...numExperts).contains(expertsPerToken), "num_experts_per_tok", expertsPerToken, "1...\(numExperts)")
+            try require(routerGroups > 0 && numExperts % routerGroups == 0, "n_group", routerGroups, "a divisor of n_routed_experts (\(numExperts))")
+            try require((1...routerGroups).contains(routerTopKGroups), "topk_group", routerTopKGroups, "1...\(routerGroups)")
+            try require(routerGroups == 1 || numExperts / routerGroups >= 2, "n_group", routerGroups, "groups of at least 2 experts")
+            try require(moeFFNSize > 0, "moe_intermediate_size", moeFFNSize, "a positive integer")
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Yams
+
+/// A run config file (YAML). Every key is optional; command-line flags override keys; unknown
+/// keys are rejected by name so typos fail loudly. Relative `model` paths are resolved against
+/// the config file's directory.
+///
+/// ```yaml
+/// model: ../models/tiny        # checkpoint directory (config.json + *.safetensors)
+/// threads: 2                   # compute threads per process
+/// max_new_tokens: 32
+/// temperature: 0               # 0 = greedy
+/// top_k: 0                     # 0 = off
+/// top_p: 1.0                   # 1 = off
+/// seed: 0
+/// tokens: [1, 2, 3]            # prompt as token ids
+/// ```
+public struct RunConfig: Sendable, Equatable {
+    public var model: String?
+    public var threads: Int?
+    public var maxNewTokens: Int?
+    public var temperature: Double?
+    public var topK: Int?
+    public var topP: Double?
+    public var seed: Int?
+    public var tokens: [Int]?
+
+    public static let keys = ["model", "threads", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "tokens"]
+
+    public init() {}
+
+    public init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw NemotronError.fileMissing(path: path, what: "a YAML run config")
+        }
+        let parsed: Any?
+        do { parsed = try Yams.load(yaml: text) } catch {
+            throw NemotronError.fileUnreadable(path: path, reason: "invalid YAML: \(error)")
+        }
+        guard let values = parsed as? [String: Any] else {
+            if parsed == nil { return }
+            throw NemotronError.fileUnreadable(path: path, reason: "the top level must be a mapping of keys to values")
+        }
+        let unknown = values.keys.filter { !Self.keys.contains($0) }.sorted()
+        if !unknown.isEmpty { throw NemotronError.unknownConfigKeys(path: path, keys: unknown, allowed: Self.keys) }
+        let read = YAMLValues(values: values, path: path)
+        if let path = try read.string("model") {
+            model = path.hasPrefix("/") ? path : url.deletingLastPathComponent().appendingPathComponent(path).standardized.path
+        }
+        threads = try read.int("threads")
+        maxNewTokens = try read.int("max_new_tokens")
+        temperature = try read.double("temperature")
+        topK = try read.int("top_k")
+        topP = try read.double("top_p")
+        seed = try read.int("seed")
+        tokens = try read.intList("tokens")
+        try validate(path: path)
+    }
+
+    /// This config with every non-nil field of `overrides` taking precedence.
+    public func overridden(by overrides: RunConfig) -> RunConfig {
+        var merged = self
+        merged.model = overrides.model ?? model
+        merged.threads = overrides.threads ?? threads
+        merged.maxNewTokens = overrides.maxNewTokens ?? maxNewTokens
+        merged.temperature = overrides.temperature ?? temperature
+        merged.topK = overrides.topK ?? topK
+        merged.topP = overrides.topP ?? topP
+        merged.seed = overrides.seed ?? seed
+        merged.tokens = overrides.tokens ?? tokens
+        return merged
+    }
+
+    /// Range checks shared by the file and the command line (`path` names the source in errors).
+    public func validate(path: String) throws {
+        func check(_ ok: Bool, _ key: String, _ value: Any?, _ expected: String) throws {
+            if !ok, let value { throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: expected) }
+        }
+        try check((threads ?? 1) >= 1, "threads", threads, "an integer >= 1")
+        try check((maxNewTokens ?? 0) >= 0, "max_new_tokens", maxNewTokens, "an integer >= 0")
+        try check((temperature ?? 0) >= 0, "temperature", temperature, "a number >= 0 (0 = greedy)")
+        try check((topK ?? 0) >= 0, "top_k", topK, "an integer >= 0 (0 = off)")
+        try check((topP ?? 1) > 0 && (topP ?? 1) <= 1, "top_p", topP, "a number in (0, 1] (1 = off)")
+        try check((seed ?? 0) >= 0, "seed", seed, "an integer >= 0")
+    }
+
+    public var sampling: SamplingParameters {
+        SamplingParameters(temperature: Float(temperature ?? 0), topK: topK ?? 0, topP: Float(topP ?? 1), seed: UInt64(seed ?? 0))
+    }
+}
+
+/// Typed reads from a parsed YAML mapping with errors naming the file and key.
+private struct YAMLValues {
+    let values: [String: Any]
+    let path: String
+
+    func string(_ key: String) throws -> String? {
+        guard let value = values[key] else { return nil }
+        guard let text = value as? String else { throw mismatch(key, value, "a string") }
+        return text
+    }
+
+    func int(_ key: String) throws -> Int? {
+        guard let value = values[key] else { return nil }
+        guard let number = value as? Int else { throw mismatch(key, value, "an integer") }
+        return number
+    }
+
+    func double(_ key: String) throws -> Double? {
+        guard let value = values[key] else { return nil }
+        if let number = value as? Double { return number }
+        if let number = value as? Int { return Double(number) }
+        throw mismatch(key, value, "a number")
+    }
+
+    func intList(_ key: String) throws -> [Int]? {
+        guard let value = values[key] else { return nil }
+        guard let list = value as? [Any], let ints = list as? [Int] else { throw mismatch(key, value, "a list of integers") }
+        return ints
+    }
+
+    private func mismatch(_ key: String, _ value: Any, _ expected: String) -> NemotronError {
+        .configValue(path: path, key: key, value: "\(value)", expected: expected)
+    }
+}

@@ -1,0 +1,101 @@
+/// Every per-rank size and range for tensor parallelism, built once from (config, tpSize, rank)
+/// and validated before any weight is read. Loaders, mixers and caches take sizes only from here.
+///
+/// Split rules (spec §5): Mamba heads contiguous per rank, B/C groups local when tp divides
+/// n_groups and replicated when n_groups divides tp; attention q heads contiguous, KV heads split
+/// or replicated; MLP / expert / shared-expert widths split contiguously; vocabulary split
+/// contiguously for the LM head.
+public struct ShardPlan: Sendable, Equatable {
+    public let tpSize: Int
+    public let rank: Int
+
+    public let mambaHeadRange: Range<Int>
+    /// Groups whose B/C rows and conv channels this rank holds (one replicated group when tp > G).
+    public let mambaGroupRange: Range<Int>
+    public let qHeadRange: Range<Int>
+    public let kvHeadRange: Range<Int>
+    public let ffnRange: Range<Int>
+    public let moeFFNRange: Range<Int>
+    public let sharedFFNRange: Range<Int>
+    public let vocabRange: Range<Int>
+
+    public var localMambaHeads: Int { mambaHeadRange.count }
+    public var localMambaGroups: Int { mambaGroupRange.count }
+    public var localHeads: Int { qHeadRange.count }
+    public var localKVHeads: Int { kvHeadRange.count }
+    /// True when several ranks share one B/C group, so the gated norm's per-group sum of
+    /// squares must be summed across them.
+    public let replicatesMambaGroups: Bool
+    public let replicatesKVHeads: Bool
+
+    public init(config: ModelConfig, tpSize: Int, rank: Int) throws {
+        precondition((0..<tpSize).contains(rank), "rank \(rank) outside 0..<\(tpSize)")
+        if let problem = Self.problem(config: config, tpSize: tpSize) {
+            let legal = Self.legalSizes(config: config)
+            throw NemotronError.parallel(reason: "tensor-parallel size \(tpSize) does not fit this model: \(problem); "
+                + "legal sizes for this model: \(legal.map(String.init).joined(separator: ", "))")
+        }
+        self.tpSize = tpSize
+        self.rank = rank
+        let c = config
+        mambaHeadRange = Self.part(c.mambaHeads, tpSize, rank)
+        replicatesMambaGroups = c.has(.mamba) && tpSize > c.mambaGroups
+        if replicatesMambaGroups {
+            let group = rank / (tpSize / c.mambaGroups)
+            mambaGroupRange = group..<group + 1
+        } else {
+            mambaGroupRange = Self.part(c.mambaGroups, tpSize, rank)
+        }
+        qHeadRange = Self.part(c.numHeads, tpSize, rank)
+        replicatesKVHeads = c.has(.attention) && tpSize > c.numKVHeads
+        if replicatesKVHeads {
+            let head = rank / (tpSize / c.numKVHeads)
+            kvHeadRange = head..<head + 1
+        } else {
+            kvHeadRange = Self.part(c.numKVHeads, tpSize, rank)
+        }
+        ffnRange = Self.part(c.ffnSize, tpSize, rank)
+        moeFFNRange = Self.part(c.moeFFNSize, tpSize, rank)
+        sharedFFNRange = Self.part(c.sharedExpertFFNSize, tpSize, rank)
+        vocabRange = Self.part(c.vocabSize, tpSize, rank)
+    }
+
+    /// The single-process plan.
+    public static func single(_ config: ModelConfig) -> ShardPlan {
+        // tp = 1 satisfies every divisibility rule.
+        try! ShardPlan(config: config, tpSize: 1, rank: 0)  // swiftlint:disable:this force_try
+    }
+
+    /// Contiguous near-equal part `index` of `count` items split `parts` ways.
+    static func part(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
+        let base = count / parts, extra = count % parts
+        let start = index * base + min(index, extra)
+        return start..<start + base + (index < extra ? 1 : 0)
+    }
+
+    /// Why `tpSize` cannot shard this model, or nil when it can.
+    static func problem(config c: ModelConfig, tpSize tp: Int) -> String? {
+        if tp < 1 { return "it must be at least 1" }
+        if c.has(.mamba) {
+            if c.mambaHeads % tp != 0 { return "mamba_num_heads (\(c.mambaHeads)) must be divisible by it" }
+            if c.mambaGroups % tp != 0 && tp % c.mambaGroups != 0 {
+                return "n_groups (\(c.mambaGroups)) must divide it or be divisible by it"
+            }
+        }
+        if c.has(.attention) {
+            if c.numHeads % tp != 0 { return "num_attention_heads (\(c.numHeads)) must be divisible by it" }
+            if c.numKVHeads % tp != 0 && tp % c.numKVHeads != 0 {
+                return "num_key_value_heads (\(c.numKVHeads)) must divide it or be divisible by it"
+            }
+        }
+        if c.has(.mlp) && c.ffnSize < tp { return "intermediate_size (\(c.ffnSize)) is smaller than it" }
+        if c.has(.moe) && c.moeFFNSize < tp { return "moe_intermediate_size (\(c.moeFFNSize)) is smaller than it" }
+        if c.vocabSize < tp { return "vocab_size (\(c.vocabSize)) is smaller than it" }
+        return nil
+    }
+
+    /// Every legal tensor-parallel size up to 64.
+    public static func legalSizes(config: ModelConfig) -> [Int] {
+        (1...64).filter { problem(config: config, tpSize: $0) == nil }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// How the next token is chosen: greedy when temperature is 0, else temperature, top-k and
+/// top-p (nucleus) filtering, then a draw from a seeded generator, so runs repeat exactly.
+public struct SamplingParameters: Sendable, Equatable {
+    public var temperature: Float = 0
+    /// 0 keeps every token.
+    public var topK: Int = 0
+    /// 1 keeps every token.
+    public var topP: Float = 1
+    public var seed: UInt64 = 0
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.seed = seed
+    }
+
+    public var isGreedy: Bool { temperature == 0 }
+}
+
+public struct Sampler {
+    public let parameters: SamplingParameters
+    private var random: Xoshiro256
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        random = Xoshiro256(seed: parameters.seed)
+    }
+
+    /// Chooses a token id from one row of logits `[V]`.
+    public mutating func sample(_ logits: ArraySlice<Float>) -> Int {
+        let base = logits.startIndex
+        if parameters.isGreedy { return Self.argmax(logits) - base }
+        var candidates = logits.indices.map { (id: $0 - base, logit: logits[$0] / parameters.temperature) }
+        candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        if parameters.topK > 0 { candidates = Array(candidates.prefix(parameters.topK)) }
+        let top = candidates[0].logit
+        var probabilities = candidates.map { expf($0.logit - top) }
+        let total = probabilities.reduce(0, +)
+        probabilities = probabilities.map { $0 / total }
+        if parameters.topP < 1 {
+            var cumulative: Float = 0, keep = 0
+            while keep < probabilities.count && (keep == 0 || cumulative < parameters.topP) {
+                cumulative += probabilities[keep]
+                keep += 1
+            }
+            probabilities = probabilities.prefix(keep).map { $0 / cumulative }
+        }
+        var draw = Float(random.nextUnit())
+        for (index, p) in probabilities.enumerated() {
+            draw -= p
+            if draw < 0 { return candidates[index].id }
+        }
+        return candidates[probabilities.count - 1].id
+    }
+
+    /// Index of the largest value; the first one on ties.
+    public static func argmax(_ values: ArraySlice<Float>) -> Int {
+        var best = values.startIndex
+        for i in values.indices where values[i] > values[best] { best = i }
+        return best
+    }
+}
+
+/// xoshiro256** seeded through SplitMix64: small, fast and identical on every platform.
+struct Xoshiro256 {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init(seed: UInt64) {
+        var x = seed
+        func splitMix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (splitMix(), splitMix(), splitMix(), splitMix())
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}

@@ -1,0 +1,23 @@
+import Foundation
+
+/// Scalar activations used by the mixers (spec §3).
+enum Activation {
+    /// `x · sigmoid(x)`
+    @inline(__always) static func silu(_ x: Float) -> Float { x / (1 + expf(-x)) }
+
+    /// `1 / (1 + e^{-x})`
+    @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+
+    /// The kernels' softplus: `x` above 20, else `log(1 + e^x)` (mamba_ssm / torch threshold).
+    @inline(__always) static func softplus(_ x: Float) -> Float { x > 20 ? x : log1pf(expf(x)) }
+
+    /// `relu(x)²`, the Nemotron-H MLP and expert activation.
+    @inline(__always) static func relu2(_ x: Float) -> Float {
+        let r = max(x, 0)
+        return r * r
+    }
+
+    static func relu2(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] = relu2(x[i]) }
+    }
+}

@@ -1,0 +1,71 @@
+import COpenBLAS
+import CKernels
+
+/// The one place that multiplies activations by weights, and the only file that calls cblas.
+///
+/// `y[T, out] = x[T, in] · Wᵀ` with W `[out, in]` in its checkpoint dtype:
+/// - f32 weights: OpenBLAS sgemv / sgemm.
+/// - bf16 / f16 weights, few tokens (decode): CKernels streams each weight row once, widening
+///   in registers, split by rows over the threads. This is bandwidth-bound: bytes read ≈ weight bytes.
+/// - bf16 / f16 weights, many tokens (prefill): widen a tile of rows into f32 scratch, then
+///   sgemm against the tile, so only one tile is ever widened at a time.
+enum MatMul {
+    /// Token counts up to this use the streaming kernel (weights re-read from L1/L2 per token).
+    static let streamingMaxTokens = 8
+
+    static func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
+                       into y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        guard tokens > 0, w.rows > 0 else { return }
+        switch w.dtype {
+        case .f32:
+            let weights = w.base.assumingMemoryBound(to: Float.self)
+            if tokens == 1 {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(w.rows), Int32(w.cols), 1, weights, Int32(w.cols), x, 1, 0, y, 1)
+            } else {
+                sgemm(x, tokens: tokens, weights, rows: w.rows, cols: w.cols, into: y, ldy: w.rows)
+            }
+        case .bf16, .f16:
+            if tokens <= streamingMaxTokens {
+                stream(x, tokens: tokens, w, into: y, threads: workspace.threads)
+            } else {
+                tiled(x, tokens: tokens, w, into: y, workspace: workspace)
+            }
+        case .i64, .i32:
+            preconditionFailure("integer tensors are never weights")
+        }
+    }
+
+    private static func sgemm(_ x: UnsafePointer<Float>, tokens: Int, _ w: UnsafePointer<Float>, rows: Int, cols: Int,
+                              into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(rows), Int32(cols),
+                    1, x, Int32(cols), w, Int32(cols), 0, y, Int32(ldy))
+    }
+
+    private static func stream(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
+                               into y: UnsafeMutablePointer<Float>, threads: Int) {
+        let weights = UncheckedSendable(w.base.assumingMemoryBound(to: UInt16.self))
+        let input = UncheckedSendable(x), output = UncheckedSendable(y)
+        let kernel = w.dtype == .bf16 ? ck_gemv_bf16 : ck_gemv_f16
+        Parallel.forRanges(w.rows, threads: threads, alignment: 4, minimumPerThread: 64) { rows in
+            kernel(weights.value, w.cols, rows.lowerBound, rows.upperBound, input.value, w.cols, tokens, output.value, w.rows)
+        }
+    }
+
+    private static func tiled(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
+                              into y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        // About 2 MiB of f32 per tile: large enough for sgemm to run near peak, small enough to stay in L2/L3.
+        let tileRows = max(16, min(w.rows, (1 << 19) / max(w.cols, 1)))
+        let tile = workspace.buffer(.weightTile, count: tileRows * w.cols)
+        let shared = UncheckedSendable(tile)
+        var first = 0
+        while first < w.rows {
+            let count = min(tileRows, w.rows - first)
+            let start = first
+            Parallel.forRanges(count, threads: workspace.threads, minimumPerThread: 8) { rows in
+                w.rows(from: start + rows.lowerBound, count: rows.count, into: shared.value + rows.lowerBound * w.cols)
+            }
+            sgemm(x, tokens: tokens, tile, rows: count, cols: w.cols, into: y + first, ldy: w.rows)
+            first += count
+        }
+    }
+}

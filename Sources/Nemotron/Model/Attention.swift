@@ -1,0 +1,98 @@
+import Foundation
+
+/// Grouped-query self-attention (`*` layers), mirroring transformers' `NemotronHAttention`
+/// (spec §3.4): no positional encoding, no q/k norm, causal softmax in fp32 with scale
+/// `dh^-1/2`; `head_dim` may differ from hidden/heads. Holds this rank's q heads and the KV
+/// heads they read (split, or replicated when tp > hkv); the output is this rank's partial sum
+/// of o_proj.
+struct Attention {
+    let headDim: Int        // dh
+    let localHeads: Int     // hq_local
+    let localKVHeads: Int   // hkv_local
+    let firstHead: Int      // global q head of local head 0
+    let firstKVHead: Int    // global kv head of local kv head 0
+    let queriesPerKV: Int   // hq / hkv (global)
+    let scale: Float
+
+    /// `[hq_local·dh, H]`, `[hkv_local·dh, H]` ×2, and `[H, hq_local·dh]` (this rank's o_proj columns).
+    let qProj: WeightMatrix
+    let kProj: WeightMatrix
+    let vProj: WeightMatrix
+    let oProj: WeightMatrix
+
+    init(layer: Int, config c: ModelConfig, plan: ShardPlan, checkpoint: Checkpoint) throws {
+        let name = { WeightNames.layer(layer, $0) }
+        let dh = c.headDim
+        func rows(_ heads: Range<Int>) -> Range<Int> { heads.lowerBound * dh..<heads.upperBound * dh }
+        headDim = dh
+        localHeads = plan.localHeads
+        localKVHeads = plan.localKVHeads
+        firstHead = plan.qHeadRange.lowerBound
+        firstKVHead = plan.kvHeadRange.lowerBound
+        queriesPerKV = c.numHeads / c.numKVHeads
+        scale = 1 / Float(dh).squareRoot()
+        qProj = try checkpoint.matrix(name(WeightNames.Attention.qProj), rows: c.numHeads * dh, cols: c.hiddenSize,
+                                      rowSegments: [rows(plan.qHeadRange)])
+        kProj = try checkpoint.matrix(name(WeightNames.Attention.kProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
+                                      rowSegments: [rows(plan.kvHeadRange)])
+        vProj = try checkpoint.matrix(name(WeightNames.Attention.vProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
+                                      rowSegments: [rows(plan.kvHeadRange)])
+        oProj = try checkpoint.matrix(name(WeightNames.Attention.oProj), rows: c.hiddenSize, cols: c.numHeads * dh,
+                                      columns: rows(plan.qHeadRange))
+    }
+
+    func makeState(capacity: Int) -> KVCache { KVCache(width: localKVHeads * headDim, capacity: capacity) }
+
+    /// u `[T, H]` normed input → out `[T, H]` partial sum of o_proj over ranks.
+    func forward(_ u: UnsafePointer<Float>, tokens T: Int, cache: KVCache, workspace ws: Workspace,
+                 into out: UnsafeMutablePointer<Float>) {
+        let qWidth = localHeads * headDim, kvWidth = localKVHeads * headDim
+        let q = ws.buffer(.projection, count: T * qWidth)
+        let k = ws.buffer(.keys, count: T * kvWidth)
+        let v = ws.buffer(.values, count: T * kvWidth)
+        MatMul.linear(u, tokens: T, qProj, into: q, workspace: ws)
+        MatMul.linear(u, tokens: T, kProj, into: k, workspace: ws)
+        MatMul.linear(u, tokens: T, vProj, into: v, workspace: ws)
+        let past = cache.count
+        cache.append(keys: k, values: v, tokens: T)
+        let context = cache.count
+        let attended = ws.buffer(.scan, count: T * qWidth)
+        let scores = ws.buffer(.scores, count: localHeads * context)
+        let shared = UncheckedSendable((q, attended, scores, cache.keys, cache.values))
+        Parallel.forRanges(localHeads, threads: ws.threads) { heads in
+            let (q, attended, scores, keys, values) = shared.value
+            for j in heads {
+                let kv = (firstHead + j) / queriesPerKV - firstKVHead
+                let p = scores + j * context
+                for t in 0..<T {
+                    attend(query: q + t * qWidth + j * headDim, keys: keys + kv * headDim, values: values + kv * headDim,
+                           stride: kvWidth, length: past + t + 1, scores: p, into: attended + t * qWidth + j * headDim)
+                }
+            }
+        }
+        MatMul.linear(attended, tokens: T, oProj, into: out, workspace: ws)
+    }
+
+    /// One query over the first `length` cached positions: softmax(q·kᵀ·scale)·v.
+    private func attend(query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
+                        length: Int, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        var maxScore = -Float.infinity
+        for s in 0..<length {
+            var dot: Float = 0
+            let key = keys + s * stride
+            for e in 0..<headDim { dot += query[e] * key[e] }
+            scores[s] = dot * scale
+            maxScore = max(maxScore, scores[s])
+        }
+        var total: Float = 0
+        for s in 0..<length {
+            scores[s] = expf(scores[s] - maxScore)
+            total += scores[s]
+        }
+        for e in 0..<headDim { out[e] = 0 }
+        for s in 0..<length {
+            let weight = scores[s] / total, value = values + s * stride
+            for e in 0..<headDim { out[e] += weight * value[e] }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+
+/// Mamba2 mixer (`M` layers), mirroring transformers' `NemotronHMamba2Mixer` with the real
+/// kernels' numerics (spec §3.3): in_proj → [z | xBC | dt], causal depthwise conv + SiLU over
+/// xBC with a carried state, `dt = softplus(dt + dt_bias)` clamped only to `time_step_limit`,
+/// the selective-state recurrence with D skip, gate-first grouped RMSNorm, out_proj.
+///
+/// Holds this rank's heads and groups only; in_proj rows are gathered per rank as
+/// [z_r | x_r | B_r | C_r | dt_r] and conv channels as [x_r | B_r | C_r] (spec §5.1). The output
+/// is this rank's partial sum of out_proj; the block boundary reduces it.
+struct Mamba2Mixer {
+    let headDim: Int          // P
+    let stateSize: Int        // N
+    let localHeads: Int       // nh_local
+    let localGroups: Int      // G_local
+    let headsPerGroup: Int    // nh / G (global)
+    let firstHead: Int        // global index of local head 0
+    let firstGroup: Int       // global index of local group 0
+    let convKernel: Int       // K
+    let groupWidth: Int       // Di / G channels per gated-norm group
+    let eps: Float
+    let dtLimit: ClosedRange<Float>
+
+    /// `[Dp_local, H]` rows [z_r | x_r | B_r | C_r | dt_r].
+    let inProj: WeightMatrix
+    /// `[K, Dc_local]`: conv1d weight transposed so the inner loop runs over channels.
+    let convWeight: [Float]
+    /// `[Dc_local]`, zeros when the checkpoint has no conv bias.
+    let convBias: [Float]
+    /// `[nh_local]` each; `A = −exp(A_log)` precomputed in fp32.
+    let a: [Float]
+    let d: [Float]
+    let dtBias: [Float]
+    /// `[Di_local]` gated-norm weight.
+    let normWeight: [Float]
+    /// `[H, Di_local]`: this rank's columns of out_proj.
+    let outProj: WeightMatrix
+
+    var localInner: Int { localHeads * headDim }                            // Di_local
+    var localConvChannels: Int { localInner + 2 * localGroups * stateSize }  // Dc_local
+    var localProjection: Int { localInner + localConvChannels + localHeads } // Dp_local
+
+    init(layer: Int, config c: ModelConfig, plan: ShardPlan, checkpoint: Checkpoint) throws {
+        let name = { WeightNames.layer(layer, $0) }
+        let (P, N, Di, GN) = (c.mambaHeadDim, c.ssmStateSize, c.mambaInner, c.mambaGroups * c.ssmStateSize)
+        let heads = plan.mambaHeadRange, groups = plan.mambaGroupRange
+        headDim = P
+        stateSize = N
+        localHeads = heads.count
+        localGroups = groups.count
+        headsPerGroup = c.mambaHeads / c.mambaGroups
+        firstHead = heads.lowerBound
+        firstGroup = groups.lowerBound
+        convKernel = c.convKernel
+        groupWidth = Di / c.mambaGroups
+        eps = c.normEps
+        dtLimit = c.timeStepLimit
+
+        let headChannels = heads.lowerBound * P..<heads.upperBound * P
+        let groupChannels = groups.lowerBound * N..<groups.upperBound * N
+        func shifted(_ r: Range<Int>, _ by: Int) -> Range<Int> { r.lowerBound + by..<r.upperBound + by }
+        // Checkpoint in_proj rows are [z (Di) | x (Di) | B (G·N) | C (G·N) | dt (nh)].
+        inProj = try checkpoint.matrix(name(WeightNames.Mamba.inProj), rows: c.inProjSize, cols: c.hiddenSize, rowSegments: [
+            headChannels, shifted(headChannels, Di), shifted(groupChannels, 2 * Di), shifted(groupChannels, 2 * Di + GN),
+            shifted(heads, 2 * Di + 2 * GN),
+        ])
+        // Conv channels are [x (Di) | B (G·N) | C (G·N)].
+        let channels = [headChannels, shifted(groupChannels, Di), shifted(groupChannels, Di + GN)].flatMap { Array($0) }
+        let K = c.convKernel, Dc = c.convChannels
+        let fullWeight = try checkpoint.floats(name(WeightNames.Mamba.conv1dWeight), shapes: [[Dc, 1, K], [Dc, K]])
+        convWeight = (0..<K).flatMap { j in channels.map { fullWeight[$0 * K + j] } }
+        if c.useConvBias {
+            let bias = try checkpoint.vector(name(WeightNames.Mamba.conv1dBias), count: Dc)
+            convBias = channels.map { bias[$0] }
+        } else {
+            convBias = [Float](repeating: 0, count: channels.count)
+        }
+        a = try checkpoint.vector(name(WeightNames.Mamba.aLog), count: c.mambaHeads, range: heads).map { -expf($0) }
+        d = try checkpoint.vector(name(WeightNames.Mamba.d), count: c.mambaHeads, range: heads)
+        dtBias = try checkpoint.vector(name(WeightNames.Mamba.dtBias), count: c.mambaHeads, range: heads)
+        normWeight = try checkpoint.vector(name(WeightNames.Mamba.norm), count: Di, range: headChannels)
+        outProj = try checkpoint.matrix(name(WeightNames.Mamba.outProj), rows: c.hiddenSize, cols: Di, columns: headChannels)
+        precondition(!plan.replicatesMambaGroups || localHeads <= headsPerGroup)
+    }
+
+    func makeState() -> MambaState {
+        MambaState(convCount: (convKernel - 1) * localConvChannels, ssmCount: localHeads * headDim * stateSize)
+    }
+
+    /// u `[T, H]` normed input → out `[T, H]` partial sum of out_proj over ranks.
+    func forward(_ u: UnsafePointer<Float>, tokens T: Int, state: MambaState, workspace ws: Workspace,
+                 into out: UnsafeMutablePointer<Float>) {
+        let projection = ws.buffer(.projection, count: T * localProjection)
+        MatMul.linear(u, tokens: T, inProj, into: projection, workspace: ws)
+        let xBC = ws.buffer(.convOut, count: T * localConvChannels)
+        convolve(projection, tokens: T, state: state, workspace: ws, into: xBC)
+        let y = ws.buffer(.scan, count: T * localInner)
+        scan(xBC, dtRaw: projection + localInner + localConvChannels, tokens: T, state: state, workspace: ws, into: y)
+        gatedNorm(y, gate: projection, tokens: T)
+        MatMul.linear(y, tokens: T, outProj, into: out, workspace: ws)
+    }
+
+    // MARK: - Causal depthwise conv
+
+    /// `xBC[t, c] = silu(b[c] + Σ_j w[j, c] · window[t + j, c])` over the window
+    /// [state (K−1 rows) | new raw inputs (T rows)]; the last K−1 rows become the new state.
+    private func convolve(_ projection: UnsafePointer<Float>, tokens T: Int, state: MambaState, workspace ws: Workspace,
+                          into xBC: UnsafeMutablePointer<Float>) {
+        let Dc = localConvChannels, K = convKernel, history = K - 1
+        let window = ws.buffer(.convWindow, count: (history + T) * Dc)
+        window.update(from: state.conv, count: history * Dc)
+        for t in 0..<T {
+            (window + (history + t) * Dc).update(from: projection + t * localProjection + localInner, count: Dc)
+        }
+        let shared = UncheckedSendable((window, xBC))
+        convWeight.withUnsafeBufferPointer { w in
+            convBias.withUnsafeBufferPointer { b in
+                let (w, b) = UncheckedSendable((w, b)).value
+                Parallel.forRanges(Dc, threads: ws.threads, alignment: 16, minimumPerThread: 256) { channels in
+                    let (window, xBC) = shared.value
+                    for t in 0..<T {
+                        let o = xBC + t * Dc
+                        for c in channels { o[c] = b[c] }
+                        for j in 0..<K {
+                            let row = window + (t + j) * Dc, wj = w.baseAddress! + j * Dc
+                            for c in channels { o[c] += wj[c] * row[c] }
+                        }
+                        for c in channels { o[c] = Activation.silu(o[c]) }
+                    }
+                }
+            }
+        }
+        state.conv.update(from: window + T * Dc, count: history * Dc)
+    }
+
+    // MARK: - Selective scan
+
+    /// Per head h (group g), token t: `S = exp(dt·A)·S + dt·x ⊗ B`, `y = S·C + D·x` (spec §3.3 (4)).
+    private func scan(_ xBC: UnsafePointer<Float>, dtRaw: UnsafePointer<Float>, tokens T: Int, state: MambaState,
+                      workspace ws: Workspace, into y: UnsafeMutablePointer<Float>) {
+        let shared = UncheckedSendable((xBC, dtRaw, y, state.ssm))
+        Parallel.forRanges(localHeads, threads: ws.threads) { heads in
+            let (xBC, dtRaw, y, ssm) = shared.value
+            for h in heads {
+                let group = (firstHead + h) / headsPerGroup - firstGroup
+                let S = ssm + h * headDim * stateSize
+                for t in 0..<T {
+                    let row = xBC + t * localConvChannels
+                    let x = row + h * headDim
+                    let B = row + localInner + group * stateSize
+                    let C = row + localInner + localGroups * stateSize + group * stateSize
+                    var dt = Activation.softplus(dtRaw[t * localProjection + h] + dtBias[h])
+                    dt = min(max(dt, dtLimit.lowerBound), dtLimit.upperBound)
+                    let decay = expf(dt * a[h])
+                    let out = y + t * localInner + h * headDim
+                    for p in 0..<headDim {
+                        let Sp = S + p * stateSize
+                        out[p] = SSM.update(Sp, decay: decay, input: dt * x[p], B: B, C: C, count: stateSize) + d[h] * x[p]
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Gated grouped RMSNorm
+
+    /// `v = y ⊙ silu(z)`, then RMSNorm within each group of `Di/G` channels (norm_before_gate = False).
+    private func gatedNorm(_ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int) {
+        let width = min(groupWidth, localInner)
+        for t in 0..<T {
+            let v = y + t * localInner, zt = z + t * localProjection
+            for c in 0..<localInner { v[c] *= Activation.silu(zt[c]) }
+            var start = 0
+            while start < localInner {
+                // TODO(issue 3): when tp > n_groups, sum the group's squares across its ranks.
+                let scale = RMSNorm.inverseRMS(v + start, count: width, eps: eps)
+                for c in start..<start + width { v[c] = normWeight[c] * (v[c] * scale) }
+                start += width
+            }
+        }
+    }
+}
+
+/// The SSM inner loop, vectorised over the state dimension.
+enum SSM {
+    /// `S[n] = decay·S[n] + input·B[n]` for n < count; returns `Σ_n S[n]·C[n]`.
+    @inline(__always)
+    static func update(_ S: UnsafeMutablePointer<Float>, decay: Float, input: Float, B: UnsafePointer<Float>,
+                       C: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = SIMD8<Float>()
+        let decayV = SIMD8<Float>(repeating: decay), inputV = SIMD8<Float>(repeating: input)
+        var n = 0
+        while n + 8 <= count {
+            let s = UnsafeRawPointer(S + n).loadUnaligned(as: SIMD8<Float>.self)
+            let b = UnsafeRawPointer(B + n).loadUnaligned(as: SIMD8<Float>.self)
+            let c = UnsafeRawPointer(C + n).loadUnaligned(as: SIMD8<Float>.self)
+            let updated = s * decayV + inputV * b
+            UnsafeMutableRawPointer(S + n).storeBytes(of: updated, as: SIMD8<Float>.self)
+            acc.addProduct(updated, c)
+            n += 8
+        }
+        var sum = acc.sum()
+        while n < count {
+            S[n] = S[n] * decay + input * B[n]
+            sum += S[n] * C[n]
+            n += 1
+        }
+        return sum
+    }
+}

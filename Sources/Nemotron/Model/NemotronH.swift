@@ -1,0 +1,105 @@
+import Foundation
+
+/// The Nemotron-H model on one rank: embedding, blocks, final norm and this rank's rows of the
+/// LM head. `forward` is the whole recipe (spec §3.1).
+public final class NemotronH {
+    public let config: ModelConfig
+    public let plan: ShardPlan
+    /// Keeps the memory-mapped weights alive.
+    public let checkpoint: Checkpoint
+    let blocks: [Block]
+    /// `[V, H]`, replicated: a lookup reads H values per token, so splitting it saves no work.
+    let embeddings: WeightMatrix
+    /// `[H]`
+    let normF: [Float]
+    /// `[V_local, H]` this rank's vocabulary rows.
+    let lmHead: WeightMatrix
+
+    public init(checkpoint: Checkpoint, config: ModelConfig, plan: ShardPlan) throws {
+        self.config = config
+        self.plan = plan
+        self.checkpoint = checkpoint
+        let (V, H) = (config.vocabSize, config.hiddenSize)
+        embeddings = try checkpoint.matrix(WeightNames.embeddings, rows: V, cols: H)
+        blocks = try config.layerKinds.enumerated().map { index, kind in
+            try Block(index: index, kind: kind, config: config, plan: plan, checkpoint: checkpoint)
+        }
+        normF = try checkpoint.vector(WeightNames.normF, count: H)
+        let headName = config.tieWordEmbeddings ? WeightNames.embeddings : WeightNames.lmHead
+        lmHead = try checkpoint.matrix(headName, rows: V, cols: H, rowSegments: [plan.vocabRange])
+    }
+
+    /// Loads `config.json` and the weights of this rank from a checkpoint directory.
+    public convenience init(directory: URL, tpSize: Int = 1, rank: Int = 0) throws {
+        let config = try ModelConfig(directory: directory)
+        let plan = try ShardPlan(config: config, tpSize: tpSize, rank: rank)
+        try self.init(checkpoint: try Checkpoint(directory: directory), config: config, plan: plan)
+    }
+
+    /// Fresh state for one sequence; `capacity` sizes the KV caches (they grow if exceeded).
+    public func makeSequence(capacity: Int) -> SequenceState {
+        SequenceState(layers: blocks.map { $0.mixer.makeState(capacity: capacity) })
+    }
+
+    /// Which positions of a forward pass need logits.
+    public enum LogitRows {
+        case all
+        case last
+    }
+
+    /// Runs `tokens` of one sequence through the model, advancing its state. Returns the logits
+    /// `[rows, V]` (rows = all tokens or the last one) on rank 0; other ranks get an empty array.
+    public func forward(_ tokens: [Int], sequence: SequenceState, logits rows: LogitRows, workspace ws: Workspace,
+                        communicator comm: Communicator) -> [Float] {
+        let (T, H, eps) = (tokens.count, config.hiddenSize, config.normEps)
+        let hidden = ws.buffer(.hidden, count: T * H)
+        let residual = ws.buffer(.residual, count: T * H)
+        let normed = ws.buffer(.normed, count: T * H)
+        for (t, token) in tokens.enumerated() { embeddings.row(token, into: hidden + t * H) }
+
+        for block in blocks {
+            if block.index == 0 {
+                // The embedding is complete on every rank: nothing to reduce.
+                residual.update(from: hidden, count: T * H)
+                RMSNorm.apply(residual, weight: block.norm, eps: eps, tokens: T, width: H, into: normed)
+            } else {
+                BlockBoundary.reduceAddNorm(hidden, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H,
+                                            into: normed, communicator: comm)
+            }
+            block.mixer.forward(normed, tokens: T, state: sequence.layers[block.index], workspace: ws, into: hidden)
+        }
+        BlockBoundary.reduceAddNorm(hidden, residual: residual, norm: normF, eps: eps, tokens: T, width: H,
+                                    into: normed, communicator: comm)
+        sequence.position += T
+
+        let first = rows == .all ? 0 : T - 1
+        return head(normed + first * H, rows: T - first, workspace: ws, communicator: comm)
+    }
+
+    /// LM head on this rank's vocabulary rows, then the slices gathered into `[rows, V]` on rank 0.
+    private func head(_ out: UnsafePointer<Float>, rows: Int, workspace ws: Workspace, communicator comm: Communicator) -> [Float] {
+        let V = config.vocabSize, localV = lmHead.rows
+        let local = ws.buffer(.logits, count: rows * localV)
+        MatMul.linear(out, tokens: rows, lmHead, into: local, workspace: ws)
+        let counts = (0..<plan.tpSize).map { ShardPlan.part(V, plan.tpSize, $0).count * rows }
+        let gathered = ws.buffer(.gatheredLogits, count: rows * V)
+        comm.gather(local, count: rows * localV, into: gathered, counts: counts, root: 0)
+        guard comm.isRoot else { return [] }
+        // Gathered as [rank][row][V_rank]; logits are [row][V].
+        var logits = [Float](repeating: 0, count: rows * V)
+        var offset = 0
+        for r in 0..<plan.tpSize {
+            let vocab = ShardPlan.part(V, plan.tpSize, r)
+            for row in 0..<rows {
+                for v in 0..<vocab.count { logits[row * V + vocab.lowerBound + v] = gathered[offset + row * vocab.count + v] }
+            }
+            offset += rows * vocab.count
+        }
+        return logits
+    }
+
+    /// Parameters held by this rank's model, counted from the checkpoint tensors it uses.
+    public var parameterCount: Int {
+        checkpoint.inventory().filter { DType(rawValue: $0.dtype)?.isWeightType ?? false }.reduce(0) { $0 + $1.elements }
+    }
+}

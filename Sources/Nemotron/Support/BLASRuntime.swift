@@ -1,0 +1,47 @@
+import COpenBLAS
+import CKernels
+import Foundation
+
+/// OpenBLAS 0.3.21 (Debian 12) does not recognise recent CPUs (e.g. Intel model 207) and silently
+/// falls back to SSE3 "Prescott" kernels, about 7× slower. It reads `OPENBLAS_CORETYPE` only when
+/// the library loads, before `main`, so the fix is to set it and re-execute the program once.
+/// A core type the user sets is always respected.
+public enum BLASRuntime {
+    public static let coreTypeVariable = "OPENBLAS_CORETYPE"
+
+    /// The OpenBLAS kernel set in use (e.g. "SkylakeX", "Haswell", "Prescott").
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// The widest CKernels code path this CPU runs.
+    public static var kernelISA: String { String(cString: ck_isa()) }
+
+    /// The core type matching this CPU's features, from /proc/cpuinfo flags.
+    public static func preferredCoreType(cpuFlags: Set<String>) -> String? {
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
+        return nil
+    }
+
+    static func cpuFlags() -> Set<String> {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+            let colon = line.firstIndex(of: ":")
+        else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+    }
+
+    /// Re-executes this process with `OPENBLAS_CORETYPE` set when it is unset and the CPU
+    /// supports a better kernel set than a detection miss would give. Returns normally otherwise.
+    public static func ensureCoreType() {
+        guard ProcessInfo.processInfo.environment[coreTypeVariable] == nil,
+            let preferred = preferredCoreType(cpuFlags: cpuFlags())
+        else { return }
+        setenv(coreTypeVariable, preferred, 1)
+        let arguments = CommandLine.arguments
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        argv.append(nil)
+        execv("/proc/self/exe", &argv)
+        // execv only returns on failure; carry on with whatever OpenBLAS detected.
+        for pointer in argv { free(pointer) }
+    }
+}

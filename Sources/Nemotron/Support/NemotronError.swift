@@ -1,0 +1,46 @@
+/// Every user-facing failure: each case carries the file, key, tensor or value at fault and
+/// what was expected, so the message alone tells the user what to fix.
+public enum NemotronError: Error, CustomStringConvertible, Equatable {
+    case fileMissing(path: String, what: String)
+    case fileUnreadable(path: String, reason: String)
+    case badSafetensors(path: String, reason: String)
+    case tensorMissing(name: String, searched: String)
+    case tensorDType(name: String, path: String, dtype: String, allowed: [String])
+    case tensorShape(name: String, path: String, shape: [Int], expected: [Int])
+    case configKeyMissing(path: String, key: String)
+    case configValue(path: String, key: String, value: String, expected: String)
+    case unknownConfigKeys(path: String, keys: [String], allowed: [String])
+    case invalidTokens(reason: String)
+    case invalidArgument(name: String, value: String, expected: String)
+    case parallel(reason: String)
+
+    public var description: String {
+        switch self {
+        case .fileMissing(let path, let what):
+            return "\(path): not found (expected \(what))"
+        case .fileUnreadable(let path, let reason):
+            return "\(path): cannot read: \(reason)"
+        case .badSafetensors(let path, let reason):
+            return "\(path): not a valid safetensors file: \(reason)"
+        case .tensorMissing(let name, let searched):
+            return "tensor '\(name)' is missing (searched \(searched))"
+        case .tensorDType(let name, let path, let dtype, let allowed):
+            return "\(path): tensor '\(name)' has dtype \(dtype); supported: \(allowed.joined(separator: ", "))"
+        case .tensorShape(let name, let path, let shape, let expected):
+            return "\(path): tensor '\(name)' has shape \(shape); expected \(expected) from config.json"
+        case .configKeyMissing(let path, let key):
+            return "\(path): required key '\(key)' is missing"
+        case .configValue(let path, let key, let value, let expected):
+            return "\(path): key '\(key)' has value \(value); expected \(expected)"
+        case .unknownConfigKeys(let path, let keys, let allowed):
+            return "\(path): unknown key\(keys.count > 1 ? "s" : "") \(keys.map { "'\($0)'" }.joined(separator: ", ")); "
+                + "allowed keys: \(allowed.joined(separator: ", "))"
+        case .invalidTokens(let reason):
+            return "invalid tokens: \(reason)"
+        case .invalidArgument(let name, let value, let expected):
+            return "\(name) = \(value) is invalid; expected \(expected)"
+        case .parallel(let reason):
+            return reason
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import COpenBLAS
+
+/// Scratch buffers for one rank's forward passes, one per purpose. A buffer grows only when a
+/// longer batch than any before arrives (the first prefill); decode steps reuse them and
+/// allocate nothing. Also carries the intra-rank thread count.
+public final class Workspace {
+    /// What each buffer holds; shapes are per rank (`local` sizes from the ShardPlan).
+    enum Slot: CaseIterable {
+        case hidden        // [T, H] mixer output (partial sum across ranks)
+        case residual      // [T, H] residual stream
+        case normed        // [T, H] normed input of the current mixer
+        case logits        // [rows, V_local] LM-head output
+        case gatheredLogits // [rows, V] on rank 0
+        case weightTile    // widened weight tile for prefill GEMMs
+        case projection    // Mamba in_proj output [T, Dp_local]; attention q [T, hq_local·dh]; MLP up
+        case convWindow    // Mamba [K−1 + T, Dc_local] raw conv inputs
+        case convOut       // Mamba [T, Dc_local] conv + SiLU output
+        case scan          // Mamba [T, Di_local] SSM output; attention [T, hq_local·dh] output
+        case keys          // attention [T, hkv_local·dh]
+        case values        // attention [T, hkv_local·dh]
+        case scores        // attention [threads, context] softmax rows
+        case router        // MoE [T, E] router scores
+        case expertInput   // MoE [T, Hin] routed input (latent when LatentMoE)
+        case expertTokens  // MoE [T, Hin] tokens gathered for one expert
+        case expertHidden  // MoE [T, Im_local]
+        case expertOutput  // MoE [T, Hin]
+        case routedSum     // MoE [T, Hin]
+        case shared        // MoE shared expert [T, Is_local]
+    }
+
+    public let threads: Int
+    private var buffers: [Slot: (pointer: UnsafeMutablePointer<Float>, count: Int)] = [:]
+    /// When set, MoE layers record their expert choices here (tests compare them with transformers).
+    public var routingTrace: RoutingTrace?
+
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        openblas_set_num_threads(Int32(self.threads))
+    }
+
+    deinit {
+        for (_, buffer) in buffers { buffer.pointer.deallocate() }
+    }
+
+    /// A buffer of at least `count` floats for `slot`; contents are unspecified.
+    func buffer(_ slot: Slot, count: Int) -> UnsafeMutablePointer<Float> {
+        if let existing = buffers[slot], existing.count >= count { return existing.pointer }
+        buffers[slot]?.pointer.deallocate()
+        let capacity = max(count, 16)
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+        buffers[slot] = (pointer, capacity)
+        return pointer
+    }
+
+    /// Total floats held, for memory reports.
+    public var floatCount: Int { buffers.values.reduce(0) { $0 + $1.count } }
+}
+
+/// Expert ids chosen per MoE layer: `experts[layer][token]` sorted ascending.
+public final class RoutingTrace {
+    public var experts: [Int: [[Int]]] = [:]
+    public init() {}
+}

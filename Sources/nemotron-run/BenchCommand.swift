@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Nemotron
+import NemotronMPI
+
+extension NemotronRun {
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure prefill and decode speed on a random prompt, and peak memory.")
+
+        @OptionGroup var model: ModelOptions
+
+        @Option(name: .long, help: "Prompt length for the prefill measurement.")
+        var promptTokens = 512
+
+        @Option(name: .long, help: "Tokens to decode (EOS ignored); the first step is a warm-up.")
+        var newTokens = 128
+
+        @Flag(name: .long, help: "Print one JSON object.")
+        var json = false
+
+        func run() throws {
+            let engine = try Engine(settings: try model.settings(), communicator: MPICommunicator.world)
+            var random = SystemRandomNumberGenerator()
+            var prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<engine.config.vocabSize, using: &random) }
+            var seed = Int32(truncatingIfNeeded: prompt.first ?? 0)
+            engine.communicator.broadcast(&seed, count: 1, root: 0)
+            prompt = (0..<promptTokens).map { (Int(seed) &* 7919 &+ $0 &* 104_729) % engine.config.vocabSize }
+            let result = try engine.generator.generate(prompt: prompt, maxNewTokens: newTokens, sampling: SamplingParameters(),
+                                                       stopIds: [])
+            let weights = engine.model.checkpoint.fileBytes
+            let peak = ResourceUsage.peakResidentBytes
+            let fields: [String: Any] = [
+                "prompt_tokens": promptTokens, "new_tokens": result.ids.count, "threads": engine.threads,
+                "processes": engine.communicator.size, "blas_core": BLASRuntime.coreName,
+                "prefill_tokens_per_second": result.prefillTokensPerSecond,
+                "decode_tokens_per_second": result.decodeTokensPerSecond,
+                "peak_resident_bytes": peak, "checkpoint_bytes": weights,
+                "peak_over_checkpoint": Double(peak) / Double(weights),
+                "decode_weight_stream_gb_per_second": result.decodeTokensPerSecond * Double(weights) / 1e9,
+            ]
+            if json {
+                say(try Report.json(fields))
+                return
+            }
+            say("""
+                model            \(engine.settings.model ?? "")
+                threads          \(engine.threads) per process, \(engine.communicator.size) process(es), BLAS core \(BLASRuntime.coreName)
+                prefill          \(promptTokens) tokens: \(Report.rate(result.prefillTokensPerSecond)) tokens/s
+                decode           \(result.timedDecodeSteps) timed steps: \(Report.rate(result.decodeTokensPerSecond)) tokens/s \
+                (weights streamed at \(String(format: "%.1f", result.decodeTokensPerSecond * Double(weights) / 1e9)) GB/s)
+                peak memory      \(Report.gigabytes(peak)) resident, \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint (\(Report.gigabytes(weights)))
+                """)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import Nemotron
+import NemotronMPI
+
+extension NemotronRun {
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the effective settings, layer kinds, parameter count and bytes per dtype.")
+
+        @OptionGroup var model: ModelOptions
+        @OptionGroup var sampling: SamplingOptions
+
+        func run() throws {
+            var overrides = RunConfig()
+            sampling.apply(to: &overrides)
+            let engine = try Engine(settings: try model.settings(overrides), communicator: MPICommunicator.world)
+            let s = engine.settings, c = engine.config
+            let kinds = LayerKind.allCases.map { "\($0.name) \(c.count(of: $0))" }.joined(separator: ", ")
+            var lines = [
+                "settings",
+                "  model              \(s.model ?? "")",
+                "  threads            \(engine.threads) per process, \(engine.communicator.size) process(es)",
+                "  max_new_tokens     \(s.maxNewTokens ?? 32)",
+                "  sampling           temperature \(s.temperature ?? 0), top_k \(s.topK ?? 0), top_p \(s.topP ?? 1), seed \(s.seed ?? 0)",
+                "  eos ids            \(c.eosTokenIds)",
+                "  blas core          \(BLASRuntime.coreName) (\(BLASRuntime.coreTypeVariable)=\(ProcessInfo.processInfo.environment[BLASRuntime.coreTypeVariable] ?? "unset"))",
+                "  kernels            \(BLASRuntime.kernelISA)",
+                "model",
+                "  layers             \(c.numLayers): \(c.pattern)",
+                "  layer kinds        \(kinds)",
+                "  hidden / vocab     \(c.hiddenSize) / \(c.vocabSize)",
+            ]
+            if c.has(.mamba) {
+                lines.append("  mamba2             \(c.mambaHeads) heads × \(c.mambaHeadDim), state \(c.ssmStateSize), \(c.mambaGroups) groups, conv \(c.convKernel), chunk \(c.chunkSize)")
+            }
+            if c.has(.attention) {
+                lines.append("  attention          \(c.numHeads) q heads / \(c.numKVHeads) kv heads × \(c.headDim)")
+            }
+            if c.has(.mlp) { lines.append("  mlp                width \(c.ffnSize)") }
+            if c.has(.moe) {
+                lines.append("  moe                \(c.numExperts) experts, top-\(c.expertsPerToken), width \(c.moeFFNSize), shared \(c.sharedExpertFFNSize), "
+                    + "groups \(c.routerGroups)/\(c.routerTopKGroups), scale \(c.routedScalingFactor)"
+                    + (c.moeLatentSize.map { ", latent \($0)" } ?? ""))
+            }
+            let inventory = engine.model.checkpoint.inventory()
+            lines.append("  parameters         \(engine.model.parameterCount)")
+            for entry in inventory {
+                lines.append("  \(entry.dtype.padding(toLength: 18, withPad: " ", startingAt: 0)) \(entry.elements) elements, \(entry.bytes) bytes")
+            }
+            lines.append("  checkpoint files   \(engine.model.checkpoint.files.count), \(engine.model.checkpoint.fileBytes) bytes")
+            say(lines.joined(separator: "\n"))
+        }
+    }
+}

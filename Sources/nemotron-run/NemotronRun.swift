@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import Nemotron
+import NemotronMPI
+
+struct NemotronRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nemotron-run",
+        abstract: "Nemotron-H inference on CPUs, one process or many under mpirun.",
+        subcommands: [Generate.self, Logits.self, Bench.self, Inspect.self],
+        defaultSubcommand: Generate.self)
+
+    /// Parses and runs on every rank. Only rank 0 prints; every rank exits non-zero on error.
+    static func launch() {
+        let world = MPICommunicator.world
+        var code: Int32 = 0
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as NemotronError {
+            if world.isRoot { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
+            code = 1
+        } catch {
+            if world.isRoot {
+                let message = fullMessage(for: error)
+                let isHelp = exitCode(for: error) == .success
+                (isHelp ? FileHandle.standardOutput : FileHandle.standardError).write(Data((message + "\n").utf8))
+            }
+            code = exitCode(for: error).rawValue
+        }
+        world.finalize()
+        Foundation.exit(code)
+    }
+}
+
+/// Prints on rank 0 only.
+func say(_ text: String) {
+    guard MPICommunicator.world.isRoot else { return }
+    print(text)
+    fflush(nil)
+}
