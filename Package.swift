@@ -37,7 +37,8 @@ let package = Package(
             swiftSettings: optimized),
         .testTarget(
             name: "NemotronTests",
+            // Depending on the executable makes `swift test` build it for the CLI tests.
             dependencies: ["Nemotron", "nemotron-run"],
-            resources: [.copy("Fixtures")]),
+            exclude: ["Fixtures"]),
     ]
 )

@@ -73,7 +73,7 @@ public final class Checkpoint: @unchecked Sendable {
                        columns: Range<Int>? = nil) throws -> WeightMatrix {
         let (file, entry, dtype) = try checkedWeight(name, shapes: [[rows, cols]])
         let base = file.pointer(entry)
-        let segments = (rowSegments ?? [0..<rows]).filter { !$0.isEmpty }
+        let segments = Self.merged((rowSegments ?? [0..<rows]).filter { !$0.isEmpty })
         let columns = columns ?? 0..<cols
         let keptRows = segments.reduce(0) { $0 + $1.count }
         let isContiguous = columns == 0..<cols && segments.count <= 1
@@ -92,6 +92,19 @@ public final class Checkpoint: @unchecked Sendable {
             }
         }
         return WeightMatrix(rows: keptRows, cols: columns.count, dtype: dtype, base: UnsafeRawPointer(owned.pointer), owner: owned)
+    }
+
+    /// Joins segments that follow each other (a single rank's [z | x | B | C | dt] is one run).
+    private static func merged(_ segments: [Range<Int>]) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        for segment in segments {
+            if let last = result.last, last.upperBound == segment.lowerBound {
+                result[result.count - 1] = last.lowerBound..<segment.upperBound
+            } else {
+                result.append(segment)
+            }
+        }
+        return result
     }
 
     // MARK: - Small tensors widened to f32

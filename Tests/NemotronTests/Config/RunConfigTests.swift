@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+@testable import Nemotron
+
+@Suite("RunConfig files")
+struct RunConfigTests {
+    func write(_ text: String, in directory: TemporaryDirectory) throws -> String {
+        let path = directory.file("run.yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("keys are read and relative model paths resolve against the file")
+    func reads() throws {
+        let directory = try TemporaryDirectory()
+        let path = try write("model: ckpt\nthreads: 2\nmax_new_tokens: 7\ntemperature: 0.5\ntop_k: 5\ntop_p: 0.9\nseed: 3\ntokens: [1, 2]\n", in: directory)
+        let config = try RunConfig(path: path)
+        #expect(config.model == directory.url.appendingPathComponent("ckpt").standardized.path)
+        #expect(config.threads == 2 && config.maxNewTokens == 7 && config.topK == 5 && config.seed == 3)
+        #expect(config.sampling == SamplingParameters(temperature: 0.5, topK: 5, topP: 0.9, seed: 3))
+        #expect(config.tokens == [1, 2])
+    }
+
+    @Test("unknown keys are rejected by name")
+    func unknownKeys() throws {
+        let directory = try TemporaryDirectory()
+        let path = try write("model: x\ntemprature: 0.7\n", in: directory)
+        #expect(throws: NemotronError.unknownConfigKeys(path: path, keys: ["temprature"], allowed: RunConfig.keys)) {
+            try RunConfig(path: path)
+        }
+    }
+
+    @Test("values are type- and range-checked")
+    func badValues() throws {
+        let directory = try TemporaryDirectory()
+        for (text, key) in [("threads: two", "threads"), ("top_p: 1.5", "top_p"), ("temperature: -1", "temperature"),
+                            ("tokens: [a]", "tokens")] {
+            let path = try write(text, in: directory)
+            #expect(throws: NemotronError.self) { try RunConfig(path: path) }
+            do { _ = try RunConfig(path: path) } catch { #expect("\(error)".contains("'\(key)'")) }
+        }
+    }
+
+    @Test("flags override file values")
+    func overrides() {
+        var file = RunConfig()
+        file.threads = 1
+        file.seed = 4
+        var flags = RunConfig()
+        flags.threads = 2
+        let merged = file.overridden(by: flags)
+        #expect(merged.threads == 2 && merged.seed == 4)
+    }
+
+    @Test("every example config in configs/ loads")
+    func examples() throws {
+        let configs = Fixture.root.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("configs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: configs.path).filter { $0.hasSuffix(".yaml") }
+        #expect(!files.isEmpty)
+        for file in files { _ = try RunConfig(path: configs.appendingPathComponent(file).path) }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import Nemotron
+
+@Suite("MatMul against a naive twin")
+struct MatMulTests {
+    /// y[t, r] = Σ_k x[t, k] · W[r, k] in double precision.
+    func naive(_ x: [Float], _ w: [Float], tokens: Int, rows: Int, cols: Int) -> [Float] {
+        (0..<tokens).flatMap { t in
+            (0..<rows).map { r in Float((0..<cols).reduce(0.0) { $0 + Double(x[t * cols + $1]) * Double(w[r * cols + $1]) }) }
+        }
+    }
+
+    func bits(_ values: [Float], _ dtype: DType) -> [UInt16] {
+        values.map { dtype == .bf16 ? UInt16($0.bitPattern >> 16) : Float16($0).bitPattern }
+    }
+
+    func widen(_ bits: [UInt16], _ dtype: DType) -> [Float] {
+        bits.map { dtype == .bf16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
+    }
+
+    @Test("linear for every weight dtype, streaming and tiled paths, odd sizes",
+          arguments: [DType.f32, .bf16, .f16], [1, 3, 8, 9, 40])
+    func linear(dtype: DType, tokens: Int) {
+        let rows = 37, cols = 45
+        var random = Xoshiro256(seed: UInt64(tokens))
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        let raw = (0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        let workspace = Workspace(threads: 2)
+        var y = [Float](repeating: .nan, count: tokens * rows)
+        let expected: [Float]
+        switch dtype {
+        case .f32:
+            expected = naive(x, raw, tokens: tokens, rows: rows, cols: cols)
+            raw.withUnsafeBytes { w in
+                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: .f32, base: w.baseAddress!, owner: nil),
+                              into: &y, workspace: workspace)
+            }
+        default:
+            let half = bits(raw, dtype)
+            expected = naive(x, widen(half, dtype), tokens: tokens, rows: rows, cols: cols)
+            half.withUnsafeBytes { w in
+                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: dtype, base: w.baseAddress!, owner: nil),
+                              into: &y, workspace: workspace)
+            }
+        }
+        #expect(maxAbsDifference(y, expected) <= 1e-5)
+    }
+
+    @Test("tiled path crosses tile boundaries")
+    func manyTiles() {
+        let rows = MatMul.tileFloats / 64 * 2 + 3, cols = 64, tokens = 12
+        var random = Xoshiro256(seed: 9)
+        let half = (0..<rows * cols).map { _ in UInt16((Float(random.nextUnit()) - 0.5).bitPattern >> 16) }
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) }
+        var y = [Float](repeating: .nan, count: tokens * rows)
+        half.withUnsafeBytes { w in
+            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: .bf16, base: w.baseAddress!, owner: nil),
+                          into: &y, workspace: Workspace(threads: 2))
+        }
+        let last = rows - 1, t = tokens - 1
+        let expected = (0..<cols).reduce(Float(0)) { $0 + x[t * cols + $1] * Float(bitPattern: UInt32(half[last * cols + $1]) << 16) }
+        #expect(abs(y[t * rows + last] - expected) <= 1e-4)
+        #expect(!y.contains { $0.isNaN })
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import Nemotron
+
+@Suite("NemotronH against transformers")
+struct NemotronHReferenceTests {
+    func generator(_ model: NemotronH) -> Generator {
+        Generator(model: model, workspace: Workspace(threads: 2), communicator: SingleProcess())
+    }
+
+    @Test("prefill logits match", arguments: Fixture.all)
+    func prefill(fixture: Fixture) throws {
+        let reference = try fixture.reference
+        let logits = try generator(try fixture.load()).prefillLogits(try reference.ints("prompt_ids"))
+        #expect(maxAbsDifference(logits, try reference.floats("prefill_logits")) <= fixture.tolerance)
+    }
+
+    @Test("greedy ids and step-decode logits match", arguments: Fixture.all)
+    func greedyDecode(fixture: Fixture) throws {
+        let reference = try fixture.reference
+        let model = try fixture.load()
+        let expected = try reference.ints("greedy_ids")
+        let result = try generator(model).generate(prompt: try reference.ints("prompt_ids"), maxNewTokens: expected.count,
+                                                   sampling: SamplingParameters(), stopIds: Set(model.config.eosTokenIds),
+                                                   keepLogits: true)
+        #expect(result.ids == expected)
+        #expect(maxAbsDifference(result.stepLogits.flatMap { $0 }, try reference.floats("step_logits")) <= fixture.tolerance)
+    }
+
+    @Test("MoE expert choices match", arguments: Fixture.all.filter { $0.name.contains("moe") })
+    func expertChoices(fixture: Fixture) throws {
+        let reference = try fixture.reference
+        let run = generator(try fixture.load())
+        let trace = RoutingTrace()
+        run.workspace.routingTrace = trace
+        _ = try run.prefillLogits(try reference.ints("prompt_ids"))
+        #expect(!reference.expertLayers.isEmpty)
+        for layer in reference.expertLayers {
+            let k = try reference.shape("experts.\(layer)")[1]
+            let expected = try reference.ints("experts.\(layer)")
+            let chosen = try #require(trace.experts[layer])
+            #expect(chosen.flatMap { $0 } == expected, "layer \(layer)")
+            #expect(chosen.allSatisfy { $0.count == k })
+        }
+    }
+
+    @Test("decoding token by token equals one prefill", arguments: Fixture.all)
+    func decodeEqualsPrefill(fixture: Fixture) throws {
+        let model = try fixture.load()
+        let tokens = try fixture.reference.ints("prompt_ids")
+        let workspace = Workspace(threads: 2)
+        let prefill = model.forward(tokens, sequence: model.makeSequence(capacity: tokens.count), logits: .all,
+                                    workspace: workspace, communicator: SingleProcess())
+        let sequence = model.makeSequence(capacity: 4)
+        let stepped = tokens.flatMap {
+            model.forward([$0], sequence: sequence, logits: .last, workspace: workspace, communicator: SingleProcess())
+        }
+        #expect(maxAbsDifference(prefill, stepped) <= 1e-4)
+        #expect(sequence.position == tokens.count)
+    }
+
+    @Test("prefill in two pieces continues the state exactly", arguments: [Fixture.all[0]])
+    func chunkedPrefill(fixture: Fixture) throws {
+        let model = try fixture.load()
+        let tokens = try fixture.reference.ints("prompt_ids")
+        let workspace = Workspace(threads: 1)
+        let whole = model.forward(tokens, sequence: model.makeSequence(capacity: 32), logits: .last, workspace: workspace,
+                                  communicator: SingleProcess())
+        let sequence = model.makeSequence(capacity: 32)
+        let split = tokens.count / 2 + 1
+        _ = model.forward(Array(tokens[..<split]), sequence: sequence, logits: .last, workspace: workspace, communicator: SingleProcess())
+        let pieces = model.forward(Array(tokens[split...]), sequence: sequence, logits: .last, workspace: workspace,
+                                   communicator: SingleProcess())
+        #expect(maxAbsDifference(whole, pieces) <= 1e-4)
+    }
+}
