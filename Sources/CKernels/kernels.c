@@ -46,10 +46,89 @@ static void gemv_scalar(widen_fn widen, const uint16_t *w, size_t cols, size_t r
     }
 }
 
-/* ---- AVX-512: 4 rows at a time, widen 16 weights + FMA ---------------------------------- */
+/* ---- AVX-512: one row at a time, 128 weights per iteration, 8 independent FMA chains ----
+ * Measured on Zen 4 (2 threads, 256 MiB bf16): 4 rows x 16 weights with vpmovzxwd + shift
+ * streamed 27.5 GB/s; this shape streams 33-34 GB/s (plain reads: 46 GB/s). Fewer concurrent
+ * row streams and more independent accumulators are what help. */
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* bf16 -> f32 by interleaving with zero words: lo takes words 0-3 of each 128-bit lane, hi
+ * words 4-7, so a block of 32 weights yields two vectors in the order
+ * lo = {0-3, 8-11, 16-19, 24-27}, hi = {4-7, 12-15, 20-23, 28-31}; x is prepared to match. */
+AVX512 static void prepare_512(const float *x, float *xp, size_t cols) {
+    size_t main = cols & ~(size_t)31;
+    for (size_t k = 0; k < main; k += 32) {
+        for (int lane = 0; lane < 4; lane++) {
+            for (int e = 0; e < 4; e++) {
+                xp[k + lane * 4 + e] = x[k + lane * 8 + e];
+                xp[k + 16 + lane * 4 + e] = x[k + lane * 8 + 4 + e];
+            }
+        }
+    }
+    for (size_t k = main; k < cols; k++) xp[k] = x[k];
+}
+
+AVX512 static inline __m512 bf16_lo(__m512i v) {
+    return _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), v));
+}
+
+AVX512 static inline __m512 bf16_hi(__m512i v) {
+    return _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), v));
+}
+
+AVX512 static float dot_bf16_512(const uint16_t *w, const float *xp, size_t cols) {
+    __m512 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 128 <= cols; k += 128) {
+        for (int i = 0; i < 4; i++) {
+            __m512i v = _mm512_loadu_si512(w + k + 32 * i);
+            a[2 * i] = _mm512_fmadd_ps(bf16_lo(v), _mm512_loadu_ps(xp + k + 32 * i), a[2 * i]);
+            a[2 * i + 1] = _mm512_fmadd_ps(bf16_hi(v), _mm512_loadu_ps(xp + k + 32 * i + 16), a[2 * i + 1]);
+        }
+    }
+    for (; k + 32 <= cols; k += 32) {
+        __m512i v = _mm512_loadu_si512(w + k);
+        a[0] = _mm512_fmadd_ps(bf16_lo(v), _mm512_loadu_ps(xp + k), a[0]);
+        a[1] = _mm512_fmadd_ps(bf16_hi(v), _mm512_loadu_ps(xp + k + 16), a[1]);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])),
+                             _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7])));
+    float sum = _mm512_reduce_add_ps(s);
+    for (; k < cols; k++) sum += bf16_scalar(w[k]) * xp[k];
+    return sum;
+}
+
+AVX512 static float dot_f16_512(const uint16_t *w, const float *x, size_t cols) {
+    __m512 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 128 <= cols; k += 128) {
+        for (int i = 0; i < 8; i++) {
+            __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + k + 16 * i)));
+            a[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + k + 16 * i), a[i]);
+        }
+    }
+    for (; k + 16 <= cols; k += 16)
+        a[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + k))), _mm512_loadu_ps(x + k), a[0]);
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])),
+                             _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7])));
+    float sum = _mm512_reduce_add_ps(s);
+    for (; k < cols; k++) sum += f16_scalar(w[k]) * x[k];
+    return sum;
+}
+
+#define GEMV_512(NAME, DOT)                                                                        \
+    AVX512 static void NAME(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x,  \
+                            size_t ldx, size_t ntok, float *y, size_t ldy) {                       \
+        for (size_t r = r0; r < r1; r++)                                                           \
+            for (size_t t = 0; t < ntok; t++) y[t * ldy + r] = DOT(w + r * cols, x + t * ldx, cols); \
+    }
+
+GEMV_512(gemv_bf16_512, dot_bf16_512)
+GEMV_512(gemv_f16_512, dot_f16_512)
 
 AVX512 static inline __m512 widen_bf16_512(const uint16_t *p) {
     __m256i h = _mm256_loadu_si256((const __m256i *)p);
@@ -60,52 +139,7 @@ AVX512 static inline __m512 widen_f16_512(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-#define GEMV_512(NAME, WIDEN, SCALAR)                                                             \
-    AVX512 static void NAME(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, \
-                            size_t ldx, size_t ntok, float *y, size_t ldy) {                      \
-        size_t main = cols & ~(size_t)15, r = r0;                                                 \
-        for (; r + 4 <= r1; r += 4) {                                                             \
-            const uint16_t *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols; \
-            for (size_t t = 0; t < ntok; t++) {                                                   \
-                const float *xt = x + t * ldx;                                                    \
-                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                       \
-                for (size_t k = 0; k < main; k += 16) {                                           \
-                    __m512 xv = _mm512_loadu_ps(xt + k);                                          \
-                    a0 = _mm512_fmadd_ps(WIDEN(w0 + k), xv, a0);                                  \
-                    a1 = _mm512_fmadd_ps(WIDEN(w1 + k), xv, a1);                                  \
-                    a2 = _mm512_fmadd_ps(WIDEN(w2 + k), xv, a2);                                  \
-                    a3 = _mm512_fmadd_ps(WIDEN(w3 + k), xv, a3);                                  \
-                }                                                                                 \
-                float s0 = _mm512_reduce_add_ps(a0), s1 = _mm512_reduce_add_ps(a1);               \
-                float s2 = _mm512_reduce_add_ps(a2), s3 = _mm512_reduce_add_ps(a3);               \
-                for (size_t k = main; k < cols; k++) {                                            \
-                    s0 += SCALAR(w0[k]) * xt[k];                                                  \
-                    s1 += SCALAR(w1[k]) * xt[k];                                                  \
-                    s2 += SCALAR(w2[k]) * xt[k];                                                  \
-                    s3 += SCALAR(w3[k]) * xt[k];                                                  \
-                }                                                                                 \
-                float *yt = y + t * ldy + r;                                                      \
-                yt[0] = s0; yt[1] = s1; yt[2] = s2; yt[3] = s3;                                   \
-            }                                                                                     \
-        }                                                                                         \
-        for (; r < r1; r++) {                                                                     \
-            const uint16_t *row = w + r * cols;                                                   \
-            for (size_t t = 0; t < ntok; t++) {                                                   \
-                const float *xt = x + t * ldx;                                                    \
-                __m512 a = _mm512_setzero_ps();                                                   \
-                for (size_t k = 0; k < main; k += 16)                                             \
-                    a = _mm512_fmadd_ps(WIDEN(row + k), _mm512_loadu_ps(xt + k), a);             \
-                float s = _mm512_reduce_add_ps(a);                                                \
-                for (size_t k = main; k < cols; k++) s += SCALAR(row[k]) * xt[k];                 \
-                y[t * ldy + r] = s;                                                               \
-            }                                                                                     \
-        }                                                                                         \
-    }
-
-GEMV_512(gemv_bf16_512, widen_bf16_512, bf16_scalar)
-GEMV_512(gemv_f16_512, widen_f16_512, f16_scalar)
-
-/* ---- AVX2: 4 rows at a time, 8 lanes ----------------------------------------------------- */
+/* ---- AVX2: one row at a time, 8 lanes --------------------------------------------------- */
 
 AVX2 static inline __m256 widen_bf16_256(const uint16_t *p) {
     __m128i h = _mm_loadu_si128((const __m128i *)p);
@@ -169,6 +203,36 @@ AVX2 static void f16_to_f32_256(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++) dst[i] = f16_scalar(src[i]);
 }
 
+/* ---- bandwidth probe ---------------------------------------------------------------------- */
+
+AVX512 static float read_sum_512(const float *p, size_t n) {
+    __m512 a = _mm512_setzero_ps(), b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a = _mm512_add_ps(a, _mm512_loadu_ps(p + i));
+        b = _mm512_add_ps(b, _mm512_loadu_ps(p + i + 16));
+        c = _mm512_add_ps(c, _mm512_loadu_ps(p + i + 32));
+        d = _mm512_add_ps(d, _mm512_loadu_ps(p + i + 48));
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
+AVX2 static float read_sum_256(const float *p, size_t n) {
+    __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a = _mm256_add_ps(a, _mm256_loadu_ps(p + i));
+        b = _mm256_add_ps(b, _mm256_loadu_ps(p + i + 8));
+        c = _mm256_add_ps(c, _mm256_loadu_ps(p + i + 16));
+        d = _mm256_add_ps(d, _mm256_loadu_ps(p + i + 24));
+    }
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 enum isa { ISA_UNKNOWN, ISA_SCALAR, ISA_AVX2, ISA_AVX512 };
@@ -196,6 +260,14 @@ const char *ck_isa(void) {
     }
 }
 
+void ck_gemv_bf16_prepare(const float *x, float *xp, size_t cols) {
+    if (detect() == ISA_AVX512) {
+        prepare_512(x, xp, cols);
+    } else {
+        memcpy(xp, x, cols * sizeof(float));
+    }
+}
+
 void ck_gemv_bf16(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ldx,
                   size_t ntok, float *y, size_t ldy) {
     switch (detect()) {
@@ -211,6 +283,20 @@ void ck_gemv_f16(const uint16_t *w, size_t cols, size_t r0, size_t r1, const flo
     case ISA_AVX512: gemv_f16_512(w, cols, r0, r1, x, ldx, ntok, y, ldy); break;
     case ISA_AVX2: gemv_f16_256(w, cols, r0, r1, x, ldx, ntok, y, ldy); break;
     default: gemv_scalar(f16_scalar, w, cols, r0, r1, x, ldx, ntok, y, ldy);
+    }
+}
+
+float ck_read_sum(const void *data, size_t bytes) {
+    const float *p = (const float *)data;
+    size_t n = bytes / 4;
+    switch (detect()) {
+    case ISA_AVX512: return read_sum_512(p, n);
+    case ISA_AVX2: return read_sum_256(p, n);
+    default: {
+        float s = 0;
+        for (size_t i = 0; i < n; i++) s += p[i];
+        return s;
+    }
     }
 }
 

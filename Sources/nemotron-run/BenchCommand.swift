@@ -30,6 +30,8 @@ extension NemotronRun {
                                                        stopIds: [])
             let weights = engine.model.checkpoint.fileBytes
             let peak = ResourceUsage.peakResidentBytes
+            let readBandwidth = MemoryBandwidth.read(engine.model.checkpoint, pool: engine.generator.workspace.pool)
+            let stream = result.decodeTokensPerSecond * engine.model.bytesReadPerToken
             let fields: [String: Any] = [
                 "prompt_tokens": promptTokens, "new_tokens": result.ids.count, "threads": engine.threads,
                 "processes": engine.communicator.size, "blas_core": BLASRuntime.coreName,
@@ -37,7 +39,10 @@ extension NemotronRun {
                 "decode_tokens_per_second": result.decodeTokensPerSecond,
                 "peak_resident_bytes": peak, "checkpoint_bytes": weights,
                 "peak_over_checkpoint": Double(peak) / Double(weights),
-                "decode_weight_stream_gb_per_second": result.decodeTokensPerSecond * Double(weights) / 1e9,
+                "decode_weight_stream_gb_per_second": stream / 1e9,
+                "bytes_read_per_token": engine.model.bytesReadPerToken,
+                "read_bandwidth_gb_per_second": readBandwidth / 1e9,
+                "decode_stream_over_read_bandwidth": stream / readBandwidth,
             ]
             if json {
                 say(try Report.json(fields))
@@ -48,7 +53,10 @@ extension NemotronRun {
                 threads          \(engine.threads) per process, \(engine.communicator.size) process(es), BLAS core \(BLASRuntime.coreName)
                 prefill          \(promptTokens) tokens: \(Report.rate(result.prefillTokensPerSecond)) tokens/s
                 decode           \(result.timedDecodeSteps) timed steps: \(Report.rate(result.decodeTokensPerSecond)) tokens/s \
-                (weights streamed at \(String(format: "%.1f", result.decodeTokensPerSecond * Double(weights) / 1e9)) GB/s)
+                (weights streamed at \(String(format: "%.1f", stream / 1e9)) GB/s: \
+                \(String(format: "%.2f", engine.model.bytesReadPerToken / 1e9)) GB read per token)
+                read bandwidth   \(String(format: "%.1f", readBandwidth / 1e9)) GB/s measured now with \(engine.threads) thread(s); \
+                decode streams at \(String(format: "%.0f", 100 * stream / readBandwidth))% of it
                 peak memory      \(Report.gigabytes(peak)) resident, \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint (\(Report.gigabytes(weights)))
                 """)
         }

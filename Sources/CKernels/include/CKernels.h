@@ -8,10 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// y[t*ldy + r] = sum_k W[r, k] * x[t*ldx + k] for rows r in [r0, r1) and tokens t < ntok.
+/// Rearranges one activation row x[cols] into xp[cols], the order ck_gemv_bf16 reads it in
+/// (the AVX-512 path widens bf16 by interleaving with zeros, which permutes lanes).
+void ck_gemv_bf16_prepare(const float *x, float *xp, size_t cols);
+
+/// y[t*ldy + r] = sum_k W[r, k] * x_t[k] for rows r in [r0, r1) and tokens t < ntok, where xp
+/// holds each token's row prepared by ck_gemv_bf16_prepare (row t at xp + t*ldx).
 /// W is row-major [rows, cols] in bfloat16 (raw bits); x and y are float32.
 void ck_gemv_bf16(const uint16_t *w, size_t cols, size_t r0, size_t r1,
-                  const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
+                  const float *xp, size_t ldx, size_t ntok, float *y, size_t ldy);
 
 /// Same contract as ck_gemv_bf16 with IEEE half-precision weights.
 void ck_gemv_f16(const uint16_t *w, size_t cols, size_t r0, size_t r1,
@@ -22,6 +27,17 @@ void ck_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 
 /// dst[i] = float(src[i]) for n half-precision values.
 void ck_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/// Reads `bytes` bytes (vector loads, summed as floats so the loads cannot be dropped): the
+/// machine's read-bandwidth probe for benchmark reports.
+float ck_read_sum(const void *data, size_t bytes);
+
+/// A spin-wait hint for the thread pool's polling loops.
+static inline void ck_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 /// Name of the widest kernel set this CPU runs ("avx512", "avx2" or "scalar").
 const char *ck_isa(void);

@@ -30,7 +30,7 @@ public struct RunConfig: Sendable, Equatable {
     public init() {}
 
     public init(path: String) throws {
-        let url = URL(fileURLWithPath: path)
+        let url = URL(fileURLWithPath: path).absoluteURL
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw NemotronError.fileMissing(path: path, what: "a YAML run config")
         }

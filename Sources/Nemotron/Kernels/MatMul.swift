@@ -27,7 +27,7 @@ enum MatMul {
             }
         case .bf16, .f16:
             if tokens <= streamingMaxTokens {
-                stream(x, tokens: tokens, w, into: y, threads: workspace.threads)
+                stream(x, tokens: tokens, w, into: y, workspace: workspace)
             } else {
                 tiled(x, tokens: tokens, w, into: y, workspace: workspace)
             }
@@ -43,11 +43,17 @@ enum MatMul {
     }
 
     private static func stream(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
-                               into y: UnsafeMutablePointer<Float>, threads: Int) {
+                               into y: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let weights = UncheckedSendable(w.base.assumingMemoryBound(to: UInt16.self))
-        let input = UncheckedSendable(x), output = UncheckedSendable(y)
+        var input = UncheckedSendable(x)
+        if w.dtype == .bf16 {
+            let prepared = workspace.buffer(.preparedInput, count: tokens * w.cols)
+            for t in 0..<tokens { ck_gemv_bf16_prepare(x + t * w.cols, prepared + t * w.cols, w.cols) }
+            input = UncheckedSendable(UnsafePointer(prepared))
+        }
+        let output = UncheckedSendable(y)
         let kernel = w.dtype == .bf16 ? ck_gemv_bf16 : ck_gemv_f16
-        Parallel.forRanges(w.rows, threads: threads, alignment: 4, minimumPerThread: 64) { rows in
+        workspace.pool.forRanges(w.rows, alignment: 4, minimumPerThread: 64) { rows in
             kernel(weights.value, w.cols, rows.lowerBound, rows.upperBound, input.value, w.cols, tokens, output.value, w.rows)
         }
     }
@@ -63,7 +69,7 @@ enum MatMul {
         while first < w.rows {
             let count = min(tileRows, w.rows - first)
             let start = first
-            Parallel.forRanges(count, threads: workspace.threads, minimumPerThread: 8) { rows in
+            workspace.pool.forRanges(count, minimumPerThread: 8) { rows in
                 w.rows(from: start + rows.lowerBound, count: rows.count, into: shared.value + rows.lowerBound * w.cols)
             }
             sgemm(x, tokens: tokens, tile, rows: count, cols: w.cols, into: y + first, ldy: w.rows)

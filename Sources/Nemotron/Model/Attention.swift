@@ -59,7 +59,7 @@ struct Attention {
         let attended = ws.buffer(.scan, count: T * qWidth)
         let scores = ws.buffer(.scores, count: localHeads * context)
         let shared = UncheckedSendable((q, attended, scores, cache.keys, cache.values))
-        Parallel.forRanges(localHeads, threads: ws.threads) { heads in
+        ws.pool.forRanges(localHeads) { heads in
             let (q, attended, scores, keys, values) = shared.value
             for j in heads {
                 let kv = (firstHead + j) / queriesPerKV - firstKVHead

@@ -116,7 +116,7 @@ struct Mamba2Mixer {
         convWeight.withUnsafeBufferPointer { w in
             convBias.withUnsafeBufferPointer { b in
                 let (w, b) = UncheckedSendable((w, b)).value
-                Parallel.forRanges(Dc, threads: ws.threads, alignment: 16, minimumPerThread: 256) { channels in
+                ws.pool.forRanges(Dc, alignment: 16, minimumPerThread: 256) { channels in
                     let (window, xBC) = shared.value
                     for t in 0..<T {
                         let o = xBC + t * Dc
@@ -139,7 +139,7 @@ struct Mamba2Mixer {
     private func scan(_ xBC: UnsafePointer<Float>, dtRaw: UnsafePointer<Float>, tokens T: Int, state: MambaState,
                       workspace ws: Workspace, into y: UnsafeMutablePointer<Float>) {
         let shared = UncheckedSendable((xBC, dtRaw, y, state.ssm))
-        Parallel.forRanges(localHeads, threads: ws.threads) { heads in
+        ws.pool.forRanges(localHeads) { heads in
             let (xBC, dtRaw, y, ssm) = shared.value
             for h in heads {
                 let group = (firstHead + h) / headsPerGroup - firstGroup

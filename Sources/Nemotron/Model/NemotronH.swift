@@ -98,6 +98,24 @@ public final class NemotronH {
         return logits
     }
 
+    /// Weight bytes one decode step streams on this rank: every matrix, except that only
+    /// `k` of the `E` routed experts run per token, and one embedding row.
+    public var bytesReadPerToken: Double {
+        let matrices: [Double] = blocks.map { block in
+            switch block.mixer {
+            case .mamba(let m): return Double(m.inProj.byteCount + m.outProj.byteCount)
+            case .attention(let a): return Double(a.qProj.byteCount + a.kProj.byteCount + a.vProj.byteCount + a.oProj.byteCount)
+            case .mlp(let m): return Double(m.upProj.byteCount + m.downProj.byteCount)
+            case .moe(let m):
+                let experts = m.experts.reduce(0) { $0 + $1.upProj.byteCount + $1.downProj.byteCount }
+                let latent = (m.fc1LatentProj?.byteCount ?? 0) + (m.fc2LatentProj?.byteCount ?? 0)
+                return Double(m.router.gate.byteCount + m.sharedExpert.upProj.byteCount + m.sharedExpert.downProj.byteCount + latent)
+                    + Double(experts) * Double(config.expertsPerToken) / Double(config.numExperts)
+            }
+        }
+        return matrices.reduce(0, +) + Double(lmHead.byteCount) + Double(embeddings.cols * embeddings.dtype.byteSize)
+    }
+
     /// Parameters held by this rank's model, counted from the checkpoint tensors it uses.
     public var parameterCount: Int {
         checkpoint.inventory().filter { DType(rawValue: $0.dtype)?.isWeightType ?? false }.reduce(0) { $0 + $1.elements }

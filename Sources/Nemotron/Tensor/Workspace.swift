@@ -12,6 +12,7 @@ public final class Workspace {
         case logits        // [rows, V_local] LM-head output
         case gatheredLogits // [rows, V] on rank 0
         case weightTile    // widened weight tile for prefill GEMMs
+        case preparedInput // [T, in] activations in the order the bf16 streaming kernel reads
         case projection    // Mamba in_proj output [T, Dp_local]; attention q [T, hq_local·dh]; MLP up
         case convWindow    // Mamba [K−1 + T, Dc_local] raw conv inputs
         case convOut       // Mamba [T, Dc_local] conv + SiLU output
@@ -28,14 +29,15 @@ public final class Workspace {
         case shared        // MoE shared expert [T, Is_local]
     }
 
-    public let threads: Int
+    public let pool: ThreadPool
+    public var threads: Int { pool.threads }
     private var buffers: [Slot: (pointer: UnsafeMutablePointer<Float>, count: Int)] = [:]
     /// When set, MoE layers record their expert choices here (tests compare them with transformers).
     public var routingTrace: RoutingTrace?
 
     public init(threads: Int) {
-        self.threads = max(1, threads)
-        openblas_set_num_threads(Int32(self.threads))
+        pool = ThreadPool(threads: threads)
+        openblas_set_num_threads(Int32(pool.threads))
     }
 
     deinit {

@@ -60,4 +60,14 @@ struct RunConfigTests {
         #expect(!files.isEmpty)
         for file in files { _ = try RunConfig(path: configs.appendingPathComponent(file).path) }
     }
+
+    @Test("a config given by a relative path resolves its model against the file's directory")
+    func relativePath() throws {
+        let directory = try TemporaryDirectory()
+        try FileManager.default.createDirectory(at: directory.file("sub"), withIntermediateDirectories: true)
+        try "model: ../ckpt\n".write(to: directory.file("sub/run.yaml"), atomically: true, encoding: .utf8)
+        let cwd = FileManager.default.currentDirectoryPath
+        let relative = String(repeating: "../", count: cwd.split(separator: "/").count) + directory.url.path.dropFirst() + "/sub/run.yaml"
+        #expect(try RunConfig(path: relative).model == directory.file("ckpt").standardized.path)
+    }
 }

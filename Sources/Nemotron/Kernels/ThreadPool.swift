@@ -1,0 +1,122 @@
+import CKernels
+import Foundation
+import Synchronization
+
+/// Intra-rank threading for the compute loops: `threads − 1` persistent workers plus the
+/// calling thread, part `i` always run by participant `i`. Workers spin briefly between jobs
+/// (decode issues ~75 parallel matmuls per token back to back), then sleep on a condition
+/// variable. Measured: `DispatchQueue.concurrentPerform` often ran both halves on the caller
+/// (its worker woke late), streaming 33 GB/s where fixed assignment streams 50 GB/s.
+/// Tensor parallelism across ranks is separate (Distributed/).
+public final class ThreadPool: @unchecked Sendable {
+    public let threads: Int
+    private let state: State
+    private var workers: [Thread] = []
+
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        state = State()
+        for index in 1..<self.threads {
+            let state = self.state
+            let thread = Thread { state.work(as: index) }
+            thread.stackSize = 1 << 20
+            thread.start()
+            workers.append(thread)
+        }
+    }
+
+    deinit { state.stop() }
+
+    /// Splits `0..<count` into up to `threads` contiguous parts (multiples of `alignment` except
+    /// the last, at least `minimumPerThread` items each) and runs `body` on each concurrently.
+    func forRanges(_ count: Int, alignment: Int = 1, minimumPerThread: Int = 1, _ body: @escaping (Range<Int>) -> Void) {
+        let parts = max(1, min(threads, count / max(minimumPerThread, 1)))
+        guard parts > 1 else {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let units = (count + alignment - 1) / alignment
+        state.run(parts: parts) { part in
+            let unitRange = ShardPlan.part(units, parts, part)
+            let range = min(count, unitRange.lowerBound * alignment)..<min(count, unitRange.upperBound * alignment)
+            if !range.isEmpty { body(range) }
+        }
+    }
+
+    /// Shared between the caller and the workers (the workers do not keep the pool alive).
+    private final class State: @unchecked Sendable {
+        private let generation = Atomic<Int>(0)
+        private let pending = Atomic<Int>(0)
+        private var parts = 0
+        private var job: ((Int) -> Void)?
+        private var stopping = false
+        private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        /// About 100 µs of polling before a worker sleeps.
+        private let spinLimit = 20_000
+
+        init() {
+            pthread_mutex_init(mutex, nil)
+            pthread_cond_init(wake, nil)
+        }
+
+        deinit {
+            pthread_cond_destroy(wake)
+            pthread_mutex_destroy(mutex)
+            mutex.deallocate()
+            wake.deallocate()
+        }
+
+        func run(parts: Int, _ body: @escaping (Int) -> Void) {
+            pthread_mutex_lock(mutex)
+            job = body
+            self.parts = parts
+            pending.store(parts - 1, ordering: .relaxed)
+            generation.add(1, ordering: .releasing)
+            pthread_cond_broadcast(wake)
+            pthread_mutex_unlock(mutex)
+            body(0)
+            while pending.load(ordering: .acquiring) > 0 { spinPause() }
+            job = nil
+        }
+
+        func stop() {
+            pthread_mutex_lock(mutex)
+            stopping = true
+            generation.add(1, ordering: .releasing)
+            pthread_cond_broadcast(wake)
+            pthread_mutex_unlock(mutex)
+        }
+
+        func work(as index: Int) {
+            var seen = 0
+            while true {
+                var spins = 0
+                while generation.load(ordering: .acquiring) == seen && spins < spinLimit {
+                    spinPause()
+                    spins += 1
+                }
+                pthread_mutex_lock(mutex)
+                while generation.load(ordering: .acquiring) == seen && !stopping { pthread_cond_wait(wake, mutex) }
+                seen = generation.load(ordering: .acquiring)
+                let (job, parts, stopping) = (self.job, self.parts, self.stopping)
+                pthread_mutex_unlock(mutex)
+                if stopping { return }
+                if index < parts, let job {
+                    job(index)
+                    pending.subtract(1, ordering: .releasing)
+                }
+            }
+        }
+
+        @inline(__always) private func spinPause() {
+            ck_pause()
+        }
+    }
+}
+
+/// Hands a value that is only read, or written at disjoint places, to concurrent workers.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

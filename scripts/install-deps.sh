@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system libraries nemotron-run builds against (Debian/Ubuntu): Open MPI and
+# OpenBLAS. Swift 6 itself must already be on PATH. Safe to run again: it installs only what
+# is missing.
+set -euo pipefail
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "error: swift (6.0 or newer) is not on PATH" >&2; exit 1; }
