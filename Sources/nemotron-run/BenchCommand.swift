@@ -35,6 +35,7 @@ extension NemotronRun {
             let fields: [String: Any] = [
                 "prompt_tokens": promptTokens, "new_tokens": result.ids.count, "threads": engine.threads,
                 "processes": engine.communicator.size, "blas_core": BLASRuntime.coreName,
+                "compute_dtype": engine.computeDTypeDescription,
                 "prefill_tokens_per_second": result.prefillTokensPerSecond,
                 "decode_tokens_per_second": result.decodeTokensPerSecond,
                 "peak_resident_bytes": peak, "checkpoint_bytes": weights,
@@ -50,7 +51,7 @@ extension NemotronRun {
             }
             say("""
                 model            \(engine.settings.model ?? "")
-                threads          \(engine.threads) per process, \(engine.communicator.size) process(es), BLAS core \(BLASRuntime.coreName)
+                threads          \(engine.threads) per process, \(engine.communicator.size) process(es), BLAS core \(BLASRuntime.coreName), compute \(engine.computeDTypeDescription)
                 prefill          \(promptTokens) tokens: \(Report.rate(result.prefillTokensPerSecond)) tokens/s
                 decode           \(result.timedDecodeSteps) timed steps: \(Report.rate(result.decodeTokensPerSecond)) tokens/s \
                 (weights streamed at \(String(format: "%.1f", stream / 1e9)) GB/s: \

@@ -26,6 +26,7 @@ extension NemotronRun {
                 "  eos ids            \(c.eosTokenIds)",
                 "  blas core          \(BLASRuntime.coreName) (\(BLASRuntime.coreTypeVariable)=\(ProcessInfo.processInfo.environment[BLASRuntime.coreTypeVariable] ?? "unset"))",
                 "  kernels            \(BLASRuntime.kernelISA)",
+                "  compute_dtype      \(engine.computeDTypeDescription)",
                 "model",
                 "  layers             \(c.numLayers): \(c.pattern)",
                 "  layer kinds        \(kinds)",

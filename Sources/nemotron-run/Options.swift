@@ -13,11 +13,15 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads per process (default: cores / processes).")
     var threads: Int?
 
+    @Option(name: .customLong("compute-dtype"), help: "Prefill precision for bf16 weights: f32 (exact, default) or bf16 (faster on AVX512-BF16 CPUs).")
+    var computeDType: String?
+
     /// The config file's settings with these flags applied, range-checked.
     func settings(_ overrides: RunConfig = RunConfig()) throws -> RunConfig {
         var flags = overrides
         flags.model = model.map { URL(fileURLWithPath: $0).standardized.path }
         flags.threads = threads
+        flags.computeDType = try computeDType.map { try RunConfig.computeDType($0, source: "command line") }
         try flags.validate(path: "command line")
         let file = try config.map { try RunConfig(path: $0) } ?? RunConfig()
         return file.overridden(by: flags)

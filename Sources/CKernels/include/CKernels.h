@@ -22,6 +22,21 @@ void ck_gemv_bf16(const uint16_t *w, size_t cols, size_t r0, size_t r1,
 void ck_gemv_f16(const uint16_t *w, size_t cols, size_t r0, size_t r1,
                  const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
 
+/// Whether this CPU has AVX512-BF16 (vdpbf16ps), which ck_gemm_bf16 needs.
+int ck_has_bf16_dot(void);
+
+/// Rounds n floats to bfloat16 (round to nearest even), written as raw bits.
+void ck_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+
+/// Bytes of scratch ck_gemm_bf16 needs per call for a K-wide matrix.
+size_t ck_gemm_bf16_scratch(size_t cols);
+
+/// y[t*ldy + r] = sum_k W[r, k] * x[t, k] for rows r in [r0, r1) and all t < ntok, with both
+/// operands in bfloat16 (x is [ntok, cols] bf16, row stride cols) and float32 accumulation
+/// (AVX512-BF16 dot products). `scratch` holds ck_gemm_bf16_scratch(cols) bytes, one per thread.
+void ck_gemm_bf16(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint16_t *x,
+                  size_t ntok, float *y, size_t ldy, void *scratch);
+
 /// dst[i] = float(src[i]) for n bfloat16 values.
 void ck_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 

@@ -17,10 +17,19 @@ public final class Engine {
         self.communicator = communicator
         threads = settings.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.size)
         model = try NemotronH(directory: URL(fileURLWithPath: path), tpSize: communicator.size, rank: communicator.rank)
-        generator = Generator(model: model, workspace: Workspace(threads: threads), communicator: communicator)
+        let workspace = Workspace(threads: threads)
+        workspace.computeDType = settings.computeDType ?? .f32
+        generator = Generator(model: model, workspace: workspace, communicator: communicator)
     }
 
     public var config: ModelConfig { model.config }
+
+    /// The prefill precision in effect and why, for run headers.
+    public var computeDTypeDescription: String {
+        let asked = settings.computeDType ?? .f32
+        if asked == .bf16 && !MatMul.hasBF16Dot { return "f32 (bf16 asked, but this CPU lacks AVX512-BF16)" }
+        return asked.rawValue
+    }
     public var stopIds: Set<Int> { Set(model.config.eosTokenIds) }
 
     /// The prompt from the settings, checked against the vocabulary.

@@ -9,7 +9,7 @@ import CKernels
 ///   in registers, split by rows over the threads. This is bandwidth-bound: bytes read ≈ weight bytes.
 /// - bf16 / f16 weights, many tokens (prefill): widen a tile of rows into f32 scratch, then
 ///   sgemm against the tile, so only one tile is ever widened at a time.
-enum MatMul {
+public enum MatMul {
     /// Token counts up to this use the streaming kernel (weights re-read from L1/L2 per token).
     static let streamingMaxTokens = 8
     static let tileFloats = 1 << 21
@@ -28,6 +28,8 @@ enum MatMul {
         case .bf16, .f16:
             if tokens <= streamingMaxTokens {
                 stream(x, tokens: tokens, w, into: y, workspace: workspace)
+            } else if w.dtype == .bf16 && workspace.computeDType == .bf16 && hasBF16Dot {
+                bf16GEMM(x, tokens: tokens, w, into: y, workspace: workspace)
             } else {
                 tiled(x, tokens: tokens, w, into: y, workspace: workspace)
             }
@@ -55,6 +57,33 @@ enum MatMul {
         let kernel = w.dtype == .bf16 ? ck_gemv_bf16 : ck_gemv_f16
         workspace.pool.forRanges(w.rows, alignment: 4, minimumPerThread: 64) { rows in
             kernel(weights.value, w.cols, rows.lowerBound, rows.upperBound, input.value, w.cols, tokens, output.value, w.rows)
+        }
+    }
+
+    public static let hasBF16Dot = ck_has_bf16_dot() != 0
+
+    /// Both operands in bf16, f32 accumulation; rows split over the threads, each packing its
+    /// own 32-row weight panels into its scratch.
+    private static func bf16GEMM(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
+                                 into y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        let pairs = (w.cols + 1) / 2
+        let converted = UnsafeMutableRawPointer(workspace.buffer(.bf16Input, count: tokens * pairs))
+            .bindMemory(to: UInt16.self, capacity: tokens * pairs * 2)
+        for t in 0..<tokens {
+            ck_f32_to_bf16(x + t * w.cols, converted + t * pairs * 2, w.cols)
+            if w.cols % 2 == 1 { converted[t * pairs * 2 + w.cols] = 0 }
+        }
+        let scratchBytes = (ck_gemm_bf16_scratch(w.cols) + 63) & ~63
+        let scratch = UnsafeMutableRawPointer(workspace.buffer(.gemmScratch, count: workspace.threads * scratchBytes / 4 + 16))
+        let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), UnsafePointer(converted), y, scratch))
+        let panels = (w.rows + 31) / 32
+        workspace.pool.forParts(workspace.threads) { part in
+            let (weights, input, output, scratch) = shared.value
+            let range = ShardPlan.part(panels, workspace.threads, part)
+            let rows = range.lowerBound * 32..<min(w.rows, range.upperBound * 32)
+            guard !rows.isEmpty else { return }
+            ck_gemm_bf16(weights, w.cols, rows.lowerBound, rows.upperBound, input, tokens, output, w.rows,
+                         scratch + part * scratchBytes)
         }
     }
 

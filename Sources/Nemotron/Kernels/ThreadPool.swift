@@ -43,6 +43,12 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs `body(part)` for every part in `0..<parts` (at most `threads`), part `i` on participant `i`.
+    func forParts(_ parts: Int, _ body: @escaping (Int) -> Void) {
+        let parts = max(1, min(parts, threads))
+        if parts == 1 { body(0) } else { state.run(parts: parts, body) }
+    }
+
     /// Shared between the caller and the workers (the workers do not keep the pool alive).
     private final class State: @unchecked Sendable {
         private let generation = Atomic<Int>(0)

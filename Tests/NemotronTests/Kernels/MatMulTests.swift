@@ -47,6 +47,24 @@ struct MatMulTests {
         #expect(maxAbsDifference(y, expected) <= 1e-5)
     }
 
+    @Test("bf16 compute equals a naive product of bf16-rounded activations and weights", arguments: [9, 12, 13, 40])
+    func bf16Compute(tokens: Int) {
+        let rows = 70, cols = 45
+        var random = Xoshiro256(seed: 5)
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        let half = bits((0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }, .bf16)
+        let workspace = Workspace(threads: 2)
+        workspace.computeDType = .bf16
+        var y = [Float](repeating: .nan, count: tokens * rows)
+        half.withUnsafeBytes { w in
+            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: .bf16, base: w.baseAddress!, owner: nil),
+                          into: &y, workspace: workspace)
+        }
+        // Without AVX512-BF16 the f32 path runs, whose products are exact for bf16 weights.
+        let input = MatMul.hasBF16Dot ? widen(bits(x.map { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }, .bf16), .bf16) : x
+        #expect(maxAbsDifference(y, naive(input, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
+    }
+
     @Test("tiled path crosses tile boundaries")
     func manyTiles() {
         let rows = MatMul.tileFloats / 64 * 2 + 3, cols = 64, tokens = 12

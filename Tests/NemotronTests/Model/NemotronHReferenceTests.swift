@@ -59,6 +59,25 @@ struct NemotronHReferenceTests {
         #expect(sequence.position == tokens.count)
     }
 
+    /// bf16 activations in prefill GEMMs: logits within 0.1 of transformers' f32 (logit std 1),
+    /// same arg-max everywhere and the same greedy continuation.
+    @Test("bf16 compute stays close and keeps the greedy ids", arguments: [Fixture.all[3]])
+    func bf16Compute(fixture: Fixture) throws {
+        let reference = try fixture.reference
+        let run = generator(try fixture.load())
+        run.workspace.computeDType = .bf16
+        let prompt = try reference.ints("prompt_ids")
+        let logits = try run.prefillLogits(prompt)
+        let expected = try reference.floats("prefill_logits")
+        #expect(maxAbsDifference(logits, expected) <= 0.1)
+        let V = run.model.config.vocabSize
+        for t in 0..<prompt.count {
+            #expect(Sampler.argmax(logits[t * V..<(t + 1) * V]) == Sampler.argmax(expected[t * V..<(t + 1) * V]))
+        }
+        let greedy = try reference.ints("greedy_ids")
+        #expect(try run.generate(prompt: prompt, maxNewTokens: greedy.count, sampling: SamplingParameters(), stopIds: []).ids == greedy)
+    }
+
     @Test("prefill in two pieces continues the state exactly", arguments: [Fixture.all[0]])
     func chunkedPrefill(fixture: Fixture) throws {
         let model = try fixture.load()
