@@ -35,6 +35,25 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         MPI_Gatherv(input, Int32(count), cmpi_float(), output, &counts32, &displacements, cmpi_float(), Int32(root), cmpi_comm_world())
     }
 
+    public func allReduceMax(_ value: Int) -> Int {
+        var local = Int64(value), result: Int64 = 0
+        MPI_Allreduce(&local, &result, 1, cmpi_int64(), cmpi_max(), cmpi_comm_world())
+        return Int(result)
+    }
+
+    public func gather(bytes: [UInt8], root: Int) -> [[UInt8]] {
+        var count = Int32(bytes.count)
+        var counts = [Int32](repeating: 0, count: size)
+        MPI_Gather(&count, 1, cmpi_int32(), &counts, 1, cmpi_int32(), Int32(root), cmpi_comm_world())
+        var displacements = [Int32](repeating: 0, count: size)
+        for i in 1..<max(size, 1) { displacements[i] = displacements[i - 1] + counts[i - 1] }
+        var all = [UInt8](repeating: 0, count: rank == root ? Int(counts.reduce(0, +)) : 0)
+        var mine = bytes
+        MPI_Gatherv(&mine, count, cmpi_byte(), &all, &counts, &displacements, cmpi_byte(), Int32(root), cmpi_comm_world())
+        guard rank == root else { return [] }
+        return (0..<size).map { Array(all[Int(displacements[$0])..<Int(displacements[$0] + counts[$0])]) }
+    }
+
     /// Ends MPI; call once before a normal exit.
     public func finalize() {
         MPI_Finalize()

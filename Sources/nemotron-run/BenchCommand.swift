@@ -20,7 +20,7 @@ extension NemotronRun {
         var json = false
 
         func run() throws {
-            let engine = try Engine(settings: try model.settings(), communicator: MPICommunicator.world)
+            let engine = try Engine.load(settings: try model.settings(), communicator: MPICommunicator.world)
             var random = SystemRandomNumberGenerator()
             var prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<engine.config.vocabSize, using: &random) }
             var seed = Int32(truncatingIfNeeded: prompt.first ?? 0)
@@ -29,7 +29,8 @@ extension NemotronRun {
             let result = try engine.generator.generate(prompt: prompt, maxNewTokens: newTokens, sampling: SamplingParameters(),
                                                        stopIds: [])
             let weights = engine.model.checkpoint.fileBytes
-            let peak = ResourceUsage.peakResidentBytes
+            let peaks = engine.communicator.gather(text: "\(ResourceUsage.peakResidentBytes)").compactMap { Int($0) }
+            let peak = peaks.max() ?? ResourceUsage.peakResidentBytes
             let readBandwidth = MemoryBandwidth.read(engine.model.checkpoint, pool: engine.generator.workspace.pool)
             let stream = result.decodeTokensPerSecond * engine.model.bytesReadPerToken
             let fields: [String: Any] = [
@@ -38,7 +39,7 @@ extension NemotronRun {
                 "compute_dtype": engine.computeDTypeDescription,
                 "prefill_tokens_per_second": result.prefillTokensPerSecond,
                 "decode_tokens_per_second": result.decodeTokensPerSecond,
-                "peak_resident_bytes": peak, "checkpoint_bytes": weights,
+                "peak_resident_bytes": peak, "peak_resident_bytes_per_rank": peaks, "checkpoint_bytes": weights,
                 "peak_over_checkpoint": Double(peak) / Double(weights),
                 "decode_weight_stream_gb_per_second": stream / 1e9,
                 "bytes_read_per_token": engine.model.bytesReadPerToken,
@@ -58,7 +59,8 @@ extension NemotronRun {
                 \(String(format: "%.2f", engine.model.bytesReadPerToken / 1e9)) GB read per token)
                 read bandwidth   \(String(format: "%.1f", readBandwidth / 1e9)) GB/s measured now with \(engine.threads) thread(s); \
                 decode streams at \(String(format: "%.0f", 100 * stream / readBandwidth))% of it
-                peak memory      \(Report.gigabytes(peak)) resident, \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint (\(Report.gigabytes(weights)))
+                peak memory      \(Report.gigabytes(peak)) resident\(peaks.count > 1 ? " on the largest rank (per rank: \(peaks.map(Report.gigabytes).joined(separator: ", ")))" : ""), \
+                \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint (\(Report.gigabytes(weights)))
                 """)
         }
     }

@@ -14,7 +14,7 @@ extension NemotronRun {
         func run() throws {
             var overrides = RunConfig()
             sampling.apply(to: &overrides)
-            let engine = try Engine(settings: try model.settings(overrides), communicator: MPICommunicator.world)
+            let engine = try Engine.load(settings: try model.settings(overrides), communicator: MPICommunicator.world)
             let s = engine.settings, c = engine.config
             let kinds = LayerKind.allCases.map { "\($0.name) \(c.count(of: $0))" }.joined(separator: ", ")
             var lines = [
@@ -50,6 +50,13 @@ extension NemotronRun {
                 lines.append("  \(entry.dtype.padding(toLength: 18, withPad: " ", startingAt: 0)) \(entry.elements) elements, \(entry.bytes) bytes")
             }
             lines.append("  checkpoint files   \(engine.model.checkpoint.files.count), \(engine.model.checkpoint.fileBytes) bytes")
+            let plan = engine.model.plan
+            let mine = (["rank \(plan.rank) of \(plan.tpSize): weights held \(engine.model.localWeightBytes) bytes"]
+                + plan.summary(for: c).map { "  " + $0 }).map { "  " + $0 }.joined(separator: "\n")
+            let ranks = engine.communicator.gather(text: mine)
+            lines.append("tensor parallel       \(plan.tpSize) rank(s); legal sizes for this model: "
+                + ShardPlan.legalSizes(config: c).map(String.init).joined(separator: ", "))
+            lines += ranks
             say(lines.joined(separator: "\n"))
         }
     }

@@ -91,7 +91,18 @@ public final class Checkpoint: @unchecked Sendable {
                 out += 1
             }
         }
+        release(base, byteCount: entry.byteCount)
         return WeightMatrix(rows: keptRows, cols: columns.count, dtype: dtype, base: UnsafeRawPointer(owned.pointer), owner: owned)
+    }
+
+    /// Drops this process's mapping of a tensor whose slice was copied, so a rank's resident
+    /// memory holds its own slices and not the pages it read them from (they fault back in if
+    /// another view needs them).
+    private func release(_ base: UnsafeRawPointer, byteCount: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base) / page * page
+        let end = (Int(bitPattern: base) + byteCount + page - 1) / page * page
+        madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
     }
 
     /// Joins segments that follow each other (a single rank's [z | x | B | C | dt] is one run).

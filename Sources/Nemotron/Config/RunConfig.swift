@@ -15,6 +15,7 @@ import Yams
 /// seed: 0
 /// tokens: [1, 2, 3]            # prompt as token ids
 /// compute_dtype: f32           # f32 (exact) or bf16 (faster prefill on AVX512-BF16 CPUs)
+/// tensor_parallel_size: 2      # if given, must equal the number of MPI processes
 /// ```
 public struct RunConfig: Sendable, Equatable {
     public var model: String?
@@ -26,9 +27,10 @@ public struct RunConfig: Sendable, Equatable {
     public var seed: Int?
     public var tokens: [Int]?
     public var computeDType: ComputeDType?
+    public var tensorParallelSize: Int?
 
     public static let keys = ["model", "threads", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "tokens",
-                              "compute_dtype"]
+                              "compute_dtype", "tensor_parallel_size"]
 
     public init() {}
 
@@ -59,6 +61,7 @@ public struct RunConfig: Sendable, Equatable {
         seed = try read.int("seed")
         tokens = try read.intList("tokens")
         computeDType = try read.string("compute_dtype").map { try Self.computeDType($0, source: path) }
+        tensorParallelSize = try read.int("tensor_parallel_size")
         try validate(path: path)
     }
 
@@ -74,6 +77,7 @@ public struct RunConfig: Sendable, Equatable {
         merged.seed = overrides.seed ?? seed
         merged.tokens = overrides.tokens ?? tokens
         merged.computeDType = overrides.computeDType ?? computeDType
+        merged.tensorParallelSize = overrides.tensorParallelSize ?? tensorParallelSize
         return merged
     }
 
@@ -88,6 +92,7 @@ public struct RunConfig: Sendable, Equatable {
         try check((topK ?? 0) >= 0, "top_k", topK, "an integer >= 0 (0 = off)")
         try check((topP ?? 1) > 0 && (topP ?? 1) <= 1, "top_p", topP, "a number in (0, 1] (1 = off)")
         try check((seed ?? 0) >= 0, "seed", seed, "an integer >= 0")
+        try check((tensorParallelSize ?? 1) >= 1, "tensor_parallel_size", tensorParallelSize, "an integer >= 1")
     }
 
     public static func computeDType(_ text: String, source: String) throws -> ComputeDType {

@@ -10,10 +10,41 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int)
     /// Concatenates each rank's `counts[rank]` floats on `root` (`output` used only there).
     func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int)
+    /// The largest of every rank's value, on every rank.
+    func allReduceMax(_ value: Int) -> Int
+    /// Every rank's bytes, in rank order, on `root`; other ranks get an empty array.
+    func gather(bytes: [UInt8], root: Int) -> [[UInt8]]
 }
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    /// Every rank's text, in rank order, on rank 0.
+    public func gather(text: String) -> [String] {
+        gather(bytes: Array(text.utf8), root: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Runs `body` on every rank and agrees on the outcome before any rank goes on to a
+    /// collective, so an error on one rank cannot leave the others waiting. Rank 0 rethrows the
+    /// first failing rank's error (its own if it failed); the others throw `peerFailure`.
+    public func agreeing<T>(_ body: () throws -> T) throws -> T {
+        var outcome: Result<T, Error>
+        do { outcome = .success(try body()) } catch { outcome = .failure(error) }
+        var failed = false
+        if case .failure = outcome { failed = true }
+        guard allReduceMax(failed ? 1 : 0) > 0 else { return try outcome.get() }
+        let messages = gather(text: failed ? "\(outcome.failureValue.map { "\($0)" } ?? "")" : "")
+        if case .failure(let error) = outcome, isRoot { throw error }
+        guard isRoot, let index = messages.firstIndex(where: { !$0.isEmpty }) else { throw NemotronError.peerFailure }
+        throw NemotronError.parallel(reason: "rank \(index): \(messages[index])")
+    }
+}
+
+extension Result {
+    var failureValue: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
 }
 
 /// One process: every collective is the identity.
@@ -26,4 +57,6 @@ public final class SingleProcess: Communicator {
     public func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int) {
         if output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: count) }
     }
+    public func allReduceMax(_ value: Int) -> Int { value }
+    public func gather(bytes: [UInt8], root: Int) -> [[UInt8]] { [bytes] }
 }

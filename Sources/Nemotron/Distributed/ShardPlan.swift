@@ -60,6 +60,27 @@ public struct ShardPlan: Sendable, Equatable {
         vocabRange = Self.part(c.vocabSize, tpSize, rank)
     }
 
+    /// One line per concern for `inspect`: what this rank holds of `config`'s global sizes.
+    public func summary(for c: ModelConfig) -> [String] {
+        func r(_ range: Range<Int>, _ total: Int) -> String { "\(range.lowerBound)..<\(range.upperBound) of \(total)" }
+        var lines: [String] = []
+        if c.has(.mamba) {
+            lines.append("mamba heads \(r(mambaHeadRange, c.mambaHeads)), B/C groups \(r(mambaGroupRange, c.mambaGroups))"
+                + (replicatesMambaGroups ? " (replicated: \(tpSize / c.mambaGroups) ranks per group, gated-norm sums reduced)" : ""))
+        }
+        if c.has(.attention) {
+            lines.append("q heads \(r(qHeadRange, c.numHeads)), kv heads \(r(kvHeadRange, c.numKVHeads))"
+                + (replicatesKVHeads ? " (replicated on \(tpSize / c.numKVHeads) ranks)" : ""))
+        }
+        if c.has(.mlp) { lines.append("mlp width \(r(ffnRange, c.ffnSize))") }
+        if c.has(.moe) {
+            lines.append("every expert's width \(r(moeFFNRange, c.moeFFNSize)), shared expert \(r(sharedFFNRange, c.sharedExpertFFNSize)); "
+                + "router" + (c.moeLatentSize != nil ? " and latent projections" : "") + " replicated")
+        }
+        lines.append("lm head vocab rows \(r(vocabRange, c.vocabSize)); embedding replicated (memory-mapped: only looked-up rows are paged in)")
+        return lines
+    }
+
     /// The single-process plan.
     public static func single(_ config: ModelConfig) -> ShardPlan {
         // tp = 1 satisfies every divisibility rule.

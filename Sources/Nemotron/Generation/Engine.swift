@@ -9,7 +9,17 @@ public final class Engine {
     public let communicator: Communicator
     public let threads: Int
 
+    /// Loads on every rank and agrees on success first: a failure on any rank (a bad file, an
+    /// illegal tensor-parallel size) makes every rank throw, and only rank 0 reports it.
+    public static func load(settings: RunConfig, communicator: Communicator) throws -> Engine {
+        try communicator.agreeing { try Engine(settings: settings, communicator: communicator) }
+    }
+
     public init(settings: RunConfig, communicator: Communicator) throws {
+        if let size = settings.tensorParallelSize, size != communicator.size {
+            throw NemotronError.parallel(reason: "tensor_parallel_size is \(size) but \(communicator.size) process(es) are running; "
+                + "start with `mpirun -np \(size)` or drop the key (the MPI world size is the tensor-parallel size)")
+        }
         guard let path = settings.model else {
             throw NemotronError.invalidArgument(name: "model", value: "(none)", expected: "a checkpoint directory: pass --model DIR or set 'model' in the config file")
         }

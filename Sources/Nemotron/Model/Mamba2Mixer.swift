@@ -7,7 +7,10 @@ import Foundation
 ///
 /// Holds this rank's heads and groups only; in_proj rows are gathered per rank as
 /// [z_r | x_r | B_r | C_r | dt_r] and conv channels as [x_r | B_r | C_r] (spec §5.1). The output
-/// is this rank's partial sum of out_proj; the block boundary reduces it.
+/// is this rank's partial sum of out_proj; the block boundary reduces it. When tp > n_groups,
+/// several ranks share one B/C group (each holding a replica) and the gated norm needs the
+/// group's sum of squares over all of them: the mixer hands a `[T, G]` buffer of partial sums
+/// to the `reduceStatistics` hook the block boundary supplies, and never calls a collective.
 struct Mamba2Mixer {
     let headDim: Int          // P
     let stateSize: Int        // N
@@ -18,6 +21,8 @@ struct Mamba2Mixer {
     let firstGroup: Int       // global index of local group 0
     let convKernel: Int       // K
     let groupWidth: Int       // Di / G channels per gated-norm group
+    let groupCount: Int       // G (global)
+    let replicatesGroups: Bool
     let eps: Float
     let dtLimit: ClosedRange<Float>
 
@@ -53,6 +58,8 @@ struct Mamba2Mixer {
         firstGroup = groups.lowerBound
         convKernel = c.convKernel
         groupWidth = Di / c.mambaGroups
+        groupCount = c.mambaGroups
+        replicatesGroups = plan.replicatesMambaGroups
         eps = c.normEps
         dtLimit = c.timeStepLimit
 
@@ -80,7 +87,7 @@ struct Mamba2Mixer {
         dtBias = try checkpoint.vector(name(WeightNames.Mamba.dtBias), count: c.mambaHeads, range: heads)
         normWeight = try checkpoint.vector(name(WeightNames.Mamba.norm), count: Di, range: headChannels)
         outProj = try checkpoint.matrix(name(WeightNames.Mamba.outProj), rows: c.hiddenSize, cols: Di, columns: headChannels)
-        precondition(!plan.replicatesMambaGroups || localHeads <= headsPerGroup)
+        precondition(!plan.replicatesMambaGroups || localHeads <= headsPerGroup, "a rank's heads span one group")
     }
 
     func makeState() -> MambaState {
@@ -88,15 +95,16 @@ struct Mamba2Mixer {
     }
 
     /// u `[T, H]` normed input → out `[T, H]` partial sum of out_proj over ranks.
+    /// `reduceStatistics(buffer, count)` sums a buffer over the ranks (used only when groups are replicated).
     func forward(_ u: UnsafePointer<Float>, tokens T: Int, state: MambaState, workspace ws: Workspace,
-                 into out: UnsafeMutablePointer<Float>) {
+                 reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, into out: UnsafeMutablePointer<Float>) {
         let projection = ws.buffer(.projection, count: T * localProjection)
         MatMul.linear(u, tokens: T, inProj, into: projection, workspace: ws)
         let xBC = ws.buffer(.convOut, count: T * localConvChannels)
         convolve(projection, tokens: T, state: state, workspace: ws, into: xBC)
         let y = ws.buffer(.scan, count: T * localInner)
         scan(xBC, dtRaw: projection + localInner + localConvChannels, tokens: T, state: state, workspace: ws, into: y)
-        gatedNorm(y, gate: projection, tokens: T)
+        gatedNorm(y, gate: projection, tokens: T, workspace: ws, reduceStatistics: reduceStatistics)
         MatMul.linear(y, tokens: T, outProj, into: out, workspace: ws)
     }
 
@@ -165,17 +173,30 @@ struct Mamba2Mixer {
     // MARK: - Gated grouped RMSNorm
 
     /// `v = y ⊙ silu(z)`, then RMSNorm within each group of `Di/G` channels (norm_before_gate = False).
-    private func gatedNorm(_ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int) {
-        let width = min(groupWidth, localInner)
+    private func gatedNorm(_ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int, workspace ws: Workspace,
+                           reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void) {
         for t in 0..<T {
             let v = y + t * localInner, zt = z + t * localProjection
             for c in 0..<localInner { v[c] *= Activation.silu(zt[c]) }
-            var start = 0
-            while start < localInner {
-                // TODO(issue 3): when tp > n_groups, sum the group's squares across its ranks.
-                let scale = RMSNorm.inverseRMS(v + start, count: width, eps: eps)
-                for c in start..<start + width { v[c] = normWeight[c] * (v[c] * scale) }
-                start += width
+        }
+        if replicatesGroups {
+            // This rank holds Di_local channels of group `firstGroup`; the rest sit on its peers.
+            let sums = ws.buffer(.groupStatistics, count: T * groupCount)
+            sums.initialize(repeating: 0, count: T * groupCount)
+            for t in 0..<T { sums[t * groupCount + firstGroup] = RMSNorm.sumOfSquares(y + t * localInner, count: localInner) }
+            reduceStatistics(sums, T * groupCount)
+            for t in 0..<T {
+                let scale = (sums[t * groupCount + firstGroup] / Float(groupWidth) + eps).squareRoot().reciprocal
+                let v = y + t * localInner
+                for c in 0..<localInner { v[c] = normWeight[c] * (v[c] * scale) }
+            }
+            return
+        }
+        for t in 0..<T {
+            let v = y + t * localInner
+            for start in stride(from: 0, to: localInner, by: groupWidth) {
+                let scale = RMSNorm.inverseRMS(v + start, count: groupWidth, eps: eps)
+                for c in start..<start + groupWidth { v[c] = normWeight[c] * (v[c] * scale) }
             }
         }
     }

@@ -23,12 +23,13 @@ enum Mixer {
         }
     }
 
-    /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks.
+    /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks. `reduceStatistics` sums a
+    /// small buffer of normalisation statistics over the ranks (Mamba with replicated groups).
     func forward(_ u: UnsafePointer<Float>, tokens: Int, state: LayerState, workspace: Workspace,
-                 into out: UnsafeMutablePointer<Float>) {
+                 reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, into out: UnsafeMutablePointer<Float>) {
         switch (self, state) {
         case (.mamba(let mixer), .mamba(let state)):
-            mixer.forward(u, tokens: tokens, state: state, workspace: workspace, into: out)
+            mixer.forward(u, tokens: tokens, state: state, workspace: workspace, reduceStatistics: reduceStatistics, into: out)
         case (.attention(let mixer), .attention(let cache)):
             mixer.forward(u, tokens: tokens, cache: cache, workspace: workspace, into: out)
         case (.mlp(let mixer), .stateless):

@@ -66,7 +66,8 @@ public final class NemotronH {
                 BlockBoundary.reduceAddNorm(hidden, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H,
                                             into: normed, communicator: comm)
             }
-            block.mixer.forward(normed, tokens: T, state: sequence.layers[block.index], workspace: ws, into: hidden)
+            block.mixer.forward(normed, tokens: T, state: sequence.layers[block.index], workspace: ws,
+                                reduceStatistics: { comm.allReduceSum($0, count: $1) }, into: hidden)
         }
         BlockBoundary.reduceAddNorm(hidden, residual: residual, norm: normF, eps: eps, tokens: T, width: H,
                                     into: normed, communicator: comm)
@@ -96,6 +97,22 @@ public final class NemotronH {
             offset += rows * vocab.count
         }
         return logits
+    }
+
+    /// Bytes of the weight matrices this rank holds (its slices; the embedding table not counted).
+    public var localWeightBytes: Int {
+        let blocks = blocks.reduce(0) { total, block in
+            switch block.mixer {
+            case .mamba(let m): return total + m.inProj.byteCount + m.outProj.byteCount
+            case .attention(let a): return total + a.qProj.byteCount + a.kProj.byteCount + a.vProj.byteCount + a.oProj.byteCount
+            case .mlp(let m): return total + m.upProj.byteCount + m.downProj.byteCount
+            case .moe(let m):
+                return total + m.router.gate.byteCount + m.sharedExpert.upProj.byteCount + m.sharedExpert.downProj.byteCount
+                    + (m.fc1LatentProj?.byteCount ?? 0) + (m.fc2LatentProj?.byteCount ?? 0)
+                    + m.experts.reduce(0) { $0 + $1.upProj.byteCount + $1.downProj.byteCount }
+            }
+        }
+        return blocks + lmHead.byteCount
     }
 
     /// Weight bytes one decode step streams on this rank: every matrix, except that only

@@ -13,6 +13,8 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
     case invalidTokens(reason: String)
     case invalidArgument(name: String, value: String, expected: String)
     case parallel(reason: String)
+    /// Another rank failed and rank 0 reports it; this rank only exits non-zero.
+    case peerFailure
 
     public var description: String {
         switch self {
@@ -41,6 +43,8 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
             return "\(name) = \(value) is invalid; expected \(expected)"
         case .parallel(let reason):
             return reason
+        case .peerFailure:
+            return "another rank failed"
         }
     }
 }

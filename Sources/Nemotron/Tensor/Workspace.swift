@@ -18,6 +18,7 @@ public final class Workspace {
         case projection    // Mamba in_proj output [T, Dp_local]; attention q [T, hq_local·dh]; MLP up
         case convWindow    // Mamba [K−1 + T, Dc_local] raw conv inputs
         case convOut       // Mamba [T, Dc_local] conv + SiLU output
+        case groupStatistics // Mamba [T, G] per-group sums of squares when groups are replicated
         case scan          // Mamba [T, Di_local] SSM output; attention [T, hq_local·dh] output
         case keys          // attention [T, hkv_local·dh]
         case values        // attention [T, hkv_local·dh]

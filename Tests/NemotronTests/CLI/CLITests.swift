@@ -29,8 +29,8 @@ enum CLI {
     static func run(_ arguments: [String], executable: URL = binary, timeout: TimeInterval = 120) throws -> Output {
         let directory = try TemporaryDirectory()
         let outURL = directory.file("stdout"), errURL = directory.file("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        try Data().write(to: outURL)
+        try Data().write(to: errURL)
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
