@@ -9,6 +9,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public let rank: Int
     public let size: Int
+    /// How block-boundary reductions run; set on every rank with `use(_:)`.
+    public private(set) var strategy: AllReduceStrategy = .mpi
+    private var shared: SharedMemoryReducer?
+    private var ring: RingReducer?
 
     private init() {
         var provided: Int32 = 0
@@ -20,8 +24,48 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         self.size = Int(size)
     }
 
+    /// Selects the reduction strategy (collective: every rank calls it with the same value).
+    /// Shared-memory strategies need every rank on one node.
+    public func use(_ strategy: AllReduceStrategy) throws {
+        if strategy.needsSharedMemory && !isSingleNode {
+            throw NemotronError.configValue(path: "run settings", key: "allreduce_strategy", value: strategy.rawValue,
+                expected: "ring, mpi or auto: this job spans several nodes and \(strategy.rawValue) needs shared memory")
+        }
+        self.strategy = strategy
+        if size > 1 && (strategy.needsSharedMemory || (strategy == .auto && isSingleNode)) && shared == nil {
+            shared = SharedMemoryReducer(communicator: self)
+        }
+        if size > 1 && (strategy == .ring || strategy == .auto) && ring == nil { ring = RingReducer(communicator: self) }
+    }
+
+    /// The strategy used for a message of `count` floats.
+    private func resolved(_ count: Int) -> AllReduceStrategy {
+        strategy == .auto ? .choice(bytes: count * MemoryLayout<Float>.size, singleNode: isSingleNode) : strategy
+    }
+
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world())
+        guard size > 1 else { return }
+        switch resolved(count) {
+        case .oneshot: shared!.oneShotSum(buffer, count: count)
+        case .twoshot: shared!.twoShotSum(buffer, count: count)
+        case .ring: ring!.sum(buffer, count: count)
+        case .mpi, .auto: MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world())
+        }
+    }
+
+    public func allReduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float],
+                                 eps: Float, rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+        switch size > 1 ? resolved(rows * width) : .mpi {
+        case .oneshot:
+            shared!.oneShotAddNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+        case .twoshot:
+            shared!.twoShotAddNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+        case .ring:
+            ring!.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+        case .mpi, .auto:
+            allReduceSum(partial, count: rows * width)
+            ResidualNorm.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+        }
     }
 
     public func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int) {
@@ -54,8 +98,57 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return (0..<size).map { Array(all[Int(displacements[$0])..<Int(displacements[$0] + counts[$0])]) }
     }
 
+    // MARK: - Primitives for our own collectives (AllReduceStrategies)
+
+    /// Whether every rank runs on this node (MPI_COMM_TYPE_SHARED spans the world).
+    public private(set) lazy var isSingleNode: Bool = {
+        var node: MPI_Comm?
+        MPI_Comm_split_type(cmpi_comm_world(), Int32(MPI_COMM_TYPE_SHARED), Int32(rank), cmpi_info_null(), &node)
+        var nodeSize: Int32 = 0
+        MPI_Comm_size(node, &nodeSize)
+        MPI_Comm_free(&node)
+        return Int(nodeSize) == size
+    }()
+
+    public func barrier() {
+        MPI_Barrier(cmpi_comm_world())
+    }
+
+    /// Sends `sendCount` floats to `destination` while receiving `receiveCount` from `source`.
+    public func sendReceive(_ send: UnsafePointer<Float>, count sendCount: Int, to destination: Int,
+                            _ receive: UnsafeMutablePointer<Float>, count receiveCount: Int, from source: Int) {
+        MPI_Sendrecv(send, Int32(sendCount), cmpi_float(), Int32(destination), 0,
+                     receive, Int32(receiveCount), cmpi_float(), Int32(source), 0, cmpi_comm_world(), cmpi_status_ignore())
+    }
+
+    /// A window of `bytes` per rank in memory every rank of this node maps (MPI-3 shared
+    /// window). Needs `isSingleNode`. Open MPI backs it with a file it removes itself, also
+    /// when a rank is killed (checked: /dev/shm is left empty).
+    public func sharedWindow(bytes: Int) -> SharedWindow {
+        var node: MPI_Comm?
+        MPI_Comm_split_type(cmpi_comm_world(), Int32(MPI_COMM_TYPE_SHARED), Int32(rank), cmpi_info_null(), &node)
+        var base: UnsafeMutableRawPointer?
+        var window: MPI_Win?
+        MPI_Win_allocate_shared(MPI_Aint(bytes), 64, cmpi_info_null(), node, &base, &window)
+        let segments = (0..<size).map { peer -> UnsafeMutableRawPointer in
+            var size: MPI_Aint = 0
+            var unit: Int32 = 0
+            var pointer: UnsafeMutableRawPointer?
+            MPI_Win_shared_query(window, Int32(peer), &size, &unit, &pointer)
+            return pointer!
+        }
+        MPI_Barrier(cmpi_comm_world())
+        return SharedWindow(segments: segments) {
+            var window = window, node = node
+            MPI_Win_free(&window)
+            MPI_Comm_free(&node)
+        }
+    }
+
     /// Ends MPI; call once before a normal exit.
     public func finalize() {
+        shared = nil
+        ring = nil
         MPI_Finalize()
     }
 }

@@ -20,7 +20,7 @@ extension NemotronRun {
         var json = false
 
         func run() throws {
-            let engine = try Engine.load(settings: try model.settings(), communicator: MPICommunicator.world)
+            let engine = try loadEngine(try model.settings())
             var random = SystemRandomNumberGenerator()
             var prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<engine.config.vocabSize, using: &random) }
             var seed = Int32(truncatingIfNeeded: prompt.first ?? 0)

@@ -22,7 +22,7 @@ extension NemotronRun {
             overrides.tokens = try prompt.parsed()
             sampling.apply(to: &overrides)
             let settings = try model.settings(overrides)
-            let engine = try Engine.load(settings: settings, communicator: MPICommunicator.world)
+            let engine = try loadEngine(settings)
             let tokens = try engine.promptTokens()
             let streams = !json && MPICommunicator.world.isRoot
             let result = try engine.generator.generate(
@@ -69,7 +69,7 @@ extension NemotronRun {
         func run() throws {
             var overrides = RunConfig()
             overrides.tokens = try prompt.parsed()
-            let engine = try Engine.load(settings: try model.settings(overrides), communicator: MPICommunicator.world)
+            let engine = try loadEngine(try model.settings(overrides))
             let tokens = try engine.promptTokens()
             let logits = try engine.generator.prefillLogits(tokens)
             guard MPICommunicator.world.isRoot else { return }

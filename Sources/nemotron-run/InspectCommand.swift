@@ -14,7 +14,7 @@ extension NemotronRun {
         func run() throws {
             var overrides = RunConfig()
             sampling.apply(to: &overrides)
-            let engine = try Engine.load(settings: try model.settings(overrides), communicator: MPICommunicator.world)
+            let engine = try loadEngine(try model.settings(overrides))
             let s = engine.settings, c = engine.config
             let kinds = LayerKind.allCases.map { "\($0.name) \(c.count(of: $0))" }.joined(separator: ", ")
             var lines = [
@@ -27,6 +27,8 @@ extension NemotronRun {
                 "  blas core          \(BLASRuntime.coreName) (\(BLASRuntime.coreTypeVariable)=\(ProcessInfo.processInfo.environment[BLASRuntime.coreTypeVariable] ?? "unset"))",
                 "  kernels            \(BLASRuntime.kernelISA)",
                 "  compute_dtype      \(engine.computeDTypeDescription)",
+                "  fuse_allreduce_norm \(engine.fusion.enabled ? "on" : "off") (\(engine.fusion.reason))",
+                "  allreduce_strategy \(engine.settings.allReduceStrategy ?? .auto)",
                 "model",
                 "  layers             \(c.numLayers): \(c.pattern)",
                 "  layer kinds        \(kinds)",

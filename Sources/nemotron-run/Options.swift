@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Nemotron
+import NemotronMPI
 
 /// Options every command takes: the run config file, the model and thread count.
 struct ModelOptions: ParsableArguments {
@@ -13,6 +14,12 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads per process (default: cores / processes).")
     var threads: Int?
 
+    @Option(name: .long, help: "Fuse each layer's AllReduce with the residual add and next RMSNorm: auto, on or off.")
+    var fuseAllreduceNorm: String?
+
+    @Option(name: .long, help: "Reduction strategy: mpi, oneshot, twoshot, ring or auto.")
+    var allreduceStrategy: String?
+
     @Option(name: .customLong("compute-dtype"), help: "Prefill precision for bf16 weights: f32 (exact, default) or bf16 (faster on AVX512-BF16 CPUs).")
     var computeDType: String?
 
@@ -22,10 +29,21 @@ struct ModelOptions: ParsableArguments {
         flags.model = model.map { URL(fileURLWithPath: $0).standardized.path }
         flags.threads = threads
         flags.computeDType = try computeDType.map { try RunConfig.computeDType($0, source: "command line") }
+        flags.fuseAllReduceNorm = try fuseAllreduceNorm.map { try RunConfig.choice($0, key: "fuse_allreduce_norm", source: "command line") }
+        flags.allReduceStrategy = try allreduceStrategy.map { try RunConfig.choice($0, key: "allreduce_strategy", source: "command line") }
         try flags.validate(path: "command line")
         let file = try config.map { try RunConfig(path: $0) } ?? RunConfig()
         return file.overridden(by: flags)
     }
+}
+
+/// Loads the engine on every rank after selecting the reduction strategy (both collective).
+func loadEngine(_ settings: RunConfig) throws -> Engine {
+    let world = MPICommunicator.world
+    try world.agreeing { try world.use(settings.allReduceStrategy ?? .auto) }
+    let engine = try Engine.load(settings: settings, communicator: world)
+    Report.note("nemotron-run: \(engine.parallelismDescription)")
+    return engine
 }
 
 /// The prompt as token ids.

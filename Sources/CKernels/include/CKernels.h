@@ -47,6 +47,17 @@ void ck_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 /// machine's read-bandwidth probe for benchmark reports.
 float ck_read_sum(const void *data, size_t bytes);
 
+/// Acquire load / release store of a 64-bit flag in memory shared between processes (MPI
+/// shared windows). Swift's atomics cannot be placed on raw shared memory, so these wrap the
+/// C builtins.
+static inline uint64_t ck_load_acquire(const uint64_t *flag) {
+    return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+static inline void ck_store_release(uint64_t *flag, uint64_t value) {
+    __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+}
+
 /// A spin-wait hint for the thread pool's polling loops.
 static inline void ck_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -16,6 +16,9 @@ import Yams
 /// tokens: [1, 2, 3]            # prompt as token ids
 /// compute_dtype: f32           # f32 (exact) or bf16 (faster prefill on AVX512-BF16 CPUs)
 /// tensor_parallel_size: 2      # if given, must equal the number of MPI processes
+/// fuse_allreduce_norm: auto    # auto | on | off (off by itself at tp 1 or with attention DP)
+/// allreduce_strategy: auto     # mpi | oneshot | twoshot | ring | auto
+/// enable_attention_dp: false   # attention data parallelism
 /// ```
 public struct RunConfig: Sendable, Equatable {
     public var model: String?
@@ -28,9 +31,13 @@ public struct RunConfig: Sendable, Equatable {
     public var tokens: [Int]?
     public var computeDType: ComputeDType?
     public var tensorParallelSize: Int?
+    public var fuseAllReduceNorm: FuseAllReduceNorm?
+    public var allReduceStrategy: AllReduceStrategy?
+    public var enableAttentionDP: Bool?
 
     public static let keys = ["model", "threads", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "tokens",
-                              "compute_dtype", "tensor_parallel_size"]
+                              "compute_dtype", "tensor_parallel_size", "fuse_allreduce_norm", "allreduce_strategy",
+                              "enable_attention_dp"]
 
     public init() {}
 
@@ -62,6 +69,9 @@ public struct RunConfig: Sendable, Equatable {
         tokens = try read.intList("tokens")
         computeDType = try read.string("compute_dtype").map { try Self.computeDType($0, source: path) }
         tensorParallelSize = try read.int("tensor_parallel_size")
+        fuseAllReduceNorm = try read.string("fuse_allreduce_norm").map { try Self.choice($0, key: "fuse_allreduce_norm", source: path) }
+        allReduceStrategy = try read.string("allreduce_strategy").map { try Self.choice($0, key: "allreduce_strategy", source: path) }
+        enableAttentionDP = try read.bool("enable_attention_dp")
         try validate(path: path)
     }
 
@@ -78,6 +88,9 @@ public struct RunConfig: Sendable, Equatable {
         merged.tokens = overrides.tokens ?? tokens
         merged.computeDType = overrides.computeDType ?? computeDType
         merged.tensorParallelSize = overrides.tensorParallelSize ?? tensorParallelSize
+        merged.fuseAllReduceNorm = overrides.fuseAllReduceNorm ?? fuseAllReduceNorm
+        merged.allReduceStrategy = overrides.allReduceStrategy ?? allReduceStrategy
+        merged.enableAttentionDP = overrides.enableAttentionDP ?? enableAttentionDP
         return merged
     }
 
@@ -96,9 +109,15 @@ public struct RunConfig: Sendable, Equatable {
     }
 
     public static func computeDType(_ text: String, source: String) throws -> ComputeDType {
-        guard let value = ComputeDType(rawValue: text) else {
-            throw NemotronError.configValue(path: source, key: "compute_dtype", value: text,
-                                            expected: "one of \(ComputeDType.allCases.map(\.rawValue).joined(separator: ", "))")
+        try choice(text, key: "compute_dtype", source: source)
+    }
+
+    /// A value of a closed set, or an error listing the allowed values.
+    public static func choice<T: RawRepresentable & CaseIterable>(_ text: String, key: String, source: String) throws -> T
+    where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            throw NemotronError.configValue(path: source, key: key, value: text,
+                                            expected: "one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return value
     }
@@ -130,6 +149,12 @@ private struct YAMLValues {
         if let number = value as? Double { return number }
         if let number = value as? Int { return Double(number) }
         throw mismatch(key, value, "a number")
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let value = values[key] else { return nil }
+        guard let flag = value as? Bool else { throw mismatch(key, value, "true or false") }
+        return flag
     }
 
     func intList(_ key: String) throws -> [Int]? {

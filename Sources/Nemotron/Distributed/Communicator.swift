@@ -6,6 +6,11 @@ public protocol Communicator: AnyObject {
     var size: Int { get }
     /// In-place sum of `count` floats over all ranks; every rank gets bit-identical results.
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    /// The fused block boundary as one collective: `residual += Σ_ranks partial`, then
+    /// `normed = RMSNorm(residual) · weight` per row of `width` (the norm is the collective's
+    /// epilogue). `partial` may be overwritten.
+    func allReduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+                          rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>)
     /// Rank `root`'s `count` integers copied to every rank.
     func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int)
     /// Concatenates each rank's `counts[rank]` floats on `root` (`output` used only there).
@@ -18,6 +23,13 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    /// Reduction, then the residual add and norm in one pass per row.
+    public func allReduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+                                 rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+        allReduceSum(partial, count: rows * width)
+        ResidualNorm.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+    }
 
     /// Every rank's text, in rank order, on rank 0.
     public func gather(text: String) -> [String] {

@@ -88,7 +88,7 @@ public struct ShardPlan: Sendable, Equatable {
     }
 
     /// Contiguous near-equal part `index` of `count` items split `parts` ways.
-    static func part(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
+    public static func part(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
         let base = count / parts, extra = count % parts
         let start = index * base + min(index, extra)
         return start..<start + base + (index < extra ? 1 : 0)

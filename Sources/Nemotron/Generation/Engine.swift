@@ -20,6 +20,10 @@ public final class Engine {
             throw NemotronError.parallel(reason: "tensor_parallel_size is \(size) but \(communicator.size) process(es) are running; "
                 + "start with `mpirun -np \(size)` or drop the key (the MPI world size is the tensor-parallel size)")
         }
+        if settings.enableAttentionDP == true {
+            throw NemotronError.configValue(path: "run settings", key: "enable_attention_dp", value: "true",
+                                            expected: "false: attention data parallelism is not available in this version")
+        }
         guard let path = settings.model else {
             throw NemotronError.invalidArgument(name: "model", value: "(none)", expected: "a checkpoint directory: pass --model DIR or set 'model' in the config file")
         }
@@ -30,9 +34,22 @@ public final class Engine {
         let workspace = Workspace(threads: threads)
         workspace.computeDType = settings.computeDType ?? .f32
         generator = Generator(model: model, workspace: workspace, communicator: communicator)
+        generator.fusedAllReduceNorm = fusion.enabled
     }
 
     public var config: ModelConfig { model.config }
+
+    /// Whether the layer-shifted AllReduce + residual + RMSNorm fusion is in effect, and why.
+    public var fusion: (enabled: Bool, reason: String) {
+        (settings.fuseAllReduceNorm ?? .auto).resolve(tpSize: communicator.size, attentionDataParallel: settings.enableAttentionDP ?? false)
+    }
+
+    /// One line describing how this run is parallelised, for run headers and `inspect`.
+    public var parallelismDescription: String {
+        let fusion = self.fusion
+        return "\(communicator.size) rank(s) × \(threads) thread(s); fuse_allreduce_norm \(fusion.enabled ? "on" : "off") (\(fusion.reason)); "
+            + "allreduce_strategy \(settings.allReduceStrategy ?? .auto); compute \(computeDTypeDescription)"
+    }
 
     /// The prefill precision in effect and why, for run headers.
     public var computeDTypeDescription: String {

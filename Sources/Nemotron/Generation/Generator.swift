@@ -28,6 +28,8 @@ public final class Generator {
     public let model: NemotronH
     public let workspace: Workspace
     public let communicator: Communicator
+    /// Layer-shifted fused AllReduce + residual + RMSNorm (resolved from `fuse_allreduce_norm`).
+    public var fusedAllReduceNorm = false
 
     public init(model: NemotronH, workspace: Workspace, communicator: Communicator) {
         self.model = model
@@ -48,7 +50,8 @@ public final class Generator {
     public func prefillLogits(_ tokens: [Int]) throws -> [Float] {
         try validate(tokens)
         let sequence = model.makeSequence(capacity: tokens.count)
-        return model.forward(tokens, sequence: sequence, logits: .all, workspace: workspace, communicator: communicator)
+        return model.forward(tokens, sequence: sequence, logits: .all, workspace: workspace, communicator: communicator,
+                             fused: fusedAllReduceNorm)
     }
 
     public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingParameters, stopIds: Set<Int>,
@@ -60,7 +63,8 @@ public final class Generator {
         let V = model.config.vocabSize
         let sequence = model.makeSequence(capacity: prompt.count + maxNewTokens)
         let start = Date()
-        var logits = model.forward(prompt, sequence: sequence, logits: .last, workspace: workspace, communicator: communicator)
+        var logits = model.forward(prompt, sequence: sequence, logits: .last, workspace: workspace, communicator: communicator,
+                                   fused: fusedAllReduceNorm)
         result.prefillSeconds = Date().timeIntervalSince(start)
         var decodeStart = Date()
         for step in 0..<maxNewTokens {
@@ -76,7 +80,8 @@ public final class Generator {
             }
             if step == maxNewTokens - 1 { break }
             if step == 1 { decodeStart = Date() }
-            logits = model.forward([id], sequence: sequence, logits: .last, workspace: workspace, communicator: communicator)
+            logits = model.forward([id], sequence: sequence, logits: .last, workspace: workspace, communicator: communicator,
+                                   fused: fusedAllReduceNorm)
             if step >= 1 { result.timedDecodeSteps += 1 }
         }
         if result.timedDecodeSteps > 0 { result.decodeSeconds = Date().timeIntervalSince(decodeStart) }

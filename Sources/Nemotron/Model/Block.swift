@@ -16,15 +16,24 @@ struct Block {
     }
 }
 
-/// The block boundary: sums the previous mixer's partial outputs across ranks, adds them to
-/// the residual stream and normalises the result with the next norm.
+/// Where the tensor-parallel reductions happen: exactly one collective per layer, either
+/// fused into the next block's entry (TensorRT-LLM's `fuse_allreduce_norm`) or right after
+/// each mixer.
 enum BlockBoundary {
-    /// partial `[T, H]` (reduced in place), residual `[T, H]` updated, normed `[T, H]` written.
-    static func reduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>,
-                              norm: [Float], eps: Float, tokens T: Int, width H: Int,
-                              into normed: UnsafeMutablePointer<Float>, communicator: Communicator) {
-        if communicator.size > 1 { communicator.allReduceSum(partial, count: T * H) }
-        for i in 0..<T * H { residual[i] += partial[i] }
-        RMSNorm.apply(residual, weight: norm, eps: eps, tokens: T, width: H, into: normed)
+    /// After a mixer: unfused mode reduces its partial output `[T, H]` now.
+    static func leave(_ partial: UnsafeMutablePointer<Float>, count: Int, fused: Bool, communicator: Communicator) {
+        if !fused && communicator.size > 1 { communicator.allReduceSum(partial, count: count) }
+    }
+
+    /// Entry of block i ≥ 1, or before `norm_f`: `residual += Σ partial; normed = RMSNorm(residual)`.
+    /// Fused: the "pre-allreduce", one collective with the add and norm as its epilogue.
+    /// Unfused: the partial was reduced by `leave`, so add and norm run as separate passes.
+    static func enter(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, norm: [Float], eps: Float,
+                      tokens T: Int, width H: Int, into normed: UnsafeMutablePointer<Float>, fused: Bool, communicator: Communicator) {
+        if fused {
+            communicator.allReduceAddNorm(partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
+        } else {
+            ResidualNorm.addThenNorm(partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
+        }
     }
 }

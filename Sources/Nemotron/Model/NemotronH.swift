@@ -49,8 +49,9 @@ public final class NemotronH {
 
     /// Runs `tokens` of one sequence through the model, advancing its state. Returns the logits
     /// `[rows, V]` (rows = all tokens or the last one) on rank 0; other ranks get an empty array.
+    /// `fused` selects the layer-shifted AllReduce + residual + RMSNorm (spec §6).
     public func forward(_ tokens: [Int], sequence: SequenceState, logits rows: LogitRows, workspace ws: Workspace,
-                        communicator comm: Communicator) -> [Float] {
+                        communicator comm: Communicator, fused: Bool = false) -> [Float] {
         let (T, H, eps) = (tokens.count, config.hiddenSize, config.normEps)
         let hidden = ws.buffer(.hidden, count: T * H)
         let residual = ws.buffer(.residual, count: T * H)
@@ -59,18 +60,20 @@ public final class NemotronH {
 
         for block in blocks {
             if block.index == 0 {
-                // The embedding is complete on every rank: nothing to reduce.
+                // The embedding is complete on every rank: layer 0 has no pre-allreduce.
                 residual.update(from: hidden, count: T * H)
                 RMSNorm.apply(residual, weight: block.norm, eps: eps, tokens: T, width: H, into: normed)
             } else {
-                BlockBoundary.reduceAddNorm(hidden, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H,
-                                            into: normed, communicator: comm)
+                BlockBoundary.enter(hidden, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed,
+                                    fused: fused, communicator: comm)
             }
             block.mixer.forward(normed, tokens: T, state: sequence.layers[block.index], workspace: ws,
                                 reduceStatistics: { comm.allReduceSum($0, count: $1) }, into: hidden)
+            BlockBoundary.leave(hidden, count: T * H, fused: fused, communicator: comm)
         }
-        BlockBoundary.reduceAddNorm(hidden, residual: residual, norm: normF, eps: eps, tokens: T, width: H,
-                                    into: normed, communicator: comm)
+        // The final allreduce, fused with the residual add and norm_f.
+        BlockBoundary.enter(hidden, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed,
+                            fused: fused, communicator: comm)
         sequence.position += T
 
         let first = rows == .all ? 0 : T - 1

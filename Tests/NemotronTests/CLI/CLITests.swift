@@ -86,7 +86,7 @@ struct CLITests {
     func configFile() throws {
         let directory = try TemporaryDirectory()
         let config = directory.file("run.yaml")
-        try "model: \(dense.directory.path)\ntokens: [\(try tokens(dense))]\nmax_new_tokens: 3\n".write(to: config, atomically: true, encoding: .utf8)
+        try "model: \(dense.directory.path)\ntokens: [\(try tokens(dense))]\nmax_new_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
         let generate = try CLI.run(["generate", "--config", config.path, "--json", "--max-new-tokens", "2"])
         #expect(generate.status == 0, "\(generate.stderr)")
         #expect((try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int]
@@ -134,7 +134,7 @@ struct CLITests {
     func badFiles() throws {
         let directory = try TemporaryDirectory()
         let config = directory.file("run.yaml")
-        try "model: \(dense.directory.path)\nmax_tokens: 3\n".write(to: config, atomically: true, encoding: .utf8)
+        try "model: \(dense.directory.path)\nmax_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
         let unknownKey = try CLI.run(["generate", "--config", config.path, "--tokens", "1"])
         #expect(unknownKey.status != 0 && unknownKey.stderr.contains("\(config.path): unknown key 'max_tokens'; allowed keys: model,"))
 

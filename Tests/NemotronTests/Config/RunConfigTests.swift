@@ -6,7 +6,7 @@ import Testing
 struct RunConfigTests {
     func write(_ text: String, in directory: TemporaryDirectory) throws -> String {
         let path = directory.file("run.yaml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
         return path
     }
 
@@ -65,7 +65,7 @@ struct RunConfigTests {
     func relativePath() throws {
         let directory = try TemporaryDirectory()
         try FileManager.default.createDirectory(at: directory.file("sub"), withIntermediateDirectories: true)
-        try "model: ../ckpt\n".write(to: directory.file("sub/run.yaml"), atomically: true, encoding: .utf8)
+        try "model: ../ckpt\n".write(to: directory.file("sub/run.yaml"), atomically: false, encoding: .utf8)
         let cwd = FileManager.default.currentDirectoryPath
         let relative = String(repeating: "../", count: cwd.split(separator: "/").count) + directory.url.path.dropFirst() + "/sub/run.yaml"
         #expect(try RunConfig(path: relative).model == directory.file("ckpt").standardized.path)

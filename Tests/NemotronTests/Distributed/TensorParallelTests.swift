@@ -72,7 +72,7 @@ struct TensorParallelTests {
     func declaredSize() throws {
         let directory = try TemporaryDirectory()
         let config = directory.file("run.yaml")
-        try "model: \(Fixture.all[0].directory.path)\ntensor_parallel_size: 4\ntokens: [1, 2]\n".write(to: config, atomically: true, encoding: .utf8)
+        try "model: \(Fixture.all[0].directory.path)\ntensor_parallel_size: 4\ntokens: [1, 2]\n".write(to: config, atomically: false, encoding: .utf8)
         let run = try Self.run(ranks: 2, ["generate", "--config", config.path], timeout: 30)
         #expect(run.status != 0)
         #expect(run.stderr.contains("error: tensor_parallel_size is 4 but 2 process(es) are running"), "\(run.stderr)")

@@ -1,0 +1,51 @@
+/// How a block-boundary reduction is carried out (config `allreduce_strategy`). Every strategy
+/// serves both the fused (reduction + residual add + RMSNorm epilogue) and the unfused call,
+/// and accumulates in fp32 in a fixed order so every rank gets bit-identical results.
+public enum AllReduceStrategy: String, CaseIterable, Sendable {
+    /// `MPI_Allreduce`, then the residual add and norm as a second pass (TensorRT-LLM's NCCL path).
+    case mpi
+    /// Shared window: every rank publishes its partial, then sums all of them in rank order and
+    /// applies residual + norm in the same loop. One node only.
+    case oneshot
+    /// Shared window: rows split over the ranks; each reduces, adds and normalises its rows once,
+    /// then all ranks gather the normed and residual rows. One node only.
+    case twoshot
+    /// MPI point-to-point ring: reduce-scatter of rows with the residual + norm epilogue on the
+    /// owned rows, then ring all-gather. Works across machines.
+    case ring
+    /// Chosen per message by size and by whether all ranks share a node (`choice`).
+    case auto
+
+    /// What `auto` runs for a message of `bytes`. Thresholds from `bench-allreduce` at
+    /// `-np 2` on one node (README): oneshot wins up to 64 KiB, twoshot above; across nodes
+    /// MPI's tuned allreduce for small messages and the ring above 1 MiB.
+    public static func choice(bytes: Int, singleNode: Bool) -> AllReduceStrategy {
+        if singleNode { return bytes <= 64 << 10 ? .oneshot : .twoshot }
+        return bytes <= 1 << 20 ? .mpi : .ring
+    }
+
+    /// Whether this strategy needs every rank on one node.
+    public var needsSharedMemory: Bool { self == .oneshot || self == .twoshot }
+}
+
+/// The `fuse_allreduce_norm` switch and its resolution.
+public enum FuseAllReduceNorm: String, CaseIterable, Sendable {
+    case auto
+    case on
+    case off
+
+    /// Whether fusion is in effect, and why. It is off by itself when tp_size is 1 (nothing to
+    /// reduce) or with attention data parallelism (layers have no tensor-parallel reduction),
+    /// whatever was asked.
+    public func resolve(tpSize: Int, attentionDataParallel: Bool) -> (enabled: Bool, reason: String) {
+        if tpSize == 1 { return (false, "disabled by itself: tp_size is 1, there is nothing to reduce") }
+        if attentionDataParallel {
+            return (false, "disabled by itself: attention data parallelism is on, so layers have no tensor-parallel reduction")
+        }
+        switch self {
+        case .auto: return (true, "auto: tp_size is \(tpSize)")
+        case .on: return (true, "on as configured")
+        case .off: return (false, "off as configured")
+        }
+    }
+}
