@@ -40,7 +40,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     /// The strategy used for a message of `count` floats.
     private func resolved(_ count: Int) -> AllReduceStrategy {
-        strategy == .auto ? .choice(bytes: count * MemoryLayout<Float>.size, singleNode: isSingleNode) : strategy
+        strategy == .auto ? .choice(bytes: count * MemoryLayout<Float>.size, ranks: size, singleNode: isSingleNode) : strategy
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {

@@ -19,13 +19,14 @@ extension NemotronRun {
         @Flag(name: .long, help: "Print one JSON object.")
         var json = false
 
+        @Flag(name: .long, help: "Run fused and unfused AllReduce + norm in this one invocation and print the ratio.")
+        var compareFusion = false
+
         func run() throws {
             let engine = try loadEngine(try model.settings())
-            var random = SystemRandomNumberGenerator()
-            var prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<engine.config.vocabSize, using: &random) }
-            var seed = Int32(truncatingIfNeeded: prompt.first ?? 0)
-            engine.communicator.broadcast(&seed, count: 1, root: 0)
-            prompt = (0..<promptTokens).map { (Int(seed) &* 7919 &+ $0 &* 104_729) % engine.config.vocabSize }
+            // A fixed pseudo-random prompt, the same on every rank and every run.
+            let prompt = (0..<promptTokens).map { (7919 &+ $0 &* 104_729) % engine.config.vocabSize }
+            if compareFusion { return try compare(engine, prompt: prompt) }
             let result = try engine.generator.generate(prompt: prompt, maxNewTokens: newTokens, sampling: SamplingParameters(),
                                                        stopIds: [])
             let weights = engine.model.checkpoint.fileBytes
@@ -59,8 +60,45 @@ extension NemotronRun {
                 \(String(format: "%.2f", engine.model.bytesReadPerToken / 1e9)) GB read per token)
                 read bandwidth   \(String(format: "%.1f", readBandwidth / 1e9)) GB/s measured now with \(engine.threads) thread(s); \
                 decode streams at \(String(format: "%.0f", 100 * stream / readBandwidth))% of it
+                fusion           \(engine.parallelismDescription)
                 peak memory      \(Report.gigabytes(peak)) resident\(peaks.count > 1 ? " on the largest rank (per rank: \(peaks.map(Report.gigabytes).joined(separator: ", ")))" : ""), \
                 \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint (\(Report.gigabytes(weights)))
+                """)
+        }
+    
+        /// Unfused, fused, unfused, fused on the same prompt in this process; reports the better
+        /// of each pair and the fused / unfused ratio.
+        private func compare(_ engine: Engine, prompt: [Int]) throws {
+            guard engine.communicator.size > 1, engine.settings.enableAttentionDP != true else {
+                throw NemotronError.invalidArgument(name: "--compare-fusion", value: "with \(engine.communicator.size) process(es)",
+                                                    expected: "a tensor-parallel run (mpirun -np 2 or more): fusion needs a reduction")
+            }
+            var best: [Bool: Generation] = [:]
+            for fused in [false, true, false, true] {
+                engine.generator.fusedAllReduceNorm = fused
+                let result = try engine.generator.generate(prompt: prompt, maxNewTokens: newTokens, sampling: SamplingParameters(), stopIds: [])
+                if result.decodeTokensPerSecond > best[fused]?.decodeTokensPerSecond ?? 0 { best[fused] = result }
+            }
+            let (fused, unfused) = (best[true]!, best[false]!)
+            let decodeRatio = fused.decodeTokensPerSecond / unfused.decodeTokensPerSecond
+            let prefillRatio = fused.prefillTokensPerSecond / unfused.prefillTokensPerSecond
+            if json {
+                say(try Report.json([
+                    "processes": engine.communicator.size, "strategy": (engine.settings.allReduceStrategy ?? .auto).rawValue,
+                    "fused_decode_tokens_per_second": fused.decodeTokensPerSecond,
+                    "unfused_decode_tokens_per_second": unfused.decodeTokensPerSecond,
+                    "fused_prefill_tokens_per_second": fused.prefillTokensPerSecond,
+                    "unfused_prefill_tokens_per_second": unfused.prefillTokensPerSecond,
+                    "decode_ratio": decodeRatio, "prefill_ratio": prefillRatio,
+                ]))
+                return
+            }
+            say("""
+                compare-fusion   \(engine.communicator.size) ranks, allreduce_strategy \(engine.settings.allReduceStrategy ?? .auto), best of 2 runs each
+                decode           fused \(Report.rate(fused.decodeTokensPerSecond)) vs unfused \(Report.rate(unfused.decodeTokensPerSecond)) tokens/s: \
+                \(String(format: "%.3f", decodeRatio))×
+                prefill          fused \(Report.rate(fused.prefillTokensPerSecond)) vs unfused \(Report.rate(unfused.prefillTokensPerSecond)) tokens/s: \
+                \(String(format: "%.3f", prefillRatio))×
                 """)
         }
     }

@@ -16,11 +16,13 @@ public enum AllReduceStrategy: String, CaseIterable, Sendable {
     /// Chosen per message by size and by whether all ranks share a node (`choice`).
     case auto
 
-    /// What `auto` runs for a message of `bytes`. Thresholds from `bench-allreduce` at
-    /// `-np 2` on one node (README): oneshot wins up to 64 KiB, twoshot above; across nodes
-    /// MPI's tuned allreduce for small messages and the ring above 1 MiB.
-    public static func choice(bytes: Int, singleNode: Bool) -> AllReduceStrategy {
-        if singleNode { return bytes <= 64 << 10 ? .oneshot : .twoshot }
+    /// What `auto` runs for a message of `bytes` among `ranks`. Thresholds from
+    /// `bench-allreduce` on one node (README tables): with 2 ranks oneshot is fastest fused at
+    /// every size measured (8 KiB to 8 MiB); with 4, oneshot up to 16 KiB, then twoshot, which
+    /// reads fewer peer bytes. Across nodes (no shared memory): MPI's tuned allreduce for small
+    /// messages, the ring above 1 MiB.
+    public static func choice(bytes: Int, ranks: Int, singleNode: Bool) -> AllReduceStrategy {
+        if singleNode { return ranks <= 2 || bytes <= 16 << 10 ? .oneshot : .twoshot }
         return bytes <= 1 << 20 ? .mpi : .ring
     }
 

@@ -1,54 +1,119 @@
 /// The residual-add + RMSNorm epilogue of a block-boundary reduction, in the forms the
 /// strategies need. Fused and unfused paths perform the same float operations in the same
-/// order (`r = residual + Σ`, the row's sum of squares, `w · (r · scale)`), so their results
-/// are bitwise equal for a given reduction order.
+/// order per element (`s = ((x₀ + x₁) + x₂) …`, `r = residual + s`, the row's sum of squares,
+/// `w · (r · scale)`), so their results are bitwise equal for a given reduction order.
+/// Vectorised over 8 lanes; lanes do not change per-element rounding.
 public enum ResidualNorm {
-    /// Per row of `width`: `residual += sum; normed = RMSNorm(residual)`. One pass over memory
+    /// Per row of `width`: `residual += sum; normed = RMSNorm(residual)`, one pass over memory
     /// (a row stays in L1 between its add and its scaling).
     public static func addNorm(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                                rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
-        for row in 0..<rows {
-            let r = residual + row * width, s = sum + row * width
-            for j in 0..<width { r[j] += s[j] }
-            scale(r, weight: weight, eps: eps, width: width, into: normed + row * width)
+        weight.withUnsafeBufferPointer { w in
+            for row in 0..<rows {
+                let r = residual + row * width
+                add(sum + row * width, into: r, count: width)
+                scale(r, weight: w.baseAddress!, eps: eps, width: width, into: normed + row * width)
+            }
         }
     }
 
-    /// Per row of `width`: `residual += Σ_k sources[k]` (summed in rank order k = 0, 1, …) and
+    /// Per row in `rows` of `width`: `residual += Σ_k sources[k]` (rank order) and
     /// `normed = RMSNorm(residual)`, reading each source once.
     public static func sumAddNorm(_ sources: [UnsafePointer<Float>], residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                                   rows: Range<Int>, width: Int, into normed: UnsafeMutablePointer<Float>) {
-        for row in rows {
-            let r = residual + row * width
-            let offset = row * width
-            for j in 0..<width { r[j] += sumAt(sources, offset + j) }
-            scale(r, weight: weight, eps: eps, width: width, into: normed + row * width)
+        sources.withUnsafeBufferPointer { sources in
+            weight.withUnsafeBufferPointer { w in
+                for row in rows {
+                    let offset = row * width
+                    addSum(sources, offset: offset, count: width, into: residual + offset)
+                    scale(residual + offset, weight: w.baseAddress!, eps: eps, width: width, into: normed + offset)
+                }
+            }
         }
     }
 
     /// `out[i] = Σ_k sources[k][i]` in rank order for i in `range`.
     public static func sum(_ sources: [UnsafePointer<Float>], range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        for i in range { out[i] = sumAt(sources, i) }
+        sources.withUnsafeBufferPointer { sources in
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                store(total(sources, i), out + i)
+                i += 8
+            }
+            while i < range.upperBound {
+                var s = sources[0][i]
+                for k in 1..<sources.count { s += sources[k][i] }
+                out[i] = s
+                i += 1
+            }
+        }
     }
 
     /// The unfused boundary: `residual += sum` over all rows, then RMSNorm as a separate pass.
     public static func addThenNorm(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                                    rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
-        for i in 0..<rows * width { residual[i] += sum[i] }
+        add(sum, into: residual, count: rows * width)
         RMSNorm.apply(residual, weight: weight, eps: eps, tokens: rows, width: width, into: normed)
     }
 
-    @inline(__always) private static func sumAt(_ sources: [UnsafePointer<Float>], _ i: Int) -> Float {
-        var s = sources[0][i]
-        for k in 1..<sources.count { s += sources[k][i] }
+    // MARK: - Vector pieces
+
+    /// `target[i] += source[i]`
+    static func add(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            store(load(target + i) + load(source + i), target + i)
+            i += 8
+        }
+        while i < count {
+            target[i] += source[i]
+            i += 1
+        }
+    }
+
+    /// `target[i] = target[i] + Σ_k sources[k][offset + i]`
+    private static func addSum(_ sources: UnsafeBufferPointer<UnsafePointer<Float>>, offset: Int, count: Int,
+                               into target: UnsafeMutablePointer<Float>) {
+        var i = 0
+        while i + 8 <= count {
+            store(load(target + i) + total(sources, offset + i), target + i)
+            i += 8
+        }
+        while i < count {
+            var s = sources[0][offset + i]
+            for k in 1..<sources.count { s += sources[k][offset + i] }
+            target[i] += s
+            i += 1
+        }
+    }
+
+    /// `out[j] = w[j] · (r[j] · (1 / sqrt(mean(r²) + eps)))` for one row.
+    static func scale(_ r: UnsafePointer<Float>, weight w: UnsafePointer<Float>, eps: Float, width: Int,
+                      into out: UnsafeMutablePointer<Float>) {
+        let inverse = RMSNorm.inverseRMS(r, count: width, eps: eps)
+        let inverseV = SIMD8<Float>(repeating: inverse)
+        var j = 0
+        while j + 8 <= width {
+            store(load(w + j) * (load(r + j) * inverseV), out + j)
+            j += 8
+        }
+        while j < width {
+            out[j] = w[j] * (r[j] * inverse)
+            j += 1
+        }
+    }
+
+    @inline(__always) private static func total(_ sources: UnsafeBufferPointer<UnsafePointer<Float>>, _ i: Int) -> SIMD8<Float> {
+        var s = load(sources[0] + i)
+        for k in 1..<sources.count { s += load(sources[k] + i) }
         return s
     }
 
-    @inline(__always) private static func scale(_ r: UnsafePointer<Float>, weight: [Float], eps: Float, width: Int,
-                                                into out: UnsafeMutablePointer<Float>) {
-        let inverse = RMSNorm.inverseRMS(r, count: width, eps: eps)
-        weight.withUnsafeBufferPointer { w in
-            for j in 0..<width { out[j] = w[j] * (r[j] * inverse) }
-        }
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
     }
 }

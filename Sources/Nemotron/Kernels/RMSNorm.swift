@@ -5,10 +5,7 @@ enum RMSNorm {
                       into out: UnsafeMutablePointer<Float>) {
         weight.withUnsafeBufferPointer { w in
             for t in 0..<tokens {
-                let row = x + t * width
-                let scale = inverseRMS(row, count: width, eps: eps)
-                let o = out + t * width
-                for j in 0..<width { o[j] = w[j] * (row[j] * scale) }
+                ResidualNorm.scale(x + t * width, weight: w.baseAddress!, eps: eps, width: width, into: out + t * width)
             }
         }
     }

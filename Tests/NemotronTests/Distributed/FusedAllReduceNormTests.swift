@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import Nemotron
+
+@Suite("Fused AllReduce + residual + RMSNorm")
+struct FusedAllReduceNormTests {
+    @Test("fusion turns itself off at tp 1 and with attention data parallelism, whatever was asked")
+    func autoDisable() {
+        for asked in FuseAllReduceNorm.allCases {
+            #expect(!asked.resolve(tpSize: 1, attentionDataParallel: false).enabled)
+            #expect(asked.resolve(tpSize: 1, attentionDataParallel: false).reason.contains("tp_size is 1"))
+            #expect(!asked.resolve(tpSize: 4, attentionDataParallel: true).enabled)
+            #expect(asked.resolve(tpSize: 4, attentionDataParallel: true).reason.contains("attention data parallelism"))
+        }
+        #expect(FuseAllReduceNorm.auto.resolve(tpSize: 2, attentionDataParallel: false).enabled)
+        #expect(FuseAllReduceNorm.on.resolve(tpSize: 2, attentionDataParallel: false).enabled)
+        #expect(!FuseAllReduceNorm.off.resolve(tpSize: 2, attentionDataParallel: false).enabled)
+    }
+
+    @Test("auto picks shared memory on one node and MPI or the ring across nodes")
+    func automatic() {
+        #expect(AllReduceStrategy.choice(bytes: 8 << 20, ranks: 2, singleNode: true) == .oneshot)
+        #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: 4, singleNode: true) == .oneshot)
+        #expect(AllReduceStrategy.choice(bytes: 64 << 10, ranks: 4, singleNode: true) == .twoshot)
+        #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: 4, singleNode: false) == .mpi)
+        #expect(AllReduceStrategy.choice(bytes: 4 << 20, ranks: 4, singleNode: false) == .ring)
+        #expect(AllReduceStrategy.allCases.filter(\.needsSharedMemory) == [.oneshot, .twoshot])
+    }
+
+    @Test("the fused epilogue equals the separate passes bit for bit", arguments: [1, 3, 8], [2, 3, 4])
+    func epilogue(rows: Int, ranks: Int) {
+        let width = 67
+        var random = Xoshiro256(seed: UInt64(rows * 10 + ranks))
+        let partials = (0..<ranks).map { _ in (0..<rows * width).map { _ in Float(random.nextUnit()) - 0.5 } }
+        let residual0 = (0..<rows * width).map { _ in Float(random.nextUnit()) * 4 - 2 }
+        let weight = (0..<width).map { _ in Float(random.nextUnit()) + 0.5 }
+        let sources = partials.map { $0.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) } }
+        var fusedResidual = residual0, fusedNormed = [Float](repeating: 0, count: rows * width)
+        ResidualNorm.sumAddNorm(sources, residual: &fusedResidual, weight: weight, eps: 1e-5, rows: 0..<rows, width: width,
+                                into: &fusedNormed)
+        var sum = [Float](repeating: 0, count: rows * width)
+        ResidualNorm.sum(sources, range: 0..<rows * width, into: &sum)
+        var residual = residual0, normed = [Float](repeating: 0, count: rows * width)
+        ResidualNorm.addThenNorm(sum, residual: &residual, weight: weight, eps: 1e-5, rows: rows, width: width, into: &normed)
+        #expect(fusedResidual == residual && fusedNormed == normed)
+        var oneRank = residual0, oneRankNormed = [Float](repeating: 0, count: rows * width)
+        ResidualNorm.addNorm(sum, residual: &oneRank, weight: weight, eps: 1e-5, rows: rows, width: width, into: &oneRankNormed)
+        #expect(oneRank == residual && oneRankNormed == normed)
+    }
+
+    @Test("fused and unfused forward passes are bitwise equal on an in-process group", arguments: [2, 4])
+    func forward(ranks: Int) throws {
+        let fixture = Fixture.all[1]
+        let tokens = try fixture.reference.ints("prompt_ids")
+        let models = try (0..<ranks).map { try fixture.load(tpSize: ranks, rank: $0) }
+        func run(fused: Bool) -> [Float] {
+            InProcessGroup(size: ranks).run(ranks) { rank, member in
+                models[rank].forward(tokens, sequence: models[rank].makeSequence(capacity: 16), logits: .all,
+                                     workspace: Workspace(threads: 1), communicator: member, fused: fused)
+            }[0]
+        }
+        let fused = run(fused: true), unfused = run(fused: false)
+        #expect(fused == unfused)
+        #expect(maxAbsDifference(fused, try fixture.reference.floats("prefill_logits")) <= 1e-4)
+    }
+}
+
+/// Every strategy, fused and unfused, under real mpirun.
+@Suite("AllReduce strategies under mpirun", .serialized)
+struct AllReduceStrategyTests {
+    static func sharedMemoryEntries() -> Set<String> {
+        Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
+    }
+
+    func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
+
+    @Test("logits and greedy ids match transformers; tp 2 fused equals unfused bitwise",
+          arguments: [2, 4], [AllReduceStrategy.mpi, .oneshot, .twoshot, .ring, .auto])
+    func strategies(ranks: Int, strategy: AllReduceStrategy) throws {
+        let before = Self.sharedMemoryEntries()
+        for fixture in [Fixture.all[0], Fixture.all[1]] {
+            let reference = try fixture.reference
+            var logits: [String: [Float]] = [:]
+            for fuse in ["on", "off"] {
+                let directory = try TemporaryDirectory()
+                let options = ["--allreduce-strategy", strategy.rawValue, "--fuse-allreduce-norm", fuse]
+                let run = try TensorParallelTests.run(ranks: ranks, ["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                                                                     "--output", directory.file("l.safetensors").path] + options)
+                #expect(run.status == 0, "\(run.stderr)")
+                logits[fuse] = try Reference(url: directory.file("l.safetensors")).floats("logits")
+                #expect(maxAbsDifference(logits[fuse]!, try reference.floats("prefill_logits")) <= 1e-4, "\(fixture) \(fuse)")
+                let expected = try reference.ints("greedy_ids")
+                let generate = try TensorParallelTests.run(ranks: ranks, ["generate", "--model", fixture.directory.path, "--tokens",
+                                                                          try tokens(fixture), "--max-new-tokens", "\(expected.count)", "--json"] + options)
+                let json = try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any]
+                #expect(json?["generated_ids"] as? [Int] == expected, "\(fixture) \(fuse): \(generate.stderr)")
+            }
+            if ranks == 2 { #expect(logits["on"] == logits["off"], "\(fixture): fused and unfused differ") }
+        }
+        #expect(Self.sharedMemoryEntries().subtracting(before).isEmpty, "new /dev/shm entries")
+    }
+
+    @Test("a killed rank leaves nothing in /dev/shm and ends the job")
+    func killedRank() throws {
+        let before = Self.sharedMemoryEntries()
+        let directory = try TemporaryDirectory()
+        // A unique config path marks this job's processes for pkill.
+        let config = directory.file("kill-\(UUID().uuidString).yaml")
+        try "model: \(Fixture.all[0].directory.path)\ntokens: [1, 2, 3]\nmax_new_tokens: 1000000\nallreduce_strategy: oneshot\n"
+            .write(to: config, atomically: false, encoding: .utf8)
+        let mpirun = Process()
+        mpirun.executableURL = TensorParallelTests.mpirun
+        mpirun.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CLI.binary.path, "generate", "--config", config.path,
+                            "--threads", "1"]
+        mpirun.environment = CLI.cleanEnvironment
+        mpirun.standardOutput = FileHandle.nullDevice
+        mpirun.standardError = FileHandle.nullDevice
+        try mpirun.run()
+        Thread.sleep(forTimeInterval: 3)
+        let kill = Process()
+        kill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+        kill.arguments = ["-9", "-n", "-f", config.lastPathComponent]
+        try kill.run()
+        kill.waitUntilExit()
+        let deadline = Date().addingTimeInterval(30)
+        while mpirun.isRunning && Date() < deadline { usleep(50_000) }
+        if mpirun.isRunning { mpirun.terminate() }
+        mpirun.waitUntilExit()
+        #expect(mpirun.terminationStatus != 0)
+        #expect(Self.sharedMemoryEntries().subtracting(before).isEmpty, "new /dev/shm entries")
+    }
+}
