@@ -50,112 +50,114 @@ enum CLI {
     }
 }
 
-@Suite("nemotron-run command line", .serialized)
-struct CLITests {
-    let dense = Fixture.all[0]
+extension ProcessSuites {
+    @Suite("nemotron-run command line", .serialized)
+    struct CLITests {
+        let dense = Fixture.all[0]
 
-    func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
+        func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
 
-    @Test("logits writes [T, V] matching transformers", arguments: [Fixture.all[0], Fixture.all[1]])
-    func logits(fixture: Fixture) throws {
-        let directory = try TemporaryDirectory()
-        let output = directory.file("logits.safetensors")
-        let run = try CLI.run(["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture), "--output", output.path])
-        #expect(run.status == 0, "\(run.stderr)")
-        let written = try Reference(url: output)
-        let reference = try fixture.reference
-        #expect(try written.shape("logits") == reference.shape("prefill_logits"))
-        #expect(maxAbsDifference(try written.floats("logits"), try reference.floats("prefill_logits")) <= fixture.tolerance)
-    }
-
-    @Test("generate --json prints greedy ids and writes step logits", arguments: [Fixture.all[0], Fixture.all[2]])
-    func generate(fixture: Fixture) throws {
-        let directory = try TemporaryDirectory()
-        let output = directory.file("steps.safetensors")
-        let reference = try fixture.reference
-        let expected = try reference.ints("greedy_ids")
-        let run = try CLI.run(["generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                               "--max-new-tokens", "\(expected.count)", "--temperature", "0", "--json", "--logits-output", output.path])
-        #expect(run.status == 0, "\(run.stderr)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
-        #expect(json["generated_ids"] as? [Int] == expected)
-        #expect(maxAbsDifference(try Reference(url: output).floats("step_logits"), try reference.floats("step_logits")) <= fixture.tolerance)
-    }
-
-    @Test("--config works with every command, flags override it")
-    func configFile() throws {
-        let directory = try TemporaryDirectory()
-        let config = directory.file("run.yaml")
-        try "model: \(dense.directory.path)\ntokens: [\(try tokens(dense))]\nmax_new_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
-        let generate = try CLI.run(["generate", "--config", config.path, "--json", "--max-new-tokens", "2"])
-        #expect(generate.status == 0, "\(generate.stderr)")
-        #expect((try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int]
-                == Array(try dense.reference.ints("greedy_ids").prefix(2)))
-        #expect(try CLI.run(["logits", "--config", config.path, "--output", directory.file("l.safetensors").path]).status == 0)
-        #expect(try CLI.run(["inspect", "--config", config.path]).status == 0)
-        #expect(try CLI.run(["bench", "--config", config.path, "--prompt-tokens", "8", "--new-tokens", "3"]).status == 0)
-    }
-
-    @Test("inspect reports settings, layer kinds, parameters, dtypes and the BLAS core")
-    func inspect() throws {
-        let run = try CLI.run(["inspect", "--model", Fixture.all[3].directory.path])
-        #expect(run.status == 0, "\(run.stderr)")
-        for text in ["M-M*M-*M", "mamba2 4, attention 2, mlp 2, moe 0", "parameters         263168", "BF16", "blas core"] {
-            #expect(run.stdout.contains(text), "missing \(text)")
+        @Test("logits writes [T, V] matching transformers", arguments: [Fixture.all[0], Fixture.all[1]])
+        func logits(fixture: Fixture) throws {
+            let directory = try TemporaryDirectory()
+            let output = directory.file("logits.safetensors")
+            let run = try CLI.run(["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture), "--output", output.path])
+            #expect(run.status == 0, "\(run.stderr)")
+            let written = try Reference(url: output)
+            let reference = try fixture.reference
+            #expect(try written.shape("logits") == reference.shape("prefill_logits"))
+            #expect(maxAbsDifference(try written.floats("logits"), try reference.floats("prefill_logits")) <= fixture.tolerance)
         }
-        #expect(!run.stdout.contains("Prescott"))
-    }
 
-    @Test("bench prints prefill and decode tokens/s and peak memory")
-    func bench() throws {
-        let run = try CLI.run(["bench", "--model", dense.directory.path, "--prompt-tokens", "16", "--new-tokens", "4", "--json"])
-        #expect(run.status == 0, "\(run.stderr)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
-        #expect((json["prefill_tokens_per_second"] as? Double ?? 0) > 0)
-        #expect((json["decode_tokens_per_second"] as? Double ?? 0) > 0)
-        #expect((json["peak_resident_bytes"] as? Int ?? 0) > 0)
-    }
+        @Test("generate --json prints greedy ids and writes step logits", arguments: [Fixture.all[0], Fixture.all[2]])
+        func generate(fixture: Fixture) throws {
+            let directory = try TemporaryDirectory()
+            let output = directory.file("steps.safetensors")
+            let reference = try fixture.reference
+            let expected = try reference.ints("greedy_ids")
+            let run = try CLI.run(["generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                                   "--max-new-tokens", "\(expected.count)", "--temperature", "0", "--json", "--logits-output", output.path])
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            #expect(json["generated_ids"] as? [Int] == expected)
+            #expect(maxAbsDifference(try Reference(url: output).floats("step_logits"), try reference.floats("step_logits")) <= fixture.tolerance)
+        }
 
-    /// Each bad input: non-zero exit, one "error:" line naming the culprit, nothing on stdout.
-    @Test("bad inputs fail clearly", arguments: [
-        (["--tokens", "1,2,600"], "token id 600 at position 2 is outside the vocabulary 0..<512"),
-        (["--tokens", ""], "the token list is empty"),
-        (["--tokens", "1,x"], "--tokens = 'x' is invalid"),
-        (["--tokens", "1", "--threads", "0"], "key 'threads' has value 0; expected an integer >= 1"),
-    ])
-    func badArguments(arguments: [String], message: String) throws {
-        let run = try CLI.run(["generate", "--model", dense.directory.path] + arguments)
-        #expect(run.status != 0)
-        #expect(run.stderr.contains("error: ") && run.stderr.contains(message), "\(run.stderr)")
-        #expect(run.stdout.isEmpty)
-    }
+        @Test("--config works with every command, flags override it")
+        func configFile() throws {
+            let directory = try TemporaryDirectory()
+            let config = directory.file("run.yaml")
+            try "model: \(dense.directory.path)\ntokens: [\(try tokens(dense))]\nmax_new_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
+            let generate = try CLI.run(["generate", "--config", config.path, "--json", "--max-new-tokens", "2"])
+            #expect(generate.status == 0, "\(generate.stderr)")
+            #expect((try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int]
+                    == Array(try dense.reference.ints("greedy_ids").prefix(2)))
+            #expect(try CLI.run(["logits", "--config", config.path, "--output", directory.file("l.safetensors").path]).status == 0)
+            #expect(try CLI.run(["inspect", "--config", config.path]).status == 0)
+            #expect(try CLI.run(["bench", "--config", config.path, "--prompt-tokens", "8", "--new-tokens", "3"]).status == 0)
+        }
 
-    @Test("bad files fail clearly")
-    func badFiles() throws {
-        let directory = try TemporaryDirectory()
-        let config = directory.file("run.yaml")
-        try "model: \(dense.directory.path)\nmax_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
-        let unknownKey = try CLI.run(["generate", "--config", config.path, "--tokens", "1"])
-        #expect(unknownKey.status != 0 && unknownKey.stderr.contains("\(config.path): unknown key 'max_tokens'; allowed keys: model,"))
+        @Test("inspect reports settings, layer kinds, parameters, dtypes and the BLAS core")
+        func inspect() throws {
+            let run = try CLI.run(["inspect", "--model", Fixture.all[3].directory.path])
+            #expect(run.status == 0, "\(run.stderr)")
+            for text in ["M-M*M-*M", "mamba2 4, attention 2, mlp 2, moe 0", "parameters         263168", "BF16", "blas core"] {
+                #expect(run.stdout.contains(text), "missing \(text)")
+            }
+            #expect(!run.stdout.contains("Prescott"))
+        }
 
-        let missing = try CLI.run(["generate", "--model", directory.file("nowhere").path, "--tokens", "1"])
-        #expect(missing.status != 0 && missing.stderr.contains("nowhere/config.json: not found"))
+        @Test("bench prints prefill and decode tokens/s and peak memory")
+        func bench() throws {
+            let run = try CLI.run(["bench", "--model", dense.directory.path, "--prompt-tokens", "16", "--new-tokens", "4", "--json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            #expect((json["prefill_tokens_per_second"] as? Double ?? 0) > 0)
+            #expect((json["decode_tokens_per_second"] as? Double ?? 0) > 0)
+            #expect((json["peak_resident_bytes"] as? Int ?? 0) > 0)
+        }
 
-        let broken = try directory.copy(dense)
-        let configURL = broken.appendingPathComponent("config.json")
-        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
-        json["hidden_size"] = nil
-        try JSONSerialization.data(withJSONObject: json).write(to: configURL)
-        let missingKey = try CLI.run(["generate", "--model", broken.path, "--tokens", "1"])
-        #expect(missingKey.status != 0 && missingKey.stderr.contains("config.json: required key 'hidden_size' is missing"))
-    }
+        /// Each bad input: non-zero exit, one "error:" line naming the culprit, nothing on stdout.
+        @Test("bad inputs fail clearly", arguments: [
+            (["--tokens", "1,2,600"], "token id 600 at position 2 is outside the vocabulary 0..<512"),
+            (["--tokens", ""], "the token list is empty"),
+            (["--tokens", "1,x"], "--tokens = 'x' is invalid"),
+            (["--tokens", "1", "--threads", "0"], "key 'threads' has value 0; expected an integer >= 1"),
+        ])
+        func badArguments(arguments: [String], message: String) throws {
+            let run = try CLI.run(["generate", "--model", dense.directory.path] + arguments)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains("error: ") && run.stderr.contains(message), "\(run.stderr)")
+            #expect(run.stdout.isEmpty)
+        }
 
-    @Test("the example configs run", arguments: ["tiny.yaml", "sampling-example.yaml"])
-    func exampleConfigs(file: String) throws {
-        let configs = Fixture.root.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("configs")
-        let run = try CLI.run(["generate", "--config", configs.appendingPathComponent(file).path, "--json"])
-        #expect(run.status == 0, "\(run.stderr)")
-        #expect(((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int])?.isEmpty == false)
+        @Test("bad files fail clearly")
+        func badFiles() throws {
+            let directory = try TemporaryDirectory()
+            let config = directory.file("run.yaml")
+            try "model: \(dense.directory.path)\nmax_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
+            let unknownKey = try CLI.run(["generate", "--config", config.path, "--tokens", "1"])
+            #expect(unknownKey.status != 0 && unknownKey.stderr.contains("\(config.path): unknown key 'max_tokens'; allowed keys: model,"))
+
+            let missing = try CLI.run(["generate", "--model", directory.file("nowhere").path, "--tokens", "1"])
+            #expect(missing.status != 0 && missing.stderr.contains("nowhere/config.json: not found"))
+
+            let broken = try directory.copy(dense)
+            let configURL = broken.appendingPathComponent("config.json")
+            var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+            json["hidden_size"] = nil
+            try JSONSerialization.data(withJSONObject: json).write(to: configURL)
+            let missingKey = try CLI.run(["generate", "--model", broken.path, "--tokens", "1"])
+            #expect(missingKey.status != 0 && missingKey.stderr.contains("config.json: required key 'hidden_size' is missing"))
+        }
+
+        @Test("the example configs run", arguments: ["tiny.yaml", "sampling-example.yaml"])
+        func exampleConfigs(file: String) throws {
+            let configs = Fixture.root.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("configs")
+            let run = try CLI.run(["generate", "--config", configs.appendingPathComponent(file).path, "--json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int])?.isEmpty == false)
+        }
     }
 }

@@ -65,68 +65,71 @@ struct FusedAllReduceNormTests {
     }
 }
 
-/// Every strategy, fused and unfused, under real mpirun.
-@Suite("AllReduce strategies under mpirun", .serialized)
-struct AllReduceStrategyTests {
-    static func sharedMemoryEntries() -> Set<String> {
-        Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
-    }
+extension ProcessSuites {
+    /// Every strategy, fused and unfused, under real mpirun.
 
-    func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
-
-    @Test("logits and greedy ids match transformers; tp 2 fused equals unfused bitwise",
-          arguments: [2, 4], [AllReduceStrategy.mpi, .oneshot, .twoshot, .ring, .auto])
-    func strategies(ranks: Int, strategy: AllReduceStrategy) throws {
-        let before = Self.sharedMemoryEntries()
-        for fixture in [Fixture.all[0], Fixture.all[1]] {
-            let reference = try fixture.reference
-            var logits: [String: [Float]] = [:]
-            for fuse in ["on", "off"] {
-                let directory = try TemporaryDirectory()
-                let options = ["--allreduce-strategy", strategy.rawValue, "--fuse-allreduce-norm", fuse]
-                let run = try TensorParallelTests.run(ranks: ranks, ["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                                                                     "--output", directory.file("l.safetensors").path] + options)
-                #expect(run.status == 0, "\(run.stderr)")
-                logits[fuse] = try Reference(url: directory.file("l.safetensors")).floats("logits")
-                #expect(maxAbsDifference(logits[fuse]!, try reference.floats("prefill_logits")) <= 1e-4, "\(fixture) \(fuse)")
-                let expected = try reference.ints("greedy_ids")
-                let generate = try TensorParallelTests.run(ranks: ranks, ["generate", "--model", fixture.directory.path, "--tokens",
-                                                                          try tokens(fixture), "--max-new-tokens", "\(expected.count)", "--json"] + options)
-                let json = try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any]
-                #expect(json?["generated_ids"] as? [Int] == expected, "\(fixture) \(fuse): \(generate.stderr)")
-            }
-            if ranks == 2 { #expect(logits["on"] == logits["off"], "\(fixture): fused and unfused differ") }
+    @Suite("AllReduce strategies under mpirun", .serialized)
+    struct AllReduceStrategyTests {
+        static func sharedMemoryEntries() -> Set<String> {
+            Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
         }
-        #expect(Self.sharedMemoryEntries().subtracting(before).isEmpty, "new /dev/shm entries")
-    }
 
-    @Test("a killed rank leaves nothing in /dev/shm and ends the job")
-    func killedRank() throws {
-        let before = Self.sharedMemoryEntries()
-        let directory = try TemporaryDirectory()
-        // A unique config path marks this job's processes for pkill.
-        let config = directory.file("kill-\(UUID().uuidString).yaml")
-        try "model: \(Fixture.all[0].directory.path)\ntokens: [1, 2, 3]\nmax_new_tokens: 1000000\nallreduce_strategy: oneshot\n"
-            .write(to: config, atomically: false, encoding: .utf8)
-        let mpirun = Process()
-        mpirun.executableURL = TensorParallelTests.mpirun
-        mpirun.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CLI.binary.path, "generate", "--config", config.path,
-                            "--threads", "1"]
-        mpirun.environment = CLI.cleanEnvironment
-        mpirun.standardOutput = FileHandle.nullDevice
-        mpirun.standardError = FileHandle.nullDevice
-        try mpirun.run()
-        Thread.sleep(forTimeInterval: 3)
-        let kill = Process()
-        kill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
-        kill.arguments = ["-9", "-n", "-f", config.lastPathComponent]
-        try kill.run()
-        kill.waitUntilExit()
-        let deadline = Date().addingTimeInterval(30)
-        while mpirun.isRunning && Date() < deadline { usleep(50_000) }
-        if mpirun.isRunning { mpirun.terminate() }
-        mpirun.waitUntilExit()
-        #expect(mpirun.terminationStatus != 0)
-        #expect(Self.sharedMemoryEntries().subtracting(before).isEmpty, "new /dev/shm entries")
+        func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
+
+        @Test("logits and greedy ids match transformers; tp 2 fused equals unfused bitwise",
+              arguments: [2, 4], [AllReduceStrategy.mpi, .oneshot, .twoshot, .ring, .auto])
+        func strategies(ranks: Int, strategy: AllReduceStrategy) throws {
+            let before = Self.sharedMemoryEntries()
+            for fixture in [Fixture.all[0], Fixture.all[1]] {
+                let reference = try fixture.reference
+                var logits: [String: [Float]] = [:]
+                for fuse in ["on", "off"] {
+                    let directory = try TemporaryDirectory()
+                    let options = ["--allreduce-strategy", strategy.rawValue, "--fuse-allreduce-norm", fuse]
+                    let run = try ProcessSuites.TensorParallelTests.run(ranks: ranks, ["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                                                                         "--output", directory.file("l.safetensors").path] + options)
+                    #expect(run.status == 0, "\(run.stderr)")
+                    logits[fuse] = try Reference(url: directory.file("l.safetensors")).floats("logits")
+                    #expect(maxAbsDifference(logits[fuse]!, try reference.floats("prefill_logits")) <= 1e-4, "\(fixture) \(fuse)")
+                    let expected = try reference.ints("greedy_ids")
+                    let generate = try ProcessSuites.TensorParallelTests.run(ranks: ranks, ["generate", "--model", fixture.directory.path, "--tokens",
+                                                                              try tokens(fixture), "--max-new-tokens", "\(expected.count)", "--json"] + options)
+                    let json = try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any]
+                    #expect(json?["generated_ids"] as? [Int] == expected, "\(fixture) \(fuse): \(generate.stderr)")
+                }
+                if ranks == 2 { #expect(logits["on"] == logits["off"], "\(fixture): fused and unfused differ") }
+            }
+            #expect(Self.sharedMemoryEntries().subtracting(before).isEmpty, "new /dev/shm entries")
+        }
+
+        @Test("a killed rank leaves nothing in /dev/shm and ends the job")
+        func killedRank() throws {
+            let before = Self.sharedMemoryEntries()
+            let directory = try TemporaryDirectory()
+            // A unique config path marks this job's processes for pkill.
+            let config = directory.file("kill-\(UUID().uuidString).yaml")
+            try "model: \(Fixture.all[0].directory.path)\ntokens: [1, 2, 3]\nmax_new_tokens: 1000000\nallreduce_strategy: oneshot\n"
+                .write(to: config, atomically: false, encoding: .utf8)
+            let mpirun = Process()
+            mpirun.executableURL = ProcessSuites.TensorParallelTests.mpirun
+            mpirun.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CLI.binary.path, "generate", "--config", config.path,
+                                "--threads", "1"]
+            mpirun.environment = CLI.cleanEnvironment
+            mpirun.standardOutput = FileHandle.nullDevice
+            mpirun.standardError = FileHandle.nullDevice
+            try mpirun.run()
+            Thread.sleep(forTimeInterval: 3)
+            let kill = Process()
+            kill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+            kill.arguments = ["-9", "-n", "-f", config.lastPathComponent]
+            try kill.run()
+            kill.waitUntilExit()
+            let deadline = Date().addingTimeInterval(30)
+            while mpirun.isRunning && Date() < deadline { usleep(50_000) }
+            if mpirun.isRunning { mpirun.terminate() }
+            mpirun.waitUntilExit()
+            #expect(mpirun.terminationStatus != 0)
+            #expect(Self.sharedMemoryEntries().subtracting(before).isEmpty, "new /dev/shm entries")
+        }
     }
 }

@@ -2,100 +2,103 @@ import Foundation
 import Testing
 @testable import Nemotron
 
-/// Real MPI: spawns `mpirun` on the built nemotron-run and compares with the transformers
-/// references. Tensor parallelism changes summation order, so the tolerance stays 1e-4.
-@Suite("Tensor parallelism under mpirun", .serialized)
-struct TensorParallelTests {
-    static let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
+extension ProcessSuites {
+    /// Real MPI: spawns `mpirun` on the built nemotron-run and compares with the transformers
+    /// references. Tensor parallelism changes summation order, so the tolerance stays 1e-4.
 
-    /// `mpirun -np N nemotron-run ARGS --threads 1` as root-safe, oversubscribed on small machines.
-    static func run(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120) throws -> CLI.Output {
-        try CLI.run(["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", CLI.binary.path] + arguments + ["--threads", "1"],
-                    executable: mpirun, timeout: timeout)
-    }
+    @Suite("Tensor parallelism under mpirun", .serialized)
+    struct TensorParallelTests {
+        static let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
 
-    func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
+        /// `mpirun -np N nemotron-run ARGS --threads 1` as root-safe, oversubscribed on small machines.
+        static func run(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120) throws -> CLI.Output {
+            try CLI.run(["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", CLI.binary.path] + arguments + ["--threads", "1"],
+                        executable: mpirun, timeout: timeout)
+        }
 
-    /// dense at tp 4 also covers KV-head replication (2 kv heads) and B/C-group replication (2 groups).
-    @Test("logits and greedy generation match transformers", arguments: [2, 4], [Fixture.all[0], Fixture.all[1], Fixture.all[2]])
-    func matchesReference(ranks: Int, fixture: Fixture) throws {
-        let directory = try TemporaryDirectory()
-        let reference = try fixture.reference
-        let logits = try Self.run(ranks: ranks, ["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                                                 "--output", directory.file("l.safetensors").path])
-        #expect(logits.status == 0, "\(logits.stderr)")
-        #expect(maxAbsDifference(try Reference(url: directory.file("l.safetensors")).floats("logits"),
-                                 try reference.floats("prefill_logits")) <= 1e-4)
+        func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
 
-        let expected = try reference.ints("greedy_ids")
-        let generate = try Self.run(ranks: ranks, ["generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                                                   "--max-new-tokens", "\(expected.count)", "--json",
-                                                   "--logits-output", directory.file("s.safetensors").path])
-        #expect(generate.status == 0, "\(generate.stderr)")
-        let lines = generate.stdout.split(separator: "\n")
-        #expect(lines.count == 1, "only rank 0 prints")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
-        #expect(json["generated_ids"] as? [Int] == expected)
-        #expect(maxAbsDifference(try Reference(url: directory.file("s.safetensors")).floats("step_logits"),
-                                 try reference.floats("step_logits")) <= 1e-4)
-    }
+        /// dense at tp 4 also covers KV-head replication (2 kv heads) and B/C-group replication (2 groups).
+        @Test("logits and greedy generation match transformers", arguments: [2, 4], [Fixture.all[0], Fixture.all[1], Fixture.all[2]])
+        func matchesReference(ranks: Int, fixture: Fixture) throws {
+            let directory = try TemporaryDirectory()
+            let reference = try fixture.reference
+            let logits = try Self.run(ranks: ranks, ["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                                                     "--output", directory.file("l.safetensors").path])
+            #expect(logits.status == 0, "\(logits.stderr)")
+            #expect(maxAbsDifference(try Reference(url: directory.file("l.safetensors")).floats("logits"),
+                                     try reference.floats("prefill_logits")) <= 1e-4)
 
-    /// A copy of the dense fixture whose config.json is changed; the shard plan is checked
-    /// before any weight is read, so the weights need not match.
-    func dense(changing changes: [String: Any], in directory: TemporaryDirectory) throws -> URL {
-        let copy = try directory.copy(Fixture.all[0])
-        let url = copy.appendingPathComponent("config.json")
-        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
-        for (key, value) in changes { json[key] = value }
-        try JSONSerialization.data(withJSONObject: json).write(to: url)
-        return copy
-    }
+            let expected = try reference.ints("greedy_ids")
+            let generate = try Self.run(ranks: ranks, ["generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                                                       "--max-new-tokens", "\(expected.count)", "--json",
+                                                       "--logits-output", directory.file("s.safetensors").path])
+            #expect(generate.status == 0, "\(generate.stderr)")
+            let lines = generate.stdout.split(separator: "\n")
+            #expect(lines.count == 1, "only rank 0 prints")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
+            #expect(json["generated_ids"] as? [Int] == expected)
+            #expect(maxAbsDifference(try Reference(url: directory.file("s.safetensors")).floats("step_logits"),
+                                     try reference.floats("step_logits")) <= 1e-4)
+        }
 
-    @Test("illegal sizes fail on every rank with one message from rank 0", arguments: [
-        (3, [String: Int](), "mamba_num_heads (16) must be divisible by it; legal sizes for this model: 1, 2, 4, 8"),
-        (2, ["mamba_num_heads": 12, "n_groups": 3], "n_groups (3) must divide it or be divisible by it; legal sizes for this model: 1"),
-        (2, ["num_attention_heads": 12, "num_key_value_heads": 3], "num_key_value_heads (3) must divide it or be divisible by it"),
-    ])
-    func illegalSizes(ranks: Int, changes: [String: Int], message: String) throws {
-        let directory = try TemporaryDirectory()
-        let model = try dense(changing: changes, in: directory)
-        let start = Date()
-        let run = try Self.run(ranks: ranks, ["generate", "--model", model.path, "--tokens", "1,2"], timeout: 30)
-        #expect(run.status != 0)
-        #expect(Date().timeIntervalSince(start) < 15)
-        #expect(run.stderr.contains("error: tensor-parallel size \(ranks) does not fit this model: \(message)"), "\(run.stderr)")
-        #expect(run.stderr.components(separatedBy: "error: ").count == 2, "one message: \(run.stderr)")
-        #expect(run.stdout.isEmpty)
-    }
+        /// A copy of the dense fixture whose config.json is changed; the shard plan is checked
+        /// before any weight is read, so the weights need not match.
+        func dense(changing changes: [String: Any], in directory: TemporaryDirectory) throws -> URL {
+            let copy = try directory.copy(Fixture.all[0])
+            let url = copy.appendingPathComponent("config.json")
+            var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+            for (key, value) in changes { json[key] = value }
+            try JSONSerialization.data(withJSONObject: json).write(to: url)
+            return copy
+        }
 
-    @Test("tensor_parallel_size must match the number of processes")
-    func declaredSize() throws {
-        let directory = try TemporaryDirectory()
-        let config = directory.file("run.yaml")
-        try "model: \(Fixture.all[0].directory.path)\ntensor_parallel_size: 4\ntokens: [1, 2]\n".write(to: config, atomically: false, encoding: .utf8)
-        let run = try Self.run(ranks: 2, ["generate", "--config", config.path], timeout: 30)
-        #expect(run.status != 0)
-        #expect(run.stderr.contains("error: tensor_parallel_size is 4 but 2 process(es) are running"), "\(run.stderr)")
-    }
+        @Test("illegal sizes fail on every rank with one message from rank 0", arguments: [
+            (3, [String: Int](), "mamba_num_heads (16) must be divisible by it; legal sizes for this model: 1, 2, 4, 8"),
+            (2, ["mamba_num_heads": 12, "n_groups": 3], "n_groups (3) must divide it or be divisible by it; legal sizes for this model: 1"),
+            (2, ["num_attention_heads": 12, "num_key_value_heads": 3], "num_key_value_heads (3) must divide it or be divisible by it"),
+        ])
+        func illegalSizes(ranks: Int, changes: [String: Int], message: String) throws {
+            let directory = try TemporaryDirectory()
+            let model = try dense(changing: changes, in: directory)
+            let start = Date()
+            let run = try Self.run(ranks: ranks, ["generate", "--model", model.path, "--tokens", "1,2"], timeout: 30)
+            #expect(run.status != 0)
+            #expect(Date().timeIntervalSince(start) < 15)
+            #expect(run.stderr.contains("error: tensor-parallel size \(ranks) does not fit this model: \(message)"), "\(run.stderr)")
+            #expect(run.stderr.components(separatedBy: "error: ").count == 2, "one message: \(run.stderr)")
+            #expect(run.stdout.isEmpty)
+        }
 
-    @Test("a missing shard ends every rank with the file named")
-    func missingShard() throws {
-        let directory = try TemporaryDirectory()
-        let copy = try directory.copy(Fixture.all[1])
-        try FileManager.default.removeItem(at: copy.appendingPathComponent("model-00002-of-00003.safetensors"))
-        let run = try Self.run(ranks: 2, ["generate", "--model", copy.path, "--tokens", "1"], timeout: 30)
-        #expect(run.status != 0)
-        #expect(run.stderr.contains("model-00002-of-00003.safetensors: not found"), "\(run.stderr)")
-    }
+        @Test("tensor_parallel_size must match the number of processes")
+        func declaredSize() throws {
+            let directory = try TemporaryDirectory()
+            let config = directory.file("run.yaml")
+            try "model: \(Fixture.all[0].directory.path)\ntensor_parallel_size: 4\ntokens: [1, 2]\n".write(to: config, atomically: false, encoding: .utf8)
+            let run = try Self.run(ranks: 2, ["generate", "--config", config.path], timeout: 30)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains("error: tensor_parallel_size is 4 but 2 process(es) are running"), "\(run.stderr)")
+        }
 
-    @Test("inspect prints every rank's plan")
-    func inspect() throws {
-        let run = try Self.run(ranks: 4, ["inspect", "--model", Fixture.all[1].directory.path])
-        #expect(run.status == 0, "\(run.stderr)")
-        for rank in 0..<4 { #expect(run.stdout.contains("rank \(rank) of 4: weights held")) }
-        #expect(run.stdout.contains("kv heads 0..<1 of 2 (replicated on 2 ranks)"))
-        #expect(run.stdout.contains("(replicated: 2 ranks per group, gated-norm sums reduced)"))
-        #expect(run.stdout.contains("every expert's width 8..<16 of 32"))
+        @Test("a missing shard ends every rank with the file named")
+        func missingShard() throws {
+            let directory = try TemporaryDirectory()
+            let copy = try directory.copy(Fixture.all[1])
+            try FileManager.default.removeItem(at: copy.appendingPathComponent("model-00002-of-00003.safetensors"))
+            let run = try Self.run(ranks: 2, ["generate", "--model", copy.path, "--tokens", "1"], timeout: 30)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains("model-00002-of-00003.safetensors: not found"), "\(run.stderr)")
+        }
+
+        @Test("inspect prints every rank's plan")
+        func inspect() throws {
+            let run = try Self.run(ranks: 4, ["inspect", "--model", Fixture.all[1].directory.path])
+            #expect(run.status == 0, "\(run.stderr)")
+            for rank in 0..<4 { #expect(run.stdout.contains("rank \(rank) of 4: weights held")) }
+            #expect(run.stdout.contains("kv heads 0..<1 of 2 (replicated on 2 ranks)"))
+            #expect(run.stdout.contains("(replicated: 2 ranks per group, gated-norm sums reduced)"))
+            #expect(run.stdout.contains("every expert's width 8..<16 of 32"))
+        }
     }
 }
 
