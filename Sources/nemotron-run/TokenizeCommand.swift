@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Nemotron
+import NemotronMPI
+
+extension NemotronRun {
+    struct Tokenize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Encode one JSON string per line into one JSON array of token ids per line (no special tokens added).")
+
+        @Option(name: .long, help: "Directory with tokenizer.json (and tokenizer_config.json).")
+        var model: String
+
+        @Option(name: .long, help: "Input file: one JSON string per line.")
+        var jsonl: String
+
+        func run() throws {
+            let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
+            let lines = try JSONLines.read(jsonl)
+            var out = ""
+            for (number, line) in lines.enumerated() {
+                guard let text = line as? String else {
+                    throw NemotronError.invalidArgument(name: "\(jsonl) line \(number + 1)", value: "\(line)", expected: "a JSON string")
+                }
+                out += JSONLines.encode(tokenizer.encode(text)) + "\n"
+            }
+            if MPICommunicator.world.isRoot { FileHandle.standardOutput.write(Data(out.utf8)) }
+        }
+    }
+
+    struct Detokenize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decode one JSON array of token ids per line into one JSON string per line (special tokens kept).")
+
+        @Option(name: .long, help: "Directory with tokenizer.json.")
+        var model: String
+
+        @Option(name: .long, help: "Input file: one JSON array of token ids per line.")
+        var jsonl: String
+
+        func run() throws {
+            let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
+            var out = ""
+            for (number, line) in try JSONLines.read(jsonl).enumerated() {
+                guard let ids = (line as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), ids.count == (line as? [Any])?.count else {
+                    throw NemotronError.invalidArgument(name: "\(jsonl) line \(number + 1)", value: "\(line)", expected: "a JSON array of integers")
+                }
+                out += JSONLines.encode(tokenizer.decode(ids)) + "\n"
+            }
+            if MPICommunicator.world.isRoot { FileHandle.standardOutput.write(Data(out.utf8)) }
+        }
+    }
+}
+
+/// One JSON value per line.
+enum JSONLines {
+    static func read(_ path: String) throws -> [Any] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw NemotronError.fileMissing(path: path, what: "a JSON-lines file")
+        }
+        return try text.split(separator: "\n", omittingEmptySubsequences: true).enumerated().map { number, line in
+            guard let value = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) else {
+                throw NemotronError.invalidArgument(name: "\(path) line \(number + 1)", value: String(line.prefix(80)), expected: "valid JSON")
+            }
+            return value
+        }
+    }
+
+    static func encode(_ value: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension NemotronRun {
+    struct BenchTokenizer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-tokenizer", abstract: "Measure encode and decode speed (MB/s of UTF-8 text, one thread).")
+
+        @Option(name: .long, help: "Directory with tokenizer.json.")
+        var model: String
+
+        @Option(name: .long, help: "Corpus: one JSON string per line.")
+        var jsonl: String
+
+        @Option(name: .long, help: "Passes over the corpus (the best is reported).")
+        var repeats = 5
+
+        func run() throws {
+            let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
+            let texts = try JSONLines.read(jsonl).compactMap { $0 as? String }
+            // A cold tokenizer per pass: its piece cache must not carry over between passes.
+            let corpus = Array(repeating: texts, count: max(1, 4_000_000 / max(1, texts.reduce(0) { $0 + $1.utf8.count }))).flatMap { $0 }
+            let bytes = corpus.reduce(0) { $0 + $1.utf8.count }
+            var encodeBest = 0.0, decodeBest = 0.0, tokens = 0
+            for _ in 0..<repeats {
+                let fresh = try Tokenizer(directory: URL(fileURLWithPath: model))
+                var start = Date()
+                let ids = corpus.map { fresh.encode($0) }
+                encodeBest = max(encodeBest, Double(bytes) / Date().timeIntervalSince(start) / 1e6)
+                tokens = ids.reduce(0) { $0 + $1.count }
+                start = Date()
+                let decoded = ids.map { tokenizer.decode($0) }
+                decodeBest = max(decodeBest, Double(bytes) / Date().timeIntervalSince(start) / 1e6)
+                precondition(decoded.count == corpus.count)
+            }
+            say(String(format: "bench-tokenizer: %d strings, %.2f MB, %d tokens; encode %.1f MB/s, decode %.1f MB/s (best of %d, one thread)",
+                       corpus.count, Double(bytes) / 1e6, tokens, encodeBest, decodeBest, repeats))
+        }
+    }
+}
