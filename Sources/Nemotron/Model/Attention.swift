@@ -43,9 +43,11 @@ struct Attention {
 
     func makeState(capacity: Int) -> KVCache { KVCache(width: localKVHeads * headDim, capacity: capacity) }
 
-    /// u `[T, H]` normed input → out `[T, H]` partial sum of o_proj over ranks.
-    func forward(_ u: UnsafePointer<Float>, tokens T: Int, cache: KVCache, workspace ws: Workspace,
+    /// u `[T, H]` normed input (the rows of every sequence in the batch) → out `[T, H]` partial
+    /// sum of o_proj over ranks. Each segment appends to and attends over its own KV cache.
+    func forward(_ u: UnsafePointer<Float>, segments: [Segment<KVCache>], workspace ws: Workspace,
                  into out: UnsafeMutablePointer<Float>) {
+        let T = segments.last?.rows.upperBound ?? 0
         let qWidth = localHeads * headDim, kvWidth = localKVHeads * headDim
         let q = ws.buffer(.projection, count: T * qWidth)
         let k = ws.buffer(.keys, count: T * kvWidth)
@@ -53,20 +55,28 @@ struct Attention {
         MatMul.linear(u, tokens: T, qProj, into: q, workspace: ws)
         MatMul.linear(u, tokens: T, kProj, into: k, workspace: ws)
         MatMul.linear(u, tokens: T, vProj, into: v, workspace: ws)
-        let past = cache.count
-        cache.append(keys: k, values: v, tokens: T)
-        let context = cache.count
+        var pasts: [Int] = []
+        for segment in segments {
+            pasts.append(segment.state.count)
+            segment.state.append(keys: k + segment.rows.lowerBound * kvWidth, values: v + segment.rows.lowerBound * kvWidth,
+                                 tokens: segment.rows.count)
+        }
+        let context = segments.map(\.state.count).max() ?? 0
         let attended = ws.buffer(.scan, count: T * qWidth)
         let scores = ws.buffer(.scores, count: localHeads * context)
-        let shared = UncheckedSendable((q, attended, scores, cache.keys, cache.values))
+        let shared = UncheckedSendable((q, attended, scores, segments, pasts))
         ws.pool.forRanges(localHeads) { heads in
-            let (q, attended, scores, keys, values) = shared.value
+            let (q, attended, scores, segments, pasts) = shared.value
             for j in heads {
                 let kv = (firstHead + j) / queriesPerKV - firstKVHead
                 let p = scores + j * context
-                for t in 0..<T {
-                    attend(query: q + t * qWidth + j * headDim, keys: keys + kv * headDim, values: values + kv * headDim,
-                           stride: kvWidth, length: past + t + 1, scores: p, into: attended + t * qWidth + j * headDim)
+                for (segment, past) in zip(segments, pasts) {
+                    let cache = segment.state
+                    for t in segment.rows {
+                        attend(query: q + t * qWidth + j * headDim, keys: cache.keys + kv * headDim, values: cache.values + kv * headDim,
+                               stride: kvWidth, length: past + t - segment.rows.lowerBound + 1, scores: p,
+                               into: attended + t * qWidth + j * headDim)
+                    }
                 }
             }
         }

@@ -94,76 +94,97 @@ struct Mamba2Mixer {
         MambaState(convCount: (convKernel - 1) * localConvChannels, ssmCount: localHeads * headDim * stateSize)
     }
 
-    /// u `[T, H]` normed input → out `[T, H]` partial sum of out_proj over ranks.
+    /// u `[T, H]` normed input (the rows of every sequence in the batch) → out `[T, H]` partial
+    /// sum of out_proj over ranks. Conv and scan run per sequence segment, on its own state.
     /// `reduceStatistics(buffer, count)` sums a buffer over the ranks (used only when groups are replicated).
-    func forward(_ u: UnsafePointer<Float>, tokens T: Int, state: MambaState, workspace ws: Workspace,
+    func forward(_ u: UnsafePointer<Float>, segments: [Segment<MambaState>], workspace ws: Workspace,
                  reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, into out: UnsafeMutablePointer<Float>) {
+        let T = segments.last?.rows.upperBound ?? 0
         let projection = ws.buffer(.projection, count: T * localProjection)
         MatMul.linear(u, tokens: T, inProj, into: projection, workspace: ws)
         let xBC = ws.buffer(.convOut, count: T * localConvChannels)
-        convolve(projection, tokens: T, state: state, workspace: ws, into: xBC)
+        convolve(projection, segments: segments, workspace: ws, into: xBC)
         let y = ws.buffer(.scan, count: T * localInner)
-        scan(xBC, dtRaw: projection + localInner + localConvChannels, tokens: T, state: state, workspace: ws, into: y)
+        scan(xBC, dtRaw: projection + localInner + localConvChannels, segments: segments, workspace: ws, into: y)
         gatedNorm(y, gate: projection, tokens: T, workspace: ws, reduceStatistics: reduceStatistics)
         MatMul.linear(y, tokens: T, outProj, into: out, workspace: ws)
     }
 
     // MARK: - Causal depthwise conv
 
-    /// `xBC[t, c] = silu(b[c] + Σ_j w[j, c] · window[t + j, c])` over the window
-    /// [state (K−1 rows) | new raw inputs (T rows)]; the last K−1 rows become the new state.
-    private func convolve(_ projection: UnsafePointer<Float>, tokens T: Int, state: MambaState, workspace ws: Workspace,
+    /// Per segment: `xBC[t, c] = silu(b[c] + Σ_j w[j, c] · input[t − (K−1) + j, c])`, where inputs
+    /// before the segment's first row come from its conv state; afterwards the last K−1 raw
+    /// inputs become the new state.
+    private func convolve(_ projection: UnsafePointer<Float>, segments: [Segment<MambaState>], workspace ws: Workspace,
                           into xBC: UnsafeMutablePointer<Float>) {
-        let Dc = localConvChannels, K = convKernel, history = K - 1
-        let window = ws.buffer(.convWindow, count: (history + T) * Dc)
-        window.update(from: state.conv, count: history * Dc)
-        for t in 0..<T {
-            (window + (history + t) * Dc).update(from: projection + t * localProjection + localInner, count: Dc)
-        }
-        let shared = UncheckedSendable((window, xBC))
+        let Dc = localConvChannels, K = convKernel, history = K - 1, stride = localProjection
+        let raw = projection + localInner
+        let shared = UncheckedSendable((raw, xBC, segments))
         convWeight.withUnsafeBufferPointer { w in
             convBias.withUnsafeBufferPointer { b in
                 let (w, b) = UncheckedSendable((w, b)).value
                 ws.pool.forRanges(Dc, alignment: 16, minimumPerThread: 256) { channels in
-                    let (window, xBC) = shared.value
-                    for t in 0..<T {
-                        let o = xBC + t * Dc
-                        for c in channels { o[c] = b[c] }
-                        for j in 0..<K {
-                            let row = window + (t + j) * Dc, wj = w.baseAddress! + j * Dc
-                            for c in channels { o[c] += wj[c] * row[c] }
+                    let (raw, xBC, segments) = shared.value
+                    for segment in segments {
+                        let first = segment.rows.lowerBound
+                        for t in segment.rows {
+                            let o = xBC + t * Dc
+                            for c in channels { o[c] = b[c] }
+                            for j in 0..<K {
+                                // Position t − (K−1) + j relative to the segment start.
+                                let local = t - first - history + j
+                                let row = local < 0 ? UnsafePointer(segment.state.conv + (history + local) * Dc) : raw + (first + local) * stride
+                                let wj = w.baseAddress! + j * Dc
+                                for c in channels { o[c] += wj[c] * row[c] }
+                            }
+                            for c in channels { o[c] = Activation.silu(o[c]) }
                         }
-                        for c in channels { o[c] = Activation.silu(o[c]) }
                     }
                 }
             }
         }
-        state.conv.update(from: window + T * Dc, count: history * Dc)
+        for segment in segments { updateConvState(segment, raw: raw) }
+    }
+
+    /// Keeps the last K−1 raw inputs of the segment (older state rows shift in when it is short).
+    private func updateConvState(_ segment: Segment<MambaState>, raw: UnsafePointer<Float>) {
+        let Dc = localConvChannels, history = convKernel - 1, n = segment.rows.count
+        guard history > 0 else { return }
+        let conv = segment.state.conv
+        let kept = max(0, history - n)
+        if kept > 0 { conv.update(from: conv + (history - kept) * Dc, count: kept * Dc) }
+        for i in kept..<history {
+            let row = segment.rows.upperBound - (history - i)
+            (conv + i * Dc).update(from: raw + row * localProjection, count: Dc)
+        }
     }
 
     // MARK: - Selective scan
 
-    /// Per head h (group g), token t: `S = exp(dt·A)·S + dt·x ⊗ B`, `y = S·C + D·x` (spec §3.3 (4)).
-    private func scan(_ xBC: UnsafePointer<Float>, dtRaw: UnsafePointer<Float>, tokens T: Int, state: MambaState,
+    /// Per head h (group g), token t: `S = exp(dt·A)·S + dt·x ⊗ B`, `y = S·C + D·x` (spec §3.3 (4)),
+    /// each segment on its own SSM state.
+    private func scan(_ xBC: UnsafePointer<Float>, dtRaw: UnsafePointer<Float>, segments: [Segment<MambaState>],
                       workspace ws: Workspace, into y: UnsafeMutablePointer<Float>) {
-        let shared = UncheckedSendable((xBC, dtRaw, y, state.ssm))
+        let shared = UncheckedSendable((xBC, dtRaw, y, segments))
         ws.pool.forRanges(localHeads) { heads in
-            let (xBC, dtRaw, y, ssm) = shared.value
+            let (xBC, dtRaw, y, segments) = shared.value
             for h in heads {
                 let group = (firstHead + h) / headsPerGroup - firstGroup
-                let S = ssm + h * headDim * stateSize
-                for t in 0..<T {
-                    let row = xBC + t * localConvChannels
-                    let x = row + h * headDim
-                    let B = row + localInner + group * stateSize
-                    let C = row + localInner + localGroups * stateSize + group * stateSize
-                    var dt = Activation.softplus(dtRaw[t * localProjection + h] + dtBias[h])
-                    dt = min(max(dt, dtLimit.lowerBound), dtLimit.upperBound)
-                    let decay = expf(dt * a[h])
-                    let out = y + t * localInner + h * headDim
-                    for p in 0..<headDim {
-                        let Sp = S + p * stateSize
-                        out[p] = SSM.update(Sp, decay: decay, input: dt * x[p], B: B, C: C, count: stateSize) + d[h] * x[p]
+                for segment in segments {
+                    let S = segment.state.ssm + h * headDim * stateSize
+                    for t in segment.rows {
+                        let row = xBC + t * localConvChannels
+                        let x = row + h * headDim
+                        let B = row + localInner + group * stateSize
+                        let C = row + localInner + localGroups * stateSize + group * stateSize
+                        var dt = Activation.softplus(dtRaw[t * localProjection + h] + dtBias[h])
+                        dt = min(max(dt, dtLimit.lowerBound), dtLimit.upperBound)
+                        let decay = expf(dt * a[h])
+                        let out = y + t * localInner + h * headDim
+                        for p in 0..<headDim {
+                            let Sp = S + p * stateSize
+                            out[p] = SSM.update(Sp, decay: decay, input: dt * x[p], B: B, C: C, count: stateSize) + d[h] * x[p]
+                        }
                     }
                 }
             }

@@ -23,22 +23,37 @@ enum Mixer {
         }
     }
 
-    /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks. `reduceStatistics` sums a
-    /// small buffer of normalisation statistics over the ranks (Mamba with replicated groups).
-    func forward(_ u: UnsafePointer<Float>, tokens: Int, state: LayerState, workspace: Workspace,
+    /// u `[T, H]` normed input, the rows of every sequence in the batch (`segments`, each with
+    /// this layer's state of its sequence) → out `[T, H]` partial sum over ranks.
+    /// `reduceStatistics` sums a small buffer of normalisation statistics over the ranks (Mamba
+    /// with replicated groups).
+    func forward(_ u: UnsafePointer<Float>, segments: [Segment<LayerState>], workspace: Workspace,
                  reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, into out: UnsafeMutablePointer<Float>) {
-        switch (self, state) {
-        case (.mamba(let mixer), .mamba(let state)):
-            mixer.forward(u, tokens: tokens, state: state, workspace: workspace, reduceStatistics: reduceStatistics, into: out)
-        case (.attention(let mixer), .attention(let cache)):
-            mixer.forward(u, tokens: tokens, cache: cache, workspace: workspace, into: out)
-        case (.mlp(let mixer), .stateless):
+        let tokens = segments.last?.rows.upperBound ?? 0
+        switch self {
+        case .mamba(let mixer):
+            let states = segments.map { segment -> Segment<MambaState> in
+                guard case .mamba(let state) = segment.state else { preconditionFailure("layer state does not match its mixer") }
+                return Segment(rows: segment.rows, state: state)
+            }
+            mixer.forward(u, segments: states, workspace: workspace, reduceStatistics: reduceStatistics, into: out)
+        case .attention(let mixer):
+            let caches = segments.map { segment -> Segment<KVCache> in
+                guard case .attention(let cache) = segment.state else { preconditionFailure("layer state does not match its mixer") }
+                return Segment(rows: segment.rows, state: cache)
+            }
+            mixer.forward(u, segments: caches, workspace: workspace, into: out)
+        case .mlp(let mixer):
             mixer.forward(u, tokens: tokens, hidden: workspace.buffer(.projection, count: tokens * mixer.localWidth),
                           workspace: workspace, into: out)
-        case (.moe(let mixer), .stateless):
+        case .moe(let mixer):
             mixer.forward(u, tokens: tokens, workspace: workspace, into: out)
-        default:
-            preconditionFailure("layer state does not match its mixer")
         }
     }
+}
+
+/// The rows of one sequence within a batch's `[T, H]` activations, with that sequence's state.
+struct Segment<State> {
+    let rows: Range<Int>
+    let state: State
 }

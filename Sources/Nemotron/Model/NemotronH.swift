@@ -52,6 +52,18 @@ public final class NemotronH {
     /// `fused` selects the layer-shifted AllReduce + residual + RMSNorm (spec §6).
     public func forward(_ tokens: [Int], sequence: SequenceState, logits rows: LogitRows, workspace ws: Workspace,
                         communicator comm: Communicator, fused: Bool = false) -> [Float] {
+        forward([(tokens, sequence)], logits: rows, workspace: ws, communicator: comm, fused: fused)
+    }
+
+    /// Runs several sequences in one pass: their tokens are stacked into one `[ΣT, H]` batch,
+    /// so every matrix product serves them all, while conv, scan and attention run on each
+    /// sequence's own state. Returns logits on rank 0: every row (`.all`), or each sequence's
+    /// last row in batch order (`.last`).
+    public func forward(_ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace,
+                        communicator comm: Communicator, fused: Bool = false) -> [Float] {
+        let tokens = batch.flatMap(\.tokens)
+        var ranges: [Range<Int>] = []
+        for item in batch { ranges.append((ranges.last?.upperBound ?? 0)..<(ranges.last?.upperBound ?? 0) + item.tokens.count) }
         let (T, H, eps) = (tokens.count, config.hiddenSize, config.normEps)
         let hidden = ws.buffer(.hidden, count: T * H)
         let residual = ws.buffer(.residual, count: T * H)
@@ -67,17 +79,21 @@ public final class NemotronH {
                 BlockBoundary.enter(hidden, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed,
                                     fused: fused, communicator: comm)
             }
-            block.mixer.forward(normed, tokens: T, state: sequence.layers[block.index], workspace: ws,
-                                reduceStatistics: { comm.allReduceSum($0, count: $1) }, into: hidden)
+            let segments = zip(ranges, batch).map { Segment(rows: $0, state: $1.sequence.layers[block.index]) }
+            block.mixer.forward(normed, segments: segments, workspace: ws, reduceStatistics: { comm.allReduceSum($0, count: $1) },
+                                into: hidden)
             BlockBoundary.leave(hidden, count: T * H, fused: fused, communicator: comm)
         }
         // The final allreduce, fused with the residual add and norm_f.
         BlockBoundary.enter(hidden, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed,
                             fused: fused, communicator: comm)
-        sequence.position += T
+        for item in batch { item.sequence.position += item.tokens.count }
 
-        let first = rows == .all ? 0 : T - 1
-        return head(normed + first * H, rows: T - first, workspace: ws, communicator: comm)
+        if rows == .all { return head(normed, rows: T, workspace: ws, communicator: comm) }
+        // Gather each sequence's last row, then one LM-head product for all of them.
+        let last = ws.buffer(.lastRows, count: batch.count * H)
+        for (i, range) in ranges.enumerated() { (last + i * H).update(from: normed + (range.upperBound - 1) * H, count: H) }
+        return head(last, rows: batch.count, workspace: ws, communicator: comm)
     }
 
     /// LM head on this rank's vocabulary rows, then the slices gathered into `[rows, V]` on rank 0.

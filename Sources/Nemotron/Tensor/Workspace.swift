@@ -9,6 +9,7 @@ public final class Workspace {
         case hidden        // [T, H] mixer output (partial sum across ranks)
         case residual      // [T, H] residual stream
         case normed        // [T, H] normed input of the current mixer
+        case lastRows      // [sequences, H] each sequence's last normed row
         case logits        // [rows, V_local] LM-head output
         case gatheredLogits // [rows, V] on rank 0
         case weightTile    // widened weight tile for prefill GEMMs
