@@ -1,9 +1,26 @@
 import Foundation
 
 /// Why a generation ended.
-public enum FinishReason: String, Sendable {
+public enum FinishReason: String, Sendable, CaseIterable {
+    /// An end-of-sequence token id.
     case eos
+    /// A stop string appeared in the text.
+    case stop
+    /// The token budget ran out.
     case length
+}
+
+/// One prompt to continue, with its own budget and sampling.
+public struct Request: Sendable {
+    public var prompt: [Int]
+    public var maxNewTokens: Int
+    public var sampling: SamplingParameters
+
+    public init(prompt: [Int], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters()) {
+        self.prompt = prompt
+        self.maxNewTokens = maxNewTokens
+        self.sampling = sampling
+    }
 }
 
 /// The outcome of one generation, with timings (prefill and decode measured separately).
@@ -56,35 +73,79 @@ public final class Generator {
 
     public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingParameters, stopIds: Set<Int>,
                          keepLogits: Bool = false, onToken: (Int) -> Void = { _ in }) throws -> Generation {
-        try validate(prompt)
-        var result = Generation(promptTokens: prompt.count)
-        guard maxNewTokens > 0 else { return result }
-        var sampler = Sampler(sampling)
+        try generate([Request(prompt: prompt, maxNewTokens: maxNewTokens, sampling: sampling)], stopIds: stopIds,
+                     keepLogits: keepLogits, onToken: { _, id in onToken(id) })[0]
+    }
+
+    /// Generates for every request together: one prefill pass over all prompts, then one pass
+    /// per step over the requests still running (finished ones drop out). Each request has its
+    /// own sampler (seeded alike), so a request's tokens equal those of running it alone.
+    /// Rank 0 samples and decides who finished (`shouldStop(request, ids)`, e.g. stop
+    /// strings, is asked there only) and broadcasts both, so all ranks stay in step.
+    public func generate(_ requests: [Request], stopIds: Set<Int>, keepLogits: Bool = false,
+                         shouldStop: (Int, [Int]) -> Bool = { _, _ in false },
+                         onToken: (Int, Int) -> Void = { _, _ in }) throws -> [Generation] {
+        for request in requests { try validate(request.prompt) }
         let V = model.config.vocabSize
-        let sequence = model.makeSequence(capacity: prompt.count + maxNewTokens)
-        let start = Date()
-        var logits = model.forward(prompt, sequence: sequence, logits: .last, workspace: workspace, communicator: communicator,
-                                   fused: fusedAllReduceNorm)
-        result.prefillSeconds = Date().timeIntervalSince(start)
-        var decodeStart = Date()
-        for step in 0..<maxNewTokens {
-            var token = Int32(communicator.isRoot ? sampler.sample(logits[0..<V]) : 0)
-            communicator.broadcast(&token, count: 1, root: 0)
-            let id = Int(token)
-            result.ids.append(id)
-            if keepLogits && communicator.isRoot { result.stepLogits.append(logits) }
-            onToken(id)
-            if stopIds.contains(id) {
-                result.finishReason = .eos
-                break
+        var results = requests.map { Generation(promptTokens: $0.prompt.count) }
+        var samplers = requests.map { Sampler($0.sampling) }
+        let sequences = requests.map { model.makeSequence(capacity: $0.prompt.count + $0.maxNewTokens) }
+        var active = requests.indices.filter { requests[$0].maxNewTokens > 0 }
+        guard !active.isEmpty else { return results }
+
+        var clock = Date()
+        var logits = model.forward(active.map { (requests[$0].prompt, sequences[$0]) }, logits: .last, workspace: workspace,
+                                   communicator: communicator, fused: fusedAllReduceNorm)
+        let prefill = Date().timeIntervalSince(clock)
+        for i in active { results[i].prefillSeconds = prefill }
+        var step = 0
+        while !active.isEmpty {
+            // Rank 0 decides each running request's token and whether it finished: [ids | flags].
+            var message = [Int32](repeating: 0, count: 2 * active.count)
+            if communicator.isRoot {
+                for (k, i) in active.enumerated() {
+                    let id = samplers[i].sample(logits[k * V..<(k + 1) * V])
+                    let reason = finish(id, ids: results[i].ids + [id], budget: requests[i].maxNewTokens, stopIds: stopIds,
+                                        stop: { shouldStop(i, $0) })
+                    message[k] = Int32(id)
+                    message[active.count + k] = Int32(reason.map { FinishReason.allCases.firstIndex(of: $0)! + 1 } ?? 0)
+                }
             }
-            if step == maxNewTokens - 1 { break }
-            if step == 1 { decodeStart = Date() }
-            logits = model.forward([id], sequence: sequence, logits: .last, workspace: workspace, communicator: communicator,
-                                   fused: fusedAllReduceNorm)
-            if step >= 1 { result.timedDecodeSteps += 1 }
+            message.withUnsafeMutableBufferPointer { communicator.broadcast($0.baseAddress!, count: $0.count, root: 0) }
+            var running: [Int] = []
+            for (k, i) in active.enumerated() {
+                let id = Int(message[k])
+                results[i].ids.append(id)
+                if keepLogits && communicator.isRoot { results[i].stepLogits.append(Array(logits[k * V..<(k + 1) * V])) }
+                onToken(i, id)
+                if message[active.count + k] > 0 {
+                    results[i].finishReason = FinishReason.allCases[Int(message[active.count + k]) - 1]
+                } else {
+                    running.append(i)
+                }
+            }
+            active = running
+            guard !active.isEmpty else { break }
+            // The first decode step warms up the one-token path and is left out of the timing.
+            clock = Date()
+            logits = model.forward(active.map { ([results[$0].ids.last!], sequences[$0]) }, logits: .last, workspace: workspace,
+                                   communicator: communicator, fused: fusedAllReduceNorm)
+            if step > 0 {
+                let seconds = Date().timeIntervalSince(clock)
+                for i in active {
+                    results[i].decodeSeconds += seconds
+                    results[i].timedDecodeSteps += 1
+                }
+            }
+            step += 1
         }
-        if result.timedDecodeSteps > 0 { result.decodeSeconds = Date().timeIntervalSince(decodeStart) }
-        return result
+        return results
+    }
+
+    /// Why a request ends with token `id` (its generated `ids` so far include it), or nil.
+    private func finish(_ id: Int, ids: [Int], budget: Int, stopIds: Set<Int>, stop: ([Int]) -> Bool) -> FinishReason? {
+        if stopIds.contains(id) { return .eos }
+        if stop(ids) { return .stop }
+        return ids.count >= budget ? .length : nil
     }
 }

@@ -29,7 +29,7 @@ enum SplitPattern {
     func split(_ text: [UInt8]) -> [Range<Int>] {
         switch self {
         case .gpt2, .llama3:
-            var scanner = Scanner(bytes: text)
+            let scanner = Scanner(bytes: text)
             var pieces: [Range<Int>] = []
             var start = 0
             while start < text.count {
