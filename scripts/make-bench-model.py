@@ -2,17 +2,25 @@
 """Write a random-weight bf16 Nemotron-H checkpoint for benchmarks (numpy only, no torch).
 
   scripts/make-bench-model.py [--preset dense-0.74b] [--out models/bench-0.74b]
+  scripts/make-bench-model.py --preset tiny --out models/tiny \
+      --tokenizer Tests/NemotronTests/Fixtures/tokenizers/llama3-style
 
 dense-0.74b: hidden 2048, 24 layers M-M-M*-M-M-M*-M-M-M*-M-M, 16 q / 4 kv heads of 128,
 64 Mamba heads of 64, state 128, 8 groups, conv 4, MLP 6144, vocab 32000, untied head:
 about 0.74 B parameters, 1.48 GB. Weights are N(0, 1/fan_in) so activations stay O(1);
 A_log, D, dt_bias and the router correction bias are F32 as in real exports, the rest BF16.
 Tensors are streamed to disk one at a time, so memory stays small.
+tiny: the default-run checkpoint shipped in the repo (hidden 64, `M-M*M-`, vocab 1200 to
+match the tokenizer copied in with --tokenizer); random weights, so its text is gibberish.
 """
-import argparse, json, os
+import argparse, json, os, shutil
 import numpy as np
 
 PRESETS = {
+    "tiny": dict(
+        hidden_size=64, hybrid_override_pattern="M-M*M-", num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        mamba_num_heads=8, mamba_head_dim=8, ssm_state_size=16, n_groups=2, conv_kernel=4, intermediate_size=128,
+        vocab_size=1200),
     "dense-0.74b": dict(
         hidden_size=2048, hybrid_override_pattern="M-M-M*-M-M-M*-M-M-M*-M-M", num_attention_heads=16,
         num_key_value_heads=4, head_dim=128, mamba_num_heads=64, mamba_head_dim=64, ssm_state_size=128,
@@ -79,6 +87,7 @@ def main():
     ap.add_argument("--preset", default="dense-0.74b", choices=sorted(PRESETS))
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tokenizer", default=None, help="copy tokenizer.json and tokenizer_config.json from this directory")
     args = ap.parse_args()
     cfg = dict(PRESETS[args.preset])
     out = args.out or os.path.join(os.path.dirname(__file__), "..", "models", "bench-" + args.preset.split("-", 1)[1])
@@ -107,6 +116,15 @@ def main():
         json.dump(config, f, indent=2)
     with open(os.path.join(out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}, f, indent=2)
+    eos = 2
+    if args.tokenizer:
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(args.tokenizer, name), os.path.join(out, name))
+        tok = json.load(open(os.path.join(args.tokenizer, "tokenizer.json")))
+        eos_name = json.load(open(os.path.join(args.tokenizer, "tokenizer_config.json")))["eos_token"]
+        eos = next(t["id"] for t in tok["added_tokens"] if t["content"] == eos_name)
+        with open(os.path.join(out, "generation_config.json"), "w") as f:
+            json.dump({"eos_token_id": eos}, f, indent=2)
     params = sum(int(np.prod(s)) for _, s, _, _ in entries)
     print(f"{out}: {params / 1e9:.3f} B parameters, {os.path.getsize(path) / 1e9:.2f} GB")
 

@@ -14,6 +14,8 @@ import Yams
 /// top_p: 1.0                   # 1 = off
 /// seed: 0
 /// tokens: [1, 2, 3]            # prompt as token ids
+/// prompts: ["Hello", {tokens: [1, 2]}]   # several prompts, generated together
+/// stop: ["\n\n"]               # stop strings
 /// compute_dtype: f32           # f32 (exact) or bf16 (faster prefill on AVX512-BF16 CPUs)
 /// tensor_parallel_size: 2      # if given, must equal the number of MPI processes
 /// fuse_allreduce_norm: auto    # auto | on | off (off by itself at tp 1 or with attention DP)
@@ -29,13 +31,15 @@ public struct RunConfig: Sendable, Equatable {
     public var topP: Double?
     public var seed: Int?
     public var tokens: [Int]?
+    public var prompts: [Prompt]?
+    public var stop: [String]?
     public var computeDType: ComputeDType?
     public var tensorParallelSize: Int?
     public var fuseAllReduceNorm: FuseAllReduceNorm?
     public var allReduceStrategy: AllReduceStrategy?
     public var enableAttentionDP: Bool?
 
-    public static let keys = ["model", "threads", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "tokens",
+    public static let keys = ["model", "threads", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "tokens", "prompts", "stop",
                               "compute_dtype", "tensor_parallel_size", "fuse_allreduce_norm", "allreduce_strategy",
                               "enable_attention_dp"]
 
@@ -67,6 +71,11 @@ public struct RunConfig: Sendable, Equatable {
         topP = try read.double("top_p")
         seed = try read.int("seed")
         tokens = try read.intList("tokens")
+        prompts = try read.list("prompts")?.enumerated().map { index, item in try Prompt(item, source: "\(path): prompts[\(index)]") }
+        stop = try read.list("stop")?.map { item in
+            guard let text = item as? String else { throw NemotronError.configValue(path: path, key: "stop", value: "\(item)", expected: "a list of strings") }
+            return text
+        }
         computeDType = try read.string("compute_dtype").map { try Self.computeDType($0, source: path) }
         tensorParallelSize = try read.int("tensor_parallel_size")
         fuseAllReduceNorm = try read.string("fuse_allreduce_norm").map { try Self.choice($0, key: "fuse_allreduce_norm", source: path) }
@@ -86,6 +95,8 @@ public struct RunConfig: Sendable, Equatable {
         merged.topP = overrides.topP ?? topP
         merged.seed = overrides.seed ?? seed
         merged.tokens = overrides.tokens ?? tokens
+        merged.prompts = overrides.prompts ?? prompts
+        merged.stop = overrides.stop ?? stop
         merged.computeDType = overrides.computeDType ?? computeDType
         merged.tensorParallelSize = overrides.tensorParallelSize ?? tensorParallelSize
         merged.fuseAllReduceNorm = overrides.fuseAllReduceNorm ?? fuseAllReduceNorm
@@ -127,6 +138,41 @@ public struct RunConfig: Sendable, Equatable {
     }
 }
 
+/// One prompt: text (tokenized with the checkpoint's tokenizer) or token ids.
+public enum Prompt: Sendable, Equatable {
+    case text(String)
+    case tokens([Int])
+
+    /// From a config or JSON-lines entry: a string, or an object with `prompt` or `tokens`.
+    public init(_ value: Any, source: String) throws {
+        if let text = value as? String {
+            self = .text(text)
+        } else if let object = value as? [String: Any], let text = object["prompt"] as? String {
+            self = .text(text)
+        } else if let object = value as? [String: Any], let ids = object["tokens"] as? [Any],
+            let ints = ids.map({ ($0 as? NSNumber)?.intValue ?? ($0 as? Int) }) as? [Int]
+        {
+            self = .tokens(ints)
+        } else {
+            throw NemotronError.invalidArgument(name: source, value: "\(value)",
+                                                expected: "a string, or an object with a \"prompt\" string or a \"tokens\" list of integers")
+        }
+    }
+
+    /// A prompt file: one prompt per line, either plain text or a JSON object with `prompt` or `tokens`.
+    public static func file(_ path: String) throws -> [Prompt] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw NemotronError.fileMissing(path: path, what: "a prompt file (one prompt per line, or JSON lines)")
+        }
+        return try text.split(separator: "\n", omittingEmptySubsequences: true).enumerated().map { number, line in
+            if line.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) {
+                return try Prompt(object, source: "\(path) line \(number + 1)")
+            }
+            return .text(String(line))
+        }
+    }
+}
+
 /// Typed reads from a parsed YAML mapping with errors naming the file and key.
 private struct YAMLValues {
     let values: [String: Any]
@@ -155,6 +201,12 @@ private struct YAMLValues {
         guard let value = values[key] else { return nil }
         guard let flag = value as? Bool else { throw mismatch(key, value, "true or false") }
         return flag
+    }
+
+    func list(_ key: String) throws -> [Any]? {
+        guard let value = values[key] else { return nil }
+        guard let list = value as? [Any] else { throw mismatch(key, value, "a list") }
+        return list
     }
 
     func intList(_ key: String) throws -> [Int]? {

@@ -65,4 +65,36 @@ public final class Engine {
         try generator.validate(tokens)
         return tokens
     }
+
+    /// The checkpoint's tokenizer, or nil when it has no tokenizer.json.
+    public func tokenizer() throws -> Tokenizer? {
+        let directory = URL(fileURLWithPath: settings.model ?? ".")
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) else { return nil }
+        return try Tokenizer(directory: directory)
+    }
+
+    /// Every prompt of the run as token ids (text prompts tokenized, with BOS when the
+    /// tokenizer config asks for it), with its text when it was given as text.
+    public func prompts(tokenizer: Tokenizer?) throws -> [(text: String?, ids: [Int])] {
+        let prompts = settings.prompts ?? settings.tokens.map { [Prompt.tokens($0)] } ?? []
+        guard !prompts.isEmpty else {
+            throw NemotronError.invalidArgument(name: "prompt", value: "(none)",
+                                                expected: "--prompt TEXT, --prompt-file FILE, --tokens IDS, or 'prompts'/'tokens' in the config file")
+        }
+        return try prompts.map { prompt in
+            switch prompt {
+            case .tokens(let ids):
+                try generator.validate(ids)
+                return (nil, ids)
+            case .text(let text):
+                guard let tokenizer else {
+                    throw NemotronError.fileMissing(path: URL(fileURLWithPath: settings.model ?? ".").appendingPathComponent("tokenizer.json").path,
+                                                    what: "the checkpoint's tokenizer, needed for text prompts (or give --tokens)")
+                }
+                let ids = tokenizer.encodePrompt(text)
+                try generator.validate(ids)
+                return (text, ids)
+            }
+        }
+    }
 }

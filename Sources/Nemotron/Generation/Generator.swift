@@ -84,7 +84,8 @@ public final class Generator {
     /// strings, is asked there only) and broadcasts both, so all ranks stay in step.
     public func generate(_ requests: [Request], stopIds: Set<Int>, keepLogits: Bool = false,
                          shouldStop: (Int, [Int]) -> Bool = { _, _ in false },
-                         onToken: (Int, Int) -> Void = { _, _ in }) throws -> [Generation] {
+                         onToken: (Int, Int) -> Void = { _, _ in },
+                         onFinish: (Int, Generation) -> Void = { _, _ in }) throws -> [Generation] {
         for request in requests { try validate(request.prompt) }
         let V = model.config.vocabSize
         var results = requests.map { Generation(promptTokens: $0.prompt.count) }
@@ -120,6 +121,7 @@ public final class Generator {
                 onToken(i, id)
                 if message[active.count + k] > 0 {
                     results[i].finishReason = FinishReason.allCases[Int(message[active.count + k]) - 1]
+                    onFinish(i, results[i])
                 } else {
                     running.append(i)
                 }
