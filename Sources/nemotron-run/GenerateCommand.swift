@@ -104,7 +104,6 @@ struct Output {
     private var decoder: StreamingDecoder?
     private var held = ""
     private var finishedCount = 0
-    private let progress = isatty(STDERR_FILENO) != 0 && MPICommunicator.world.isRoot
 
     init(tokenizer: Tokenizer?, stops: [String], streams: Bool, total: Int) {
         self.tokenizer = tokenizer
@@ -153,13 +152,11 @@ struct Output {
     mutating func finished(_ request: Int, _ result: Generation, batch: Bool) {
         finishedCount += 1
         if batch && MPICommunicator.world.isRoot {
-            if progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            ProgressBar(label: "").clear()
             print("[\(request)] " + (text(result.ids) ?? result.ids.map(String.init).joined(separator: " ")))
             fflush(nil)
         }
-        if progress && batch {
-            FileHandle.standardError.write(Data("generating: \(finishedCount)/\(total) prompts done".utf8))
-        }
+        if batch { ProgressBar(label: "generating").update(finishedCount, of: total) }
     }
 
     mutating func end() {
@@ -167,7 +164,7 @@ struct Output {
             if var decoder { held += decoder.finish() }
             print(held, terminator: held.isEmpty ? "\n" : "\n")
         }
-        if progress && total > 1 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if total > 1 { ProgressBar(label: "").clear() }
     }
 
     func record(_ input: (text: String?, ids: [Int]), _ result: Generation) -> [String: Any] {

@@ -41,7 +41,9 @@ struct ModelOptions: ParsableArguments {
 func loadEngine(_ settings: RunConfig) throws -> Engine {
     let world = MPICommunicator.world
     try world.agreeing { try world.use(settings.allReduceStrategy ?? .auto) }
-    let engine = try Engine.load(settings: settings, communicator: world)
+    let bar = ProgressBar(label: "loading \(URL(fileURLWithPath: settings.model ?? "").lastPathComponent)")
+    let engine = try Engine.load(settings: settings, communicator: world) { bar.update($0, of: $1) }
+    bar.clear()
     Report.note("nemotron-run: \(engine.parallelismDescription)")
     return engine
 }

@@ -11,11 +11,11 @@ public final class Engine {
 
     /// Loads on every rank and agrees on success first: a failure on any rank (a bad file, an
     /// illegal tensor-parallel size) makes every rank throw, and only rank 0 reports it.
-    public static func load(settings: RunConfig, communicator: Communicator) throws -> Engine {
-        try communicator.agreeing { try Engine(settings: settings, communicator: communicator) }
+    public static func load(settings: RunConfig, communicator: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws -> Engine {
+        try communicator.agreeing { try Engine(settings: settings, communicator: communicator, progress: progress) }
     }
 
-    public init(settings: RunConfig, communicator: Communicator) throws {
+    public init(settings: RunConfig, communicator: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws {
         if let size = settings.tensorParallelSize, size != communicator.size {
             throw NemotronError.parallel(reason: "tensor_parallel_size is \(size) but \(communicator.size) process(es) are running; "
                 + "start with `mpirun -np \(size)` or drop the key (the MPI world size is the tensor-parallel size)")
@@ -30,7 +30,7 @@ public final class Engine {
         self.settings = settings
         self.communicator = communicator
         threads = settings.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.size)
-        model = try NemotronH(directory: URL(fileURLWithPath: path), tpSize: communicator.size, rank: communicator.rank)
+        model = try NemotronH(directory: URL(fileURLWithPath: path), tpSize: communicator.size, rank: communicator.rank, progress: progress)
         let workspace = Workspace(threads: threads)
         workspace.computeDType = settings.computeDType ?? .f32
         generator = Generator(model: model, workspace: workspace, communicator: communicator)

@@ -15,14 +15,16 @@ public final class NemotronH {
     /// `[V_local, H]` this rank's vocabulary rows.
     let lmHead: WeightMatrix
 
-    public init(checkpoint: Checkpoint, config: ModelConfig, plan: ShardPlan) throws {
+    /// `progress(done, total)` is called as blocks load.
+    public init(checkpoint: Checkpoint, config: ModelConfig, plan: ShardPlan, progress: (Int, Int) -> Void = { _, _ in }) throws {
         self.config = config
         self.plan = plan
         self.checkpoint = checkpoint
         let (V, H) = (config.vocabSize, config.hiddenSize)
         embeddings = try checkpoint.matrix(WeightNames.embeddings, rows: V, cols: H)
         blocks = try config.layerKinds.enumerated().map { index, kind in
-            try Block(index: index, kind: kind, config: config, plan: plan, checkpoint: checkpoint)
+            defer { progress(index + 1, config.numLayers) }
+            return try Block(index: index, kind: kind, config: config, plan: plan, checkpoint: checkpoint)
         }
         normF = try checkpoint.vector(WeightNames.normF, count: H)
         let headName = config.tieWordEmbeddings ? WeightNames.embeddings : WeightNames.lmHead
@@ -30,10 +32,10 @@ public final class NemotronH {
     }
 
     /// Loads `config.json` and the weights of this rank from a checkpoint directory.
-    public convenience init(directory: URL, tpSize: Int = 1, rank: Int = 0) throws {
+    public convenience init(directory: URL, tpSize: Int = 1, rank: Int = 0, progress: (Int, Int) -> Void = { _, _ in }) throws {
         let config = try ModelConfig(directory: directory)
         let plan = try ShardPlan(config: config, tpSize: tpSize, rank: rank)
-        try self.init(checkpoint: try Checkpoint(directory: directory), config: config, plan: plan)
+        try self.init(checkpoint: try Checkpoint(directory: directory), config: config, plan: plan, progress: progress)
     }
 
     /// Fresh state for one sequence; `capacity` sizes the KV caches (they grow if exceeded).

@@ -157,7 +157,9 @@ extension ProcessSuites {
                 .appendingPathComponent("configs")
             let run = try CLI.run(["generate", "--config", configs.appendingPathComponent(file).path, "--json"])
             #expect(run.status == 0, "\(run.stderr)")
-            #expect(((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int])?.isEmpty == false)
+            let records = run.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(!records.isEmpty)
+        #expect(records.allSatisfy { ($0?["generated_ids"] as? [Int])?.isEmpty == false })
         }
     }
 }
