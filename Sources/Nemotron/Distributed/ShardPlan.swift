@@ -40,20 +40,10 @@ public struct ShardPlan: Sendable, Equatable {
         let c = config
         mambaHeadRange = Self.part(c.mambaHeads, tpSize, rank)
         replicatesMambaGroups = c.has(.mamba) && tpSize > c.mambaGroups
-        if replicatesMambaGroups {
-            let group = rank / (tpSize / c.mambaGroups)
-            mambaGroupRange = group..<group + 1
-        } else {
-            mambaGroupRange = Self.part(c.mambaGroups, tpSize, rank)
-        }
+        mambaGroupRange = Self.splitOrReplicate(c.mambaGroups, tpSize, rank)
         qHeadRange = Self.part(c.numHeads, tpSize, rank)
         replicatesKVHeads = c.has(.attention) && tpSize > c.numKVHeads
-        if replicatesKVHeads {
-            let head = rank / (tpSize / c.numKVHeads)
-            kvHeadRange = head..<head + 1
-        } else {
-            kvHeadRange = Self.part(c.numKVHeads, tpSize, rank)
-        }
+        kvHeadRange = Self.splitOrReplicate(c.numKVHeads, tpSize, rank)
         ffnRange = Self.part(c.ffnSize, tpSize, rank)
         moeFFNRange = Self.part(c.moeFFNSize, tpSize, rank)
         sharedFFNRange = Self.part(c.sharedExpertFFNSize, tpSize, rank)
@@ -92,6 +82,14 @@ public struct ShardPlan: Sendable, Equatable {
         let base = count / parts, extra = count % parts
         let start = index * base + min(index, extra)
         return start..<start + base + (index < extra ? 1 : 0)
+    }
+
+    /// Contiguous parts when `count` ≥ `parts`; otherwise (`parts` a multiple of `count`) each
+    /// item is replicated on `parts / count` consecutive ranks and rank `index` holds one.
+    static func splitOrReplicate(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
+        guard parts > count, count > 0 else { return part(count, parts, index) }
+        let item = index / (parts / count)
+        return item..<item + 1
     }
 
     /// Why `tpSize` cannot shard this model, or nil when it can.
