@@ -85,6 +85,25 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return Int(result)
     }
 
+    public func allGather(_ value: Int) -> [Int] {
+        var local = Int64(value)
+        var all = [Int64](repeating: 0, count: size)
+        MPI_Allgather(&local, 1, cmpi_int64(), &all, 1, cmpi_int64(), cmpi_comm_world())
+        return all.map(Int.init)
+    }
+
+    public func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+        var counts32 = counts.map(Int32.init)
+        var displacements = [Int32](repeating: 0, count: size)
+        for i in 1..<max(size, 1) { displacements[i] = displacements[i - 1] + counts32[i - 1] }
+        MPI_Allgatherv(input, counts32[rank], cmpi_float(), output, &counts32, &displacements, cmpi_float(), cmpi_comm_world())
+    }
+
+    public func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+        var counts32 = counts.map(Int32.init)
+        MPI_Reduce_scatter(input, output, &counts32, cmpi_float(), cmpi_sum(), cmpi_comm_world())
+    }
+
     public func gather(bytes: [UInt8], root: Int) -> [[UInt8]] {
         var count = Int32(bytes.count)
         var counts = [Int32](repeating: 0, count: size)

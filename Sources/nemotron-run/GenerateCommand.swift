@@ -46,13 +46,16 @@ extension NemotronRun {
                 throw NemotronError.invalidArgument(name: "stop", value: "\(stops)", expected: "a checkpoint with tokenizer.json (stop strings match text)")
             }
             let requests = inputs.map { Request(prompt: $0.ids, maxNewTokens: settings.maxNewTokens ?? 32, sampling: settings.sampling) }
-            var output = Output(tokenizer: tokenizer, stops: stops, streams: !json && inputs.count == 1 && MPICommunicator.world.isRoot,
-                                total: inputs.count)
+            // Under attention data parallelism rank 0 sees only its own requests as they run, so
+            // results print at the end, in input order.
+            let dataParallel = engine.model.plan.attentionDataParallel
+            var output = Output(tokenizer: tokenizer, stops: stops,
+                                streams: !json && inputs.count == 1 && MPICommunicator.world.isRoot && !dataParallel, total: inputs.count)
             let results = try engine.generator.generate(
                 requests, stopIds: engine.stopIds, keepLogits: logitsOutput != nil,
                 shouldStop: { _, ids in output.containsStop(ids) },
                 onToken: { request, id in output.token(id, request: request) },
-                onFinish: { request, result in output.finished(request, result, batch: !json && inputs.count > 1) })
+                onFinish: { request, result in output.finished(request, result, batch: !json && inputs.count > 1 && !dataParallel) })
             output.end()
             guard MPICommunicator.world.isRoot else { return }
             if let logitsOutput, let first = results.first {
@@ -63,6 +66,11 @@ extension NemotronRun {
             if json {
                 for (input, result) in zip(inputs, results) { say(try Report.json(output.record(input, result))) }
             } else {
+                if dataParallel {
+                    for (index, result) in results.enumerated() {
+                        say("[\(index)] " + (output.text(result.ids) ?? result.ids.map(String.init).joined(separator: " ")))
+                    }
+                }
                 // The batch shares its passes: prompt tokens over the one prefill, each request's decode rate summed.
                 let generated = results.reduce(0) { $0 + $1.ids.count }, prompted = results.reduce(0) { $0 + $1.promptTokens }
                 let prefill = results.first.map { $0.prefillSeconds > 0 ? Double(prompted) / $0.prefillSeconds : 0 } ?? 0

@@ -20,6 +20,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Reduction strategy: mpi, oneshot, twoshot, ring or auto.")
     var allreduceStrategy: String?
 
+    @Flag(name: .long, help: "Attention data parallelism: each rank serves its own prompts; MoE experts are split over the ranks.")
+    var attentionDp = false
+
     @Option(name: .customLong("compute-dtype"), help: "Prefill precision for bf16 weights: f32 (exact, default) or bf16 (faster on AVX512-BF16 CPUs).")
     var computeDType: String?
 
@@ -30,6 +33,7 @@ struct ModelOptions: ParsableArguments {
         flags.threads = threads
         flags.computeDType = try computeDType.map { try RunConfig.computeDType($0, source: "command line") }
         flags.fuseAllReduceNorm = try fuseAllreduceNorm.map { try RunConfig.choice($0, key: "fuse_allreduce_norm", source: "command line") }
+        flags.enableAttentionDP = attentionDp ? true : nil
         flags.allReduceStrategy = try allreduceStrategy.map { try RunConfig.choice($0, key: "allreduce_strategy", source: "command line") }
         try flags.validate(path: "command line")
         let file = try config.map { try RunConfig(path: $0) } ?? RunConfig()

@@ -17,6 +17,13 @@ public protocol Communicator: AnyObject {
     func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int)
     /// The largest of every rank's value, on every rank.
     func allReduceMax(_ value: Int) -> Int
+    /// Every rank's value, in rank order, on every rank.
+    func allGather(_ value: Int) -> [Int]
+    /// Concatenates each rank's `counts[rank]` floats, in rank order, into `output` on every rank.
+    func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Sums `input` (Σ counts floats) over the ranks and leaves rank r's part (`counts[r]`
+    /// floats, in rank order) in its `output`.
+    func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int])
     /// Every rank's bytes, in rank order, on `root`; other ranks get an empty array.
     func gather(bytes: [UInt8], root: Int) -> [[UInt8]]
 }
@@ -70,5 +77,12 @@ public final class SingleProcess: Communicator {
         if output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: count) }
     }
     public func allReduceMax(_ value: Int) -> Int { value }
+    public func allGather(_ value: Int) -> [Int] { [value] }
+    public func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+        if output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: counts[0]) }
+    }
+    public func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+        if output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: counts[0]) }
+    }
     public func gather(bytes: [UInt8], root: Int) -> [[UInt8]] { [bytes] }
 }

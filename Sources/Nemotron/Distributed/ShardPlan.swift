@@ -6,8 +6,15 @@
 /// or replicated; MLP / expert / shared-expert widths split contiguously; vocabulary split
 /// contiguously for the LM head.
 public struct ShardPlan: Sendable, Equatable {
+    /// Ranks a layer is split over: the world size, or 1 under attention data parallelism.
     public let tpSize: Int
     public let rank: Int
+    public let worldSize: Int
+    /// Attention data parallelism: every layer whole on every rank, except the routed experts,
+    /// which are divided between the ranks (expert parallelism).
+    public let attentionDataParallel: Bool
+    /// Routed experts this rank holds (all of them, width-split, under tensor parallelism).
+    public let expertRange: Range<Int>
 
     public let mambaHeadRange: Range<Int>
     /// Groups whose B/C rows and conv channels this rank holds (one replicated group when tp > G).
@@ -28,8 +35,18 @@ public struct ShardPlan: Sendable, Equatable {
     public let replicatesMambaGroups: Bool
     public let replicatesKVHeads: Bool
 
-    public init(config: ModelConfig, tpSize: Int, rank: Int) throws {
-        precondition((0..<tpSize).contains(rank), "rank \(rank) outside 0..<\(tpSize)")
+    /// `worldSize` ranks, this one `rank`.
+    public init(config: ModelConfig, tpSize worldSize: Int, rank worldRank: Int, attentionDataParallel: Bool = false) throws {
+        precondition((0..<worldSize).contains(worldRank), "rank \(worldRank) outside 0..<\(worldSize)")
+        self.worldSize = worldSize
+        self.attentionDataParallel = attentionDataParallel
+        if attentionDataParallel && config.has(.moe) && config.numExperts % worldSize != 0 {
+            let legal = (1...config.numExperts).filter { config.numExperts % $0 == 0 }
+            throw NemotronError.parallel(reason: "attention data parallelism over \(worldSize) ranks divides the routed experts between them: "
+                + "n_routed_experts (\(config.numExperts)) must be divisible by it; legal process counts: \(legal.map(String.init).joined(separator: ", "))")
+        }
+        expertRange = attentionDataParallel ? Self.part(config.numExperts, worldSize, worldRank) : 0..<config.numExperts
+        let tpSize = attentionDataParallel ? 1 : worldSize, rank = attentionDataParallel ? 0 : worldRank
         if let problem = Self.problem(config: config, tpSize: tpSize) {
             let legal = Self.legalSizes(config: config)
             throw NemotronError.parallel(reason: "tensor-parallel size \(tpSize) does not fit this model: \(problem); "
@@ -53,6 +70,11 @@ public struct ShardPlan: Sendable, Equatable {
     /// One line per concern for `inspect`: what this rank holds of `config`'s global sizes.
     public func summary(for c: ModelConfig) -> [String] {
         func r(_ range: Range<Int>, _ total: Int) -> String { "\(range.lowerBound)..<\(range.upperBound) of \(total)" }
+        if attentionDataParallel {
+            return ["attention data parallel: every layer whole on this rank, no per-layer collective",
+                    "routed experts \(r(expertRange, c.numExperts)) (expert parallel: tokens all-gathered before the experts, "
+                    + "outputs reduce-scattered back)"]
+        }
         var lines: [String] = []
         if c.has(.mamba) {
             lines.append("mamba heads \(r(mambaHeadRange, c.mambaHeads)), B/C groups \(r(mambaGroupRange, c.mambaGroups))"
@@ -69,12 +91,6 @@ public struct ShardPlan: Sendable, Equatable {
         }
         lines.append("lm head vocab rows \(r(vocabRange, c.vocabSize)); embedding replicated (memory-mapped: only looked-up rows are paged in)")
         return lines
-    }
-
-    /// The single-process plan.
-    public static func single(_ config: ModelConfig) -> ShardPlan {
-        // tp = 1 satisfies every divisibility rule.
-        try! ShardPlan(config: config, tpSize: 1, rank: 0)  // swiftlint:disable:this force_try
     }
 
     /// Contiguous near-equal part `index` of `count` items split `parts` ways.

@@ -20,17 +20,14 @@ public final class Engine {
             throw NemotronError.parallel(reason: "tensor_parallel_size is \(size) but \(communicator.size) process(es) are running; "
                 + "start with `mpirun -np \(size)` or drop the key (the MPI world size is the tensor-parallel size)")
         }
-        if settings.enableAttentionDP == true {
-            throw NemotronError.configValue(path: "run settings", key: "enable_attention_dp", value: "true",
-                                            expected: "false: attention data parallelism is not available in this version")
-        }
         guard let path = settings.model else {
             throw NemotronError.invalidArgument(name: "model", value: "(none)", expected: "a checkpoint directory: pass --model DIR or set 'model' in the config file")
         }
         self.settings = settings
         self.communicator = communicator
         threads = settings.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.size)
-        model = try NemotronH(directory: URL(fileURLWithPath: path), tpSize: communicator.size, rank: communicator.rank, progress: progress)
+        model = try NemotronH(directory: URL(fileURLWithPath: path), tpSize: communicator.size, rank: communicator.rank,
+                              attentionDataParallel: settings.enableAttentionDP ?? false, progress: progress)
         let workspace = Workspace(threads: threads)
         workspace.computeDType = settings.computeDType ?? .f32
         generator = Generator(model: model, workspace: workspace, communicator: communicator)
@@ -47,7 +44,8 @@ public final class Engine {
     /// One line describing how this run is parallelised, for run headers and `inspect`.
     public var parallelismDescription: String {
         let fusion = self.fusion
-        return "\(communicator.size) rank(s) × \(threads) thread(s); fuse_allreduce_norm \(fusion.enabled ? "on" : "off") (\(fusion.reason)); "
+        let mode = model.plan.attentionDataParallel ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
+        return "\(communicator.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm \(fusion.enabled ? "on" : "off") (\(fusion.reason)); "
             + "allreduce_strategy \(settings.allReduceStrategy ?? .auto); compute \(computeDTypeDescription)"
     }
 

@@ -63,12 +63,14 @@ public final class Generator {
         }
     }
 
-    /// Logits `[T, V]` of one prefill over `tokens` (rank 0; empty elsewhere).
+    /// Logits `[T, V]` of one prefill over `tokens` (rank 0; empty elsewhere). Under attention
+    /// data parallelism rank 0 runs the prompt and the others take part with no tokens.
     public func prefillLogits(_ tokens: [Int]) throws -> [Float] {
         try validate(tokens)
         let sequence = model.makeSequence(capacity: tokens.count)
-        return model.forward(tokens, sequence: sequence, logits: .all, workspace: workspace, communicator: communicator,
-                             fused: fusedAllReduceNorm)
+        let batch = model.plan.attentionDataParallel && !communicator.isRoot ? [] : [(tokens, sequence)]
+        let logits = model.forward(batch, logits: .all, workspace: workspace, communicator: communicator, fused: fusedAllReduceNorm)
+        return communicator.isRoot ? logits : []
     }
 
     public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingParameters, stopIds: Set<Int>,
@@ -87,6 +89,10 @@ public final class Generator {
                          onToken: (Int, Int) -> Void = { _, _ in },
                          onFinish: (Int, Generation) -> Void = { _, _ in }) throws -> [Generation] {
         for request in requests { try validate(request.prompt) }
+        if model.plan.attentionDataParallel {
+            return try generateDataParallel(requests, stopIds: stopIds, keepLogits: keepLogits, shouldStop: shouldStop,
+                                            onToken: onToken, onFinish: onFinish)
+        }
         let V = model.config.vocabSize
         var results = requests.map { Generation(promptTokens: $0.prompt.count) }
         var samplers = requests.map { Sampler($0.sampling) }
@@ -142,6 +148,85 @@ public final class Generator {
             step += 1
         }
         return results
+    }
+
+    /// Attention data parallelism: request i runs on rank i mod ranks, with its own batch and
+    /// sampling there (no token broadcast). Every rank steps until all ranks are done, a rank
+    /// without requests taking part with no tokens, because MoE layers exchange tokens each
+    /// step. Results are gathered to rank 0 in input order; other ranks return an empty array.
+    private func generateDataParallel(_ requests: [Request], stopIds: Set<Int>, keepLogits: Bool, shouldStop: (Int, [Int]) -> Bool,
+                                      onToken: (Int, Int) -> Void, onFinish: (Int, Generation) -> Void) throws -> [Generation] {
+        let V = model.config.vocabSize
+        let mine = requests.indices.filter { $0 % communicator.size == communicator.rank }
+        var results = requests.map { Generation(promptTokens: $0.prompt.count) }
+        var samplers = requests.map { Sampler($0.sampling) }
+        let sequences = mine.map { model.makeSequence(capacity: requests[$0].prompt.count + requests[$0].maxNewTokens) }
+        let sequence = Dictionary(uniqueKeysWithValues: zip(mine, sequences))
+        var active = mine.filter { requests[$0].maxNewTokens > 0 }
+        var clock = Date()
+        var logits = model.forward(active.map { (requests[$0].prompt, sequence[$0]!) }, logits: .last, workspace: workspace,
+                                   communicator: communicator)
+        let prefill = Date().timeIntervalSince(clock)
+        for i in active { results[i].prefillSeconds = prefill }
+        var step = 0
+        while communicator.allReduceMax(active.isEmpty ? 0 : 1) > 0 {
+            if !active.isEmpty {
+                var running: [Int] = []
+                for (k, i) in active.enumerated() {
+                    let id = samplers[i].sample(logits[k * V..<(k + 1) * V])
+                    results[i].ids.append(id)
+                    if keepLogits { results[i].stepLogits.append(Array(logits[k * V..<(k + 1) * V])) }
+                    onToken(i, id)
+                    if let reason = finish(id, ids: results[i].ids, budget: requests[i].maxNewTokens, stopIds: stopIds,
+                                           stop: { shouldStop(i, $0) }) {
+                        results[i].finishReason = reason
+                        onFinish(i, results[i])
+                    } else {
+                        running.append(i)
+                    }
+                }
+                active = running
+            }
+            guard communicator.allReduceMax(active.isEmpty ? 0 : 1) > 0 else { break }
+            clock = Date()
+            logits = model.forward(active.map { ([results[$0].ids.last!], sequence[$0]!) }, logits: .last, workspace: workspace,
+                                   communicator: communicator)
+            if step > 0 {
+                let seconds = Date().timeIntervalSince(clock)
+                for i in active {
+                    results[i].decodeSeconds += seconds
+                    results[i].timedDecodeSteps += 1
+                }
+            }
+            step += 1
+        }
+        return gatherResults(results, mine: mine)
+    }
+
+    /// Each rank's results for its requests, collected on rank 0 in input order.
+    private func gatherResults(_ results: [Generation], mine: [Int]) -> [Generation] {
+        let mineText = mine.map { i in
+            let r = results[i]
+            let logits = r.stepLogits.map { $0.map { String($0.bitPattern) }.joined(separator: ",") }.joined(separator: ";")
+            return "\(i)|\(r.ids.map(String.init).joined(separator: ","))|\(r.finishReason.rawValue)|\(r.prefillSeconds)|"
+                + "\(r.decodeSeconds)|\(r.timedDecodeSteps)|\(logits)"
+        }.joined(separator: "\n")
+        let all = communicator.gather(text: mineText)
+        guard communicator.isRoot else { return [] }
+        var gathered = results
+        for line in all.flatMap({ $0.split(separator: "\n") }) {
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 7, let i = Int(fields[0]) else { continue }
+            gathered[i].ids = fields[1].split(separator: ",").compactMap { Int($0) }
+            gathered[i].finishReason = FinishReason(rawValue: fields[2]) ?? .length
+            gathered[i].prefillSeconds = Double(fields[3]) ?? 0
+            gathered[i].decodeSeconds = Double(fields[4]) ?? 0
+            gathered[i].timedDecodeSteps = Int(fields[5]) ?? 0
+            gathered[i].stepLogits = fields[6].isEmpty ? [] : fields[6].split(separator: ";").map {
+                $0.split(separator: ",").map { Float(bitPattern: UInt32($0) ?? 0) }
+            }
+        }
+        return gathered
     }
 
     /// Why a request ends with token `id` (its generated `ids` so far include it), or nil.

@@ -26,9 +26,10 @@ enum Mixer {
     /// u `[T, H]` normed input, the rows of every sequence in the batch (`segments`, each with
     /// this layer's state of its sequence) → out `[T, H]` partial sum over ranks.
     /// `reduceStatistics` sums a small buffer of normalisation statistics over the ranks (Mamba
-    /// with replicated groups).
+    /// with replicated groups); `exchange` moves MoE tokens between ranks (attention data parallel).
     func forward(_ u: UnsafePointer<Float>, segments: [Segment<LayerState>], workspace: Workspace,
-                 reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, into out: UnsafeMutablePointer<Float>) {
+                 reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, exchange: ExpertExchange?,
+                 into out: UnsafeMutablePointer<Float>) {
         let tokens = segments.last?.rows.upperBound ?? 0
         switch self {
         case .mamba(let mixer):
@@ -47,7 +48,7 @@ enum Mixer {
             mixer.forward(u, tokens: tokens, hidden: workspace.buffer(.projection, count: tokens * mixer.localWidth),
                           workspace: workspace, into: out)
         case .moe(let mixer):
-            mixer.forward(u, tokens: tokens, workspace: workspace, into: out)
+            mixer.forward(u, tokens: tokens, workspace: workspace, exchange: exchange, into: out)
         }
     }
 }

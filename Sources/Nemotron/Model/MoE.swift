@@ -5,11 +5,14 @@
 /// Tensor parallel: every rank holds a slice of every expert's intermediate width and of the
 /// shared expert; router and latent projections are replicated (fc2 is linear, so applying it
 /// to a partial sum is exact). One partial sum for routed + shared; the block boundary reduces it.
+/// Attention data parallel: each rank holds whole experts `plan.expertRange` and everything
+/// else; its own tokens meet the other ranks' experts through an `ExpertExchange`.
 struct MoE {
     let layer: Int
     let router: MoERouter
-    /// One per routed expert, each `[Im_local, Hin]` up and `[Hin, Im_local]` down.
+    /// This rank's routed experts (`expertRange`), each `[Im_local, Hin]` up and `[Hin, Im_local]` down.
     let experts: [MLP]
+    let expertRange: Range<Int>
     let sharedExpert: MLP
     /// LatentMoE `[Hl, H]` and `[H, Hl]`, nil otherwise.
     let fc1LatentProj: WeightMatrix?
@@ -23,7 +26,8 @@ struct MoE {
         router = try MoERouter(layer: layer, config: c, checkpoint: checkpoint)
         hiddenSize = c.hiddenSize
         expertInputSize = c.expertInputSize
-        experts = try (0..<c.numExperts).map { e in
+        expertRange = plan.expertRange
+        experts = try plan.expertRange.map { e in
             try MLP(checkpoint: checkpoint, upName: name(WeightNames.MoE.expertUpProj(e)), downName: name(WeightNames.MoE.expertDownProj(e)),
                     inputSize: c.expertInputSize, width: c.moeFFNSize, range: plan.moeFFNRange)
         }
@@ -38,8 +42,10 @@ struct MoE {
         }
     }
 
-    /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks.
-    func forward(_ u: UnsafePointer<Float>, tokens T: Int, workspace ws: Workspace, into out: UnsafeMutablePointer<Float>) {
+    /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks (complete when `exchange`
+    /// is given: attention data parallelism).
+    func forward(_ u: UnsafePointer<Float>, tokens T: Int, workspace ws: Workspace, exchange: ExpertExchange?,
+                 into out: UnsafeMutablePointer<Float>) {
         let choices = router.route(u, tokens: T, logits: ws.buffer(.router, count: T * router.numExperts), workspace: ws)
         ws.routingTrace?.experts[layer] = choices.map { $0.experts.sorted() }
 
@@ -53,8 +59,12 @@ struct MoE {
             input = UnsafePointer(latent)
         }
         let routed = ws.buffer(.routedSum, count: T * expertInputSize)
-        routed.initialize(repeating: 0, count: T * expertInputSize)
-        runExperts(input, choices: choices, workspace: ws, into: routed)
+        if let exchange {
+            routeAcrossRanks(input, choices: choices, exchange: exchange, workspace: ws, into: routed)
+        } else {
+            routed.initialize(repeating: 0, count: T * expertInputSize)
+            runExperts(input, choices: choices, workspace: ws, into: routed)
+        }
 
         if let fc2LatentProj {
             let projected = ws.buffer(.expertOutput, count: T * max(hiddenSize, expertInputSize))
@@ -65,6 +75,28 @@ struct MoE {
         }
     }
 
+    /// Expert parallelism: all ranks' inputs and choices are gathered, this rank's experts run
+    /// on every token routed to them, and each rank gets back its rows summed over the ranks.
+    private func routeAcrossRanks(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], exchange: ExpertExchange,
+                                  workspace ws: Workspace, into routed: UnsafeMutablePointer<Float>) {
+        let width = expertInputSize, k = router.expertsPerToken
+        let counts = exchange.tokenCounts(choices.count)
+        let total = counts.reduce(0, +)
+        let allInput = ws.buffer(.gatheredTokens, count: total * width)
+        exchange.gather(input, width: width, counts: counts, into: allInput)
+        // Routing travels as floats: [expert ids (exact below 2^24) | weights] per token.
+        var mine = choices.flatMap { $0.experts.map(Float.init) + $0.weights }
+        let allRouting = ws.buffer(.gatheredRouting, count: total * 2 * k)
+        mine.withUnsafeMutableBufferPointer { exchange.gather($0.baseAddress!, width: 2 * k, counts: counts, into: allRouting) }
+        let allChoices = (0..<total).map { t in
+            MoERouter.Choice(experts: (0..<k).map { Int(allRouting[t * 2 * k + $0]) }, weights: (0..<k).map { allRouting[t * 2 * k + k + $0] })
+        }
+        let allRouted = ws.buffer(.gatheredRouted, count: total * width)
+        allRouted.initialize(repeating: 0, count: total * width)
+        runExperts(allInput, choices: allChoices, workspace: ws, into: allRouted)
+        exchange.scatterBack(allRouted, width: width, counts: counts, into: routed)
+    }
+
     /// `routed[t] += w · Expert_e(input[t])` for every (token, expert) choice, expert by expert in
     /// index order (as transformers accumulates), batching each expert's tokens into one GEMM.
     private func runExperts(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], workspace ws: Workspace,
@@ -72,7 +104,9 @@ struct MoE {
         let T = choices.count, width = expertInputSize
         var assigned = [[(token: Int, weight: Float)]](repeating: [], count: experts.count)
         for (t, choice) in choices.enumerated() {
-            for (e, w) in zip(choice.experts, choice.weights) { assigned[e].append((t, w)) }
+            for (e, w) in zip(choice.experts, choice.weights) where expertRange.contains(e) {
+                assigned[e - expertRange.lowerBound].append((t, w))
+            }
         }
         let tokens = ws.buffer(.expertTokens, count: T * width)
         let hidden = ws.buffer(.expertHidden, count: T * (experts.first?.localWidth ?? 0))

@@ -32,9 +32,10 @@ public final class NemotronH {
     }
 
     /// Loads `config.json` and the weights of this rank from a checkpoint directory.
-    public convenience init(directory: URL, tpSize: Int = 1, rank: Int = 0, progress: (Int, Int) -> Void = { _, _ in }) throws {
+    public convenience init(directory: URL, tpSize: Int = 1, rank: Int = 0, attentionDataParallel: Bool = false,
+                            progress: (Int, Int) -> Void = { _, _ in }) throws {
         let config = try ModelConfig(directory: directory)
-        let plan = try ShardPlan(config: config, tpSize: tpSize, rank: rank)
+        let plan = try ShardPlan(config: config, tpSize: tpSize, rank: rank, attentionDataParallel: attentionDataParallel)
         try self.init(checkpoint: try Checkpoint(directory: directory), config: config, plan: plan, progress: progress)
     }
 
@@ -62,7 +63,11 @@ public final class NemotronH {
     /// sequence's own state. Returns logits on rank 0: every row (`.all`), or each sequence's
     /// last row in batch order (`.last`).
     public func forward(_ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace,
-                        communicator comm: Communicator, fused: Bool = false) -> [Float] {
+                        communicator world: Communicator, fused: Bool = false) -> [Float] {
+        // Attention data parallel: layers are whole on every rank, so nothing is reduced or
+        // gathered; only MoE layers exchange tokens with the other ranks.
+        let comm: Communicator = plan.attentionDataParallel ? SingleProcess() : world
+        let exchange = plan.attentionDataParallel ? ExpertExchange(communicator: world) : nil
         let tokens = batch.flatMap(\.tokens)
         var ranges: [Range<Int>] = []
         for item in batch { ranges.append((ranges.last?.upperBound ?? 0)..<(ranges.last?.upperBound ?? 0) + item.tokens.count) }
@@ -83,7 +88,7 @@ public final class NemotronH {
             }
             let segments = zip(ranges, batch).map { Segment(rows: $0, state: $1.sequence.layers[block.index]) }
             block.mixer.forward(normed, segments: segments, workspace: ws, reduceStatistics: { comm.allReduceSum($0, count: $1) },
-                                into: hidden)
+                                exchange: exchange, into: hidden)
             BlockBoundary.leave(hidden, count: T * H, fused: fused, communicator: comm)
         }
         // The final allreduce, fused with the residual add and norm_f.

@@ -31,6 +31,9 @@ public final class Workspace {
         case expertOutput  // MoE [T, Hin]
         case routedSum     // MoE [T, Hin]
         case shared        // MoE shared expert [T, Is_local]
+        case gatheredTokens  // MoE, attention DP: [ΣT, Hin] every rank's routed inputs
+        case gatheredRouting // MoE, attention DP: [ΣT, 2k] every rank's expert ids and weights
+        case gatheredRouted  // MoE, attention DP: [ΣT, Hin] this rank's experts' outputs
     }
 
     public let pool: ThreadPool

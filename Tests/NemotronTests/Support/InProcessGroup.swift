@@ -96,6 +96,33 @@ final class InProcessGroup: @unchecked Sendable {
             return result
         }
 
+        func allGather(_ value: Int) -> [Int] {
+            group.ints[rank] = Int32(value)
+            group.wait()
+            let all = group.ints.map(Int.init)
+            group.wait()
+            return all
+        }
+
+        func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+            group.floats[rank] = UnsafeMutablePointer(mutating: input)
+            group.wait()
+            var offset = 0
+            for r in 0..<size {
+                (output + offset).update(from: group.floats[r]!, count: counts[r])
+                offset += counts[r]
+            }
+            group.wait()
+        }
+
+        func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+            group.floats[rank] = UnsafeMutablePointer(mutating: input)
+            group.wait()
+            let offset = counts[..<rank].reduce(0, +)
+            for i in 0..<counts[rank] { output[i] = (0..<size).reduce(Float(0)) { $0 + group.floats[$1]![offset + i] } }
+            group.wait()
+        }
+
         func gather(bytes: [UInt8], root: Int) -> [[UInt8]] {
             group.bytes[rank] = bytes
             group.wait()
