@@ -151,9 +151,10 @@ public final class Generator {
     }
 
     /// Attention data parallelism: request i runs on rank i mod ranks, with its own batch and
-    /// sampling there (no token broadcast). Every rank steps until all ranks are done, a rank
-    /// without requests taking part with no tokens, because MoE layers exchange tokens each
-    /// step. Results are gathered to rank 0 in input order; other ranks return an empty array.
+    /// sampling there (no token broadcast). With MoE layers, which exchange tokens each step,
+    /// every rank steps until all ranks are done, a rank without requests taking part with no
+    /// tokens; without them ranks run on their own, with no collective until the results are
+    /// gathered to rank 0 in input order (other ranks return an empty array).
     private func generateDataParallel(_ requests: [Request], stopIds: Set<Int>, keepLogits: Bool, shouldStop: (Int, [Int]) -> Bool,
                                       onToken: (Int, Int) -> Void, onFinish: (Int, Generation) -> Void) throws -> [Generation] {
         let V = model.config.vocabSize
@@ -168,8 +169,10 @@ public final class Generator {
                                    communicator: communicator)
         let prefill = Date().timeIntervalSince(clock)
         for i in active { results[i].prefillSeconds = prefill }
+        let lockstep = model.config.has(.moe)
+        func anyActive() -> Bool { lockstep ? communicator.allReduceMax(active.isEmpty ? 0 : 1) > 0 : !active.isEmpty }
         var step = 0
-        while communicator.allReduceMax(active.isEmpty ? 0 : 1) > 0 {
+        while anyActive() {
             if !active.isEmpty {
                 var running: [Int] = []
                 for (k, i) in active.enumerated() {
@@ -187,7 +190,7 @@ public final class Generator {
                 }
                 active = running
             }
-            guard communicator.allReduceMax(active.isEmpty ? 0 : 1) > 0 else { break }
+            guard anyActive() else { break }
             clock = Date()
             logits = model.forward(active.map { ([results[$0].ids.last!], sequence[$0]!) }, logits: .last, workspace: workspace,
                                    communicator: communicator)
