@@ -10,6 +10,8 @@ dense-0.74b: hidden 2048, 24 layers M-M-M*-M-M-M*-M-M-M*-M-M, 16 q / 4 kv heads 
 about 0.74 B parameters, 1.48 GB. Weights are N(0, 1/fan_in) so activations stay O(1);
 A_log, D, dt_bias and the router correction bias are F32 as in real exports, the rest BF16.
 Tensors are streamed to disk one at a time, so memory stays small.
+moe-bench: hidden 1024, `MEM*EMEM`, 32 experts top-4 of width 512, shared expert 1024 (0.21 B
+parameters), for comparing attention data parallelism with tensor parallelism.
 tiny: the default-run checkpoint shipped in the repo (hidden 64, `M-M*M-`, vocab 1200 to
 match the tokenizer copied in with --tokenizer); random weights, so its text is gibberish.
 """
@@ -17,6 +19,12 @@ import argparse, json, os, shutil
 import numpy as np
 
 PRESETS = {
+    "moe-bench": dict(
+        hidden_size=1024, hybrid_override_pattern="MEM*EMEM", num_attention_heads=8, num_key_value_heads=2, head_dim=128,
+        mamba_num_heads=32, mamba_head_dim=64, ssm_state_size=128, n_groups=8, conv_kernel=4, intermediate_size=1024,
+        vocab_size=32000, n_routed_experts=32, num_experts_per_tok=4, moe_intermediate_size=512,
+        moe_shared_expert_intermediate_size=1024, n_shared_experts=1, n_group=1, topk_group=1, routed_scaling_factor=1.0,
+        norm_topk_prob=True),
     "tiny": dict(
         hidden_size=64, hybrid_override_pattern="M-M*M-", num_attention_heads=4, num_key_value_heads=2, head_dim=16,
         mamba_num_heads=8, mamba_head_dim=8, ssm_state_size=16, n_groups=2, conv_kernel=4, intermediate_size=128,
@@ -53,6 +61,15 @@ def tensors(c):
                     (p + "mixer.k_proj.weight", [hkv * dh, H], "BF16", "linear"),
                     (p + "mixer.v_proj.weight", [hkv * dh, H], "BF16", "linear"),
                     (p + "mixer.o_proj.weight", [H, hq * dh], "BF16", "linear")]
+        elif kind == "E":
+            E, Im, Is = c["n_routed_experts"], c["moe_intermediate_size"], c["moe_shared_expert_intermediate_size"]
+            out += [(p + "mixer.gate.weight", [E, H], "F32", "linear"),
+                    (p + "mixer.gate.e_score_correction_bias", [E], "F32", "bias")]
+            for e in range(E):
+                out += [(p + f"mixer.experts.{e}.up_proj.weight", [Im, H], "BF16", "linear"),
+                        (p + f"mixer.experts.{e}.down_proj.weight", [H, Im], "BF16", "linear")]
+            out += [(p + "mixer.shared_experts.up_proj.weight", [Is, H], "BF16", "linear"),
+                    (p + "mixer.shared_experts.down_proj.weight", [H, Is], "BF16", "linear")]
         elif kind == "-":
             out += [(p + "mixer.up_proj.weight", [c["intermediate_size"], H], "BF16", "linear"),
                     (p + "mixer.down_proj.weight", [H, c["intermediate_size"]], "BF16", "linear")]
@@ -70,6 +87,8 @@ def values(rng, shape, kind):
         return np.log(rng.uniform(1, 16, n)).astype(np.float32)
     if kind == "dt_bias":
         return np.log(np.expm1(rng.uniform(0.01, 0.1, n))).astype(np.float32)
+    if kind == "bias":
+        return 0.01 * rng.standard_normal(n, dtype=np.float32)
     if kind == "embed":
         return rng.standard_normal(n, dtype=np.float32)
     fan_in = shape[-1]
@@ -90,7 +109,7 @@ def main():
     ap.add_argument("--tokenizer", default=None, help="copy tokenizer.json and tokenizer_config.json from this directory")
     args = ap.parse_args()
     cfg = dict(PRESETS[args.preset])
-    out = args.out or os.path.join(os.path.dirname(__file__), "..", "models", "bench-" + args.preset.split("-", 1)[1])
+    out = args.out or os.path.join(os.path.dirname(__file__), "..", "models", "bench-" + args.preset.split("-", 1)[-1])
     os.makedirs(out, exist_ok=True)
     entries = tensors(cfg)
     header, offset = {}, 0

@@ -22,11 +22,15 @@ extension NemotronRun {
         @Flag(name: .long, help: "Run fused and unfused AllReduce + norm in this one invocation and print the ratio.")
         var compareFusion = false
 
+        @Option(name: .long, help: "Generate for a batch of this many prompts (lengths from half to all of --prompt-tokens) and report total tokens/s; with --attention-dp, also the same batch in tensor-parallel mode.")
+        var prompts: Int?
+
         func run() throws {
             let engine = try loadEngine(try model.settings())
             // A fixed pseudo-random prompt, the same on every rank and every run.
             let prompt = (0..<promptTokens).map { (7919 &+ $0 &* 104_729) % engine.config.vocabSize }
             if compareFusion { return try compare(engine, prompt: prompt) }
+            if let prompts { return try batch(engine, count: prompts) }
             let result = try engine.generator.generate(prompt: prompt, maxNewTokens: newTokens, sampling: SamplingParameters(),
                                                        stopIds: [])
             let weights = engine.model.checkpoint.fileBytes
@@ -100,6 +104,38 @@ extension NemotronRun {
                 prefill          fused \(Report.rate(fused.prefillTokensPerSecond)) vs unfused \(Report.rate(unfused.prefillTokensPerSecond)) tokens/s: \
                 \(String(format: "%.3f", prefillRatio))×
                 """)
+        }
+    
+        /// Total throughput of a batch; under attention data parallelism also the same batch
+        /// with a tensor-parallel engine loaded in this invocation.
+        private func batch(_ engine: Engine, count: Int) throws {
+            let V = engine.config.vocabSize
+            let requests = (0..<count).map { i in
+                let length = max(1, promptTokens / 2 + i * promptTokens / max(1, 2 * count))
+                return Request(prompt: (0..<length).map { (7919 &+ (i &* 31 &+ $0) &* 104_729) % V }, maxNewTokens: newTokens)
+            }
+            var lines: [String] = []
+            func measure(_ engine: Engine) throws -> Double {
+                let start = Date()
+                let results = try engine.generator.generate(requests, stopIds: [])
+                let wall = Date().timeIntervalSince(start)
+                let generated = results.reduce(0) { $0 + $1.ids.count }
+                let prefill = results.map(\.prefillSeconds).max() ?? 0
+                let decode = Double(results.reduce(0) { $0 + max(0, $1.ids.count - 1) }) / max(wall - prefill, 1e-9)
+                let mode = engine.model.plan.attentionDataParallel ? "attention data parallel" : "tensor parallel"
+                lines.append("\(mode.padding(toLength: 24, withPad: " ", startingAt: 0)) \(count) prompts × \(newTokens) tokens on "
+                    + "\(engine.communicator.size) rank(s): \(String(format: "%.2f", wall)) s, \(Report.rate(Double(generated) / wall)) tokens/s overall, "
+                    + "decode \(Report.rate(decode)) tokens/s in total")
+                return decode
+            }
+            let first = try measure(engine)
+            if engine.model.plan.attentionDataParallel {
+                var settings = engine.settings
+                settings.enableAttentionDP = false
+                let tensorParallel = try measure(try loadEngine(settings))
+                lines.append(String(format: "attention-DP / tensor-parallel total decode throughput: %.2f×", first / tensorParallel))
+            }
+            say(lines.joined(separator: "\n"))
         }
     }
 }

@@ -125,6 +125,16 @@ struct ShardPlanTests {
         #expect(!split.replicatesMambaGroups && split.mambaGroupRange == 1..<2 && split.kvHeadRange == 1..<2)
     }
 
+    @Test("attention data parallelism keeps layers whole and splits the experts")
+    func attentionDataParallel() throws {
+        let config = try ModelConfig(directory: Fixture.all[1].directory)
+        let plan = try ShardPlan(config: config, tpSize: 4, rank: 3, attentionDataParallel: true)
+        #expect(plan.tpSize == 1 && plan.worldSize == 4 && plan.expertRange == 6..<8)
+        #expect(plan.mambaHeadRange == 0..<16 && plan.kvHeadRange == 0..<2 && plan.vocabRange == 0..<512)
+        #expect(throws: NemotronError.self) { try ShardPlan(config: config, tpSize: 3, rank: 0, attentionDataParallel: true) }
+        #expect(try ShardPlan(config: config, tpSize: 2, rank: 1).expertRange == 0..<8)
+    }
+
     @Test("a failure on one rank is reported by rank 0 and ends every rank")
     func agreement() {
         let group = InProcessGroup(size: 3)
