@@ -100,7 +100,7 @@ public final class Generator {
         var active = requests.indices.filter { requests[$0].maxNewTokens > 0 }
         guard !active.isEmpty else { return results }
 
-        var clock = Date()
+        let clock = Date()
         var logits = model.forward(active.map { (requests[$0].prompt, sequences[$0]) }, logits: .last, workspace: workspace,
                                    communicator: communicator, fused: fusedAllReduceNorm)
         let prefill = Date().timeIntervalSince(clock)
@@ -134,17 +134,7 @@ public final class Generator {
             }
             active = running
             guard !active.isEmpty else { break }
-            // The first decode step warms up the one-token path and is left out of the timing.
-            clock = Date()
-            logits = model.forward(active.map { ([results[$0].ids.last!], sequences[$0]) }, logits: .last, workspace: workspace,
-                                   communicator: communicator, fused: fusedAllReduceNorm)
-            if step > 0 {
-                let seconds = Date().timeIntervalSince(clock)
-                for i in active {
-                    results[i].decodeSeconds += seconds
-                    results[i].timedDecodeSteps += 1
-                }
-            }
+            logits = decodeStep(active, sequence: { sequences[$0] }, step: step, results: &results)
             step += 1
         }
         return results
@@ -164,7 +154,7 @@ public final class Generator {
         let sequences = mine.map { model.makeSequence(capacity: requests[$0].prompt.count + requests[$0].maxNewTokens) }
         let sequence = Dictionary(uniqueKeysWithValues: zip(mine, sequences))
         var active = mine.filter { requests[$0].maxNewTokens > 0 }
-        var clock = Date()
+        let clock = Date()
         var logits = model.forward(active.map { (requests[$0].prompt, sequence[$0]!) }, logits: .last, workspace: workspace,
                                    communicator: communicator)
         let prefill = Date().timeIntervalSince(clock)
@@ -191,19 +181,26 @@ public final class Generator {
                 active = running
             }
             guard anyActive() else { break }
-            clock = Date()
-            logits = model.forward(active.map { ([results[$0].ids.last!], sequence[$0]!) }, logits: .last, workspace: workspace,
-                                   communicator: communicator)
-            if step > 0 {
-                let seconds = Date().timeIntervalSince(clock)
-                for i in active {
-                    results[i].decodeSeconds += seconds
-                    results[i].timedDecodeSteps += 1
-                }
-            }
+            logits = decodeStep(active, sequence: { sequence[$0]! }, step: step, results: &results)
             step += 1
         }
         return gatherResults(results, mine: mine)
+    }
+
+    /// One decode pass over the running requests, each fed its last token. The first pass warms
+    /// up the one-token path and is left out of the timing.
+    private func decodeStep(_ active: [Int], sequence: (Int) -> SequenceState, step: Int, results: inout [Generation]) -> [Float] {
+        let clock = Date()
+        let logits = model.forward(active.map { ([results[$0].ids.last!], sequence($0)) }, logits: .last, workspace: workspace,
+                                   communicator: communicator, fused: fusedAllReduceNorm)
+        if step > 0 {
+            let seconds = Date().timeIntervalSince(clock)
+            for i in active {
+                results[i].decodeSeconds += seconds
+                results[i].timedDecodeSteps += 1
+            }
+        }
+        return logits
     }
 
     /// Each rank's results for its requests, collected on rank 0 in input order.
