@@ -6,9 +6,13 @@ import Nemotron
 ///
 /// Each rank's segment: three 64-bit flags on their own cache lines (`arrive`, `reduced`,
 /// `done`, each holding the number of the last call that reached that point), then two input
-/// slots and two output areas (double-buffered by call parity, so a call needs no closing
-/// barrier; `done` keeps a fast rank from reusing a slot a slow rank still reads).
-/// Messages larger than a slot are processed in chunks of rows.
+/// slots and two output areas (twoshot), and one receive slot per sender (oneshot), all
+/// double-buffered by call parity so a call needs no closing barrier; `done` keeps a fast rank
+/// from reusing a slot a slow rank still reads. Messages larger than a slot go in chunks of rows.
+///
+/// oneshot pushes: each rank writes its partial into every peer's receive slot and then reads
+/// only its own segment. Measured at 4 MiB, 2 ranks: 510 µs against 630 µs when every rank
+/// reads the peers' slots (remote writes stream; remote reads wait for each line).
 final class SharedMemoryReducer {
     private enum Flag: Int {
         case arrive = 0
@@ -28,7 +32,7 @@ final class SharedMemoryReducer {
         rank = communicator.rank
         size = communicator.size
         self.capacity = capacity
-        window = communicator.sharedWindow(bytes: Self.header + 6 * capacity * MemoryLayout<Float>.size)
+        window = communicator.sharedWindow(bytes: Self.header + (6 + 2 * size) * capacity * MemoryLayout<Float>.size)
     }
 
     // MARK: - Entry points
@@ -36,8 +40,8 @@ final class SharedMemoryReducer {
     func oneShotSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         forChunks(count: count, unit: 1) { offset, n in
             let parity = begin()
-            publish(buffer + offset, count: n, parity: parity)
-            ResidualNorm.sum(inputs(parity), range: 0..<n, into: buffer + offset)
+            let sources = push(buffer + offset, count: n, parity: parity)
+            ResidualNorm.sum(sources, range: 0..<n, into: buffer + offset)
             finish()
         }
     }
@@ -46,8 +50,8 @@ final class SharedMemoryReducer {
                         rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
         forChunks(count: rows, unit: width) { first, n in
             let parity = begin()
-            publish(partial + first * width, count: n * width, parity: parity)
-            ResidualNorm.sumAddNorm(inputs(parity), residual: residual + first * width, weight: weight, eps: eps,
+            let sources = push(partial + first * width, count: n * width, parity: parity)
+            ResidualNorm.sumAddNorm(sources, residual: residual + first * width, weight: weight, eps: eps,
                                     rows: 0..<n, width: width, into: normed + first * width)
             finish()
         }
@@ -96,6 +100,15 @@ final class SharedMemoryReducer {
         call += 1
         if call > 2 { waitAll(.done, atLeast: call - 2) }
         return Int(call & 1)
+    }
+
+    /// Writes this rank's part into every peer's receive slot, waits until every peer's part has
+    /// arrived in this rank's, and returns the parts in rank order (this rank's from `data`).
+    private func push(_ data: UnsafePointer<Float>, count: Int, parity: Int) -> [UnsafePointer<Float>] {
+        for peer in 0..<size where peer != rank { receive(peer, from: rank, parity).update(from: data, count: count) }
+        ck_store_release(flag(rank, .arrive), call)
+        waitAll(.arrive, atLeast: call)
+        return (0..<size).map { $0 == rank ? data : UnsafePointer(receive(rank, from: $0, parity)) }
     }
 
     /// Copies this rank's part into its slot and waits until every rank's part is there.
@@ -152,6 +165,11 @@ final class SharedMemoryReducer {
 
     private func inputs(_ parity: Int) -> [UnsafePointer<Float>] {
         (0..<size).map { UnsafePointer(input($0, parity)) }
+    }
+
+    /// The slot in `rank`'s segment that `sender` pushes into (oneshot).
+    private func receive(_ rank: Int, from sender: Int, _ parity: Int) -> UnsafeMutablePointer<Float> {
+        (window.segments[rank] + Self.header).assumingMemoryBound(to: Float.self) + 6 * capacity + (parity * size + sender) * capacity
     }
 
     private func output(_ rank: Int, _ parity: Int) -> UnsafeMutablePointer<Float> {
