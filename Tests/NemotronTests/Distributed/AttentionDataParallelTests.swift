@@ -51,6 +51,13 @@ extension ProcessSuites {
             let expected = try reference.floats("step_logits")
             #expect(maxAbsDifference(steps, Array(expected.prefix(steps.count))) <= 1e-4)
             #expect(records.first?["generated_ids"] as? [Int] == Array(try reference.ints("greedy_ids").prefix(6)))
+            // One prefill: rank 0 runs the prompt, the other ranks take part with no tokens.
+            let prefill = directory.file("prefill.safetensors")
+            let run = try ProcessSuites.TensorParallelTests.run(ranks: ranks, [
+                "logits", "--model", fixture.directory.path, "--tokens", prompts[0].map(String.init).joined(separator: ","),
+                "--output", prefill.path, "--attention-dp"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(maxAbsDifference(try Reference(url: prefill).floats("logits"), try reference.floats("prefill_logits")) <= 1e-4)
         }
 
         @Test("fusion is reported off, and experts must divide over the ranks")
