@@ -28,6 +28,7 @@ extension ProcessSuites {
             let common = ["generate", "--model", Self.model.path, "--temperature", "0", "--json"]
             let batch = try run(ranks: ranks, common + ["--prompt-file", file.path, "--max-new-tokens", "12"])
             #expect(batch.status == 0, "\(batch.stderr)")
+            #expect(!batch.stderr.contains("generating") && !batch.stderr.contains("loading"), "no progress bar when stderr is not a terminal")
             let results = try records(batch)
             #expect(results.count == Self.prompts.count + 1)
             for (index, prompt) in Self.prompts.enumerated() {

@@ -118,12 +118,29 @@ extension ProcessSuites {
             mpirun.standardOutput = FileHandle.nullDevice
             mpirun.standardError = FileHandle.nullDevice
             try mpirun.run()
-            Thread.sleep(forTimeInterval: 3)
+            // Ranks' command lines start with the binary (mpirun's with mpirun): wait for both,
+            // then kill the newest rank.
+            let rankPattern = "^" + NSRegularExpression.escapedPattern(for: CLI.binary.path) + " generate --config " + config.path
+            func ranksRunning() throws -> Int {
+                let pgrep = Process()
+                pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+                pgrep.arguments = ["-c", "-f", rankPattern]
+                let pipe = Pipe()
+                pgrep.standardOutput = pipe
+                try pgrep.run()
+                pgrep.waitUntilExit()
+                return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            }
+            let started = Date()
+            while try ranksRunning() < 2 && Date().timeIntervalSince(started) < 60 { usleep(100_000) }
+            Thread.sleep(forTimeInterval: 1)
             let kill = Process()
             kill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
-            kill.arguments = ["-9", "-n", "-f", config.lastPathComponent]
+            kill.arguments = ["-9", "-n", "-f", rankPattern]
             try kill.run()
             kill.waitUntilExit()
+            #expect(kill.terminationStatus == 0, "a rank was found and killed")
             let deadline = Date().addingTimeInterval(30)
             while mpirun.isRunning && Date() < deadline { usleep(50_000) }
             if mpirun.isRunning { mpirun.terminate() }
