@@ -43,7 +43,6 @@ public final class Checkpoint: @unchecked Sendable {
         self.location = location
     }
 
-    public var tensorNames: [String] { location.keys.sorted() }
     public func contains(_ name: String) -> Bool { location[name] != nil }
 
     public func entry(_ name: String) throws -> (file: SafetensorsFile, entry: SafetensorsFile.Entry) {
@@ -134,19 +133,6 @@ public final class Checkpoint: @unchecked Sendable {
 
     public func vector(_ name: String, count: Int, range: Range<Int>? = nil) throws -> [Float] {
         try floats(name, shapes: [[count]], range: range)
-    }
-
-    // MARK: - Integer tensors (reference files)
-
-    public func integers(_ name: String) throws -> [Int] {
-        let (file, entry) = try entry(name)
-        let pointer = file.pointer(entry)
-        switch entry.dtype {
-        case .i64: return (0..<entry.elementCount).map { Int(pointer.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
-        case .i32: return (0..<entry.elementCount).map { Int(pointer.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
-        default:
-            throw NemotronError.tensorDType(name: name, path: file.path, dtype: entry.dtypeName, allowed: ["I64", "I32"])
-        }
     }
 
     // MARK: - Inventory

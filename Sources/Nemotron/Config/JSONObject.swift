@@ -33,8 +33,6 @@ struct JSONObject {
         return nil
     }
 
-    func has(_ keys: String...) -> Bool { raw(keys) != nil }
-
     func int(_ keys: String..., default fallback: Int? = nil) throws -> Int {
         guard let (key, value) = raw(keys) else { return try missing(keys, fallback) }
         if let number = Self.numeric(value), number.doubleValue == number.doubleValue.rounded() {

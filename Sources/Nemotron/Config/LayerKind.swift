@@ -21,9 +21,6 @@ public enum LayerKind: Character, CaseIterable, Sendable {
     public static var patternCharacters: String { String(allCases.map(\.rawValue)) }
     public static var blockTypes: [String] { blockTypeNames.keys.sorted() }
 
-    /// Whether a layer of this kind carries state across decode steps.
-    public var isStateful: Bool { self == .mamba || self == .attention }
-
     public var name: String {
         switch self {
         case .mamba: return "mamba2"

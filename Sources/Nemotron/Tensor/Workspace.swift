@@ -62,9 +62,6 @@ public final class Workspace {
         buffers[slot] = (pointer, capacity)
         return pointer
     }
-
-    /// Total floats held, for memory reports.
-    public var floatCount: Int { buffers.values.reduce(0) { $0 + $1.count } }
 }
 
 /// How prefill matrix products with bf16 weights are computed. Decode reads each weight once

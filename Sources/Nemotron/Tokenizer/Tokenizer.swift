@@ -25,8 +25,6 @@ public struct Tokenizer: Sendable {
     public let addsBOS: Bool
     public let chatTemplate: String?
 
-    public var vocabularySize: Int { tokenBytes.count }
-
     /// Encodes text exactly as `tokenizers` would with `add_special_tokens=False`.
     public func encode(_ text: String) -> [Int] {
         var bpe = self.bpe
