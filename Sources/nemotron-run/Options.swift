@@ -20,6 +20,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Reduction strategy: mpi, oneshot, twoshot, ring or auto.")
     var allreduceStrategy: String?
 
+    @Option(name: .long, help: "Prompt tokens per sequence in one prefill pass (default 512); smaller bounds memory.")
+    var prefillChunk: Int?
+
     @Flag(name: .long, help: "Attention data parallelism: each rank serves its own prompts; MoE experts are split over the ranks.")
     var attentionDp = false
 
@@ -34,6 +37,7 @@ struct ModelOptions: ParsableArguments {
         flags.computeDType = try computeDType.map { try RunConfig.computeDType($0, source: "command line") }
         flags.fuseAllReduceNorm = try fuseAllreduceNorm.map { try RunConfig.choice($0, key: "fuse_allreduce_norm", source: "command line") }
         flags.enableAttentionDP = attentionDp ? true : nil
+        flags.prefillChunk = prefillChunk
         flags.allReduceStrategy = try allreduceStrategy.map { try RunConfig.choice($0, key: "allreduce_strategy", source: "command line") }
         try flags.validate(path: "command line")
         let file = try config.map { try RunConfig(path: $0) } ?? RunConfig()

@@ -21,6 +21,7 @@ import Yams
 /// fuse_allreduce_norm: auto    # auto | on | off (off by itself at tp 1 or with attention DP)
 /// allreduce_strategy: auto     # mpi | oneshot | twoshot | ring | auto
 /// enable_attention_dp: false   # attention data parallelism
+/// prefill_chunk: 512           # prompt tokens per sequence in one prefill pass
 /// ```
 public struct RunConfig: Sendable, Equatable {
     public var model: String?
@@ -38,10 +39,11 @@ public struct RunConfig: Sendable, Equatable {
     public var fuseAllReduceNorm: FuseAllReduceNorm?
     public var allReduceStrategy: AllReduceStrategy?
     public var enableAttentionDP: Bool?
+    public var prefillChunk: Int?
 
     public static let keys = ["model", "threads", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "tokens", "prompts", "stop",
                               "compute_dtype", "tensor_parallel_size", "fuse_allreduce_norm", "allreduce_strategy",
-                              "enable_attention_dp"]
+                              "enable_attention_dp", "prefill_chunk"]
 
     public init() {}
 
@@ -81,6 +83,7 @@ public struct RunConfig: Sendable, Equatable {
         fuseAllReduceNorm = try read.string("fuse_allreduce_norm").map { try Self.choice($0, key: "fuse_allreduce_norm", source: path) }
         allReduceStrategy = try read.string("allreduce_strategy").map { try Self.choice($0, key: "allreduce_strategy", source: path) }
         enableAttentionDP = try read.bool("enable_attention_dp")
+        prefillChunk = try read.int("prefill_chunk")
         try validate(path: path)
     }
 
@@ -102,6 +105,7 @@ public struct RunConfig: Sendable, Equatable {
         merged.fuseAllReduceNorm = overrides.fuseAllReduceNorm ?? fuseAllReduceNorm
         merged.allReduceStrategy = overrides.allReduceStrategy ?? allReduceStrategy
         merged.enableAttentionDP = overrides.enableAttentionDP ?? enableAttentionDP
+        merged.prefillChunk = overrides.prefillChunk ?? prefillChunk
         return merged
     }
 
@@ -117,6 +121,7 @@ public struct RunConfig: Sendable, Equatable {
         try check((topP ?? 1) > 0 && (topP ?? 1) <= 1, "top_p", topP, "a number in (0, 1] (1 = off)")
         try check((seed ?? 0) >= 0, "seed", seed, "an integer >= 0")
         try check((tensorParallelSize ?? 1) >= 1, "tensor_parallel_size", tensorParallelSize, "an integer >= 1")
+        try check((prefillChunk ?? 1) >= 1, "prefill_chunk", prefillChunk, "an integer >= 1")
     }
 
     public static func computeDType(_ text: String, source: String) throws -> ComputeDType {

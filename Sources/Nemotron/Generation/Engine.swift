@@ -32,6 +32,7 @@ public final class Engine {
         workspace.computeDType = settings.computeDType ?? .f32
         generator = Generator(model: model, workspace: workspace, communicator: communicator)
         generator.fusedAllReduceNorm = fusion.enabled
+        generator.prefillChunk = settings.prefillChunk ?? generator.prefillChunk
     }
 
     public var config: ModelConfig { model.config }

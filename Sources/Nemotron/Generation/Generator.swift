@@ -47,6 +47,9 @@ public final class Generator {
     public let communicator: Communicator
     /// Layer-shifted fused AllReduce + residual + RMSNorm (resolved from `fuse_allreduce_norm`).
     public var fusedAllReduceNorm = false
+    /// Prompt tokens per sequence in one prefill pass. Longer prompts are prefilled in pieces
+    /// (the Mamba and KV state carry over), which bounds the workspace's activation memory.
+    public var prefillChunk = 512
 
     public init(model: NemotronH, workspace: Workspace, communicator: Communicator) {
         self.model = model
@@ -101,10 +104,9 @@ public final class Generator {
         guard !active.isEmpty else { return results }
 
         let clock = Date()
-        var logits = model.forward(active.map { (requests[$0].prompt, sequences[$0]) }, logits: .last, workspace: workspace,
-                                   communicator: communicator, fused: fusedAllReduceNorm)
-        let prefill = Date().timeIntervalSince(clock)
-        for i in active { results[i].prefillSeconds = prefill }
+        var logits = prefill(active, requests: requests, sequence: { sequences[$0] }, lockstep: false)
+        let prefillSeconds = Date().timeIntervalSince(clock)
+        for i in active { results[i].prefillSeconds = prefillSeconds }
         var step = 0
         while !active.isEmpty {
             // Rank 0 decides each running request's token and whether it finished: [ids | flags].
@@ -154,12 +156,11 @@ public final class Generator {
         let sequences = mine.map { model.makeSequence(capacity: requests[$0].prompt.count + requests[$0].maxNewTokens) }
         let sequence = Dictionary(uniqueKeysWithValues: zip(mine, sequences))
         var active = mine.filter { requests[$0].maxNewTokens > 0 }
-        let clock = Date()
-        var logits = model.forward(active.map { (requests[$0].prompt, sequence[$0]!) }, logits: .last, workspace: workspace,
-                                   communicator: communicator)
-        let prefill = Date().timeIntervalSince(clock)
-        for i in active { results[i].prefillSeconds = prefill }
         let lockstep = model.config.has(.moe)
+        let clock = Date()
+        var logits = prefill(active, requests: requests, sequence: { sequence[$0]! }, lockstep: lockstep)
+        let prefillSeconds = Date().timeIntervalSince(clock)
+        for i in active { results[i].prefillSeconds = prefillSeconds }
         func anyActive() -> Bool { lockstep ? communicator.allReduceMax(active.isEmpty ? 0 : 1) > 0 : !active.isEmpty }
         var step = 0
         while anyActive() {
@@ -185,6 +186,29 @@ public final class Generator {
             step += 1
         }
         return gatherResults(results, mine: mine)
+    }
+
+    /// Prefills the prompts of `active` in passes of at most `prefillChunk` tokens per sequence
+    /// and returns each request's last-position logits `[active.count, V]`, in `active` order
+    /// (rank 0 only under tensor parallelism). With `lockstep`, ranks first agree on the number
+    /// of passes, running empty ones if they have fewer, so MoE exchanges line up.
+    private func prefill(_ active: [Int], requests: [Request], sequence: (Int) -> SequenceState, lockstep: Bool) -> [Float] {
+        let chunk = max(1, prefillChunk)
+        let local = active.map { (requests[$0].prompt.count + chunk - 1) / chunk }.max() ?? 0
+        let passes = lockstep ? communicator.allReduceMax(local) : local
+        var done = [Int](repeating: 0, count: requests.count)
+        var last: [Int: [Float]] = [:]
+        let V = model.config.vocabSize
+        for _ in 0..<passes {
+            let pending = active.filter { done[$0] < requests[$0].prompt.count }
+            let batch = pending.map { i in (Array(requests[i].prompt[done[i]..<min(done[i] + chunk, requests[i].prompt.count)]), sequence(i)) }
+            let logits = model.forward(batch, logits: .last, workspace: workspace, communicator: communicator, fused: fusedAllReduceNorm)
+            for (k, i) in pending.enumerated() {
+                done[i] += batch[k].0.count
+                if done[i] == requests[i].prompt.count && !logits.isEmpty { last[i] = Array(logits[k * V..<(k + 1) * V]) }
+            }
+        }
+        return active.flatMap { last[$0] ?? [] }
     }
 
     /// One decode pass over the running requests, each fed its last token. The first pass warms

@@ -14,12 +14,12 @@ extension ProcessSuites {
             try output.stdout.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         }
 
-        func generate(_ fixture: Fixture, _ prompts: [[Int]], ranks: Int, logits: URL? = nil) throws -> [[String: Any]] {
+        func generate(_ fixture: Fixture, _ prompts: [[Int]], ranks: Int, logits: URL? = nil, extra: [String] = []) throws -> [[String: Any]] {
             let directory = try TemporaryDirectory()
             let file = directory.file("prompts.jsonl")
             try prompts.map { "{\"tokens\": [\($0.map(String.init).joined(separator: ","))]}" }.joined(separator: "\n")
                 .write(to: file, atomically: false, encoding: .utf8)
-            var arguments = ["generate", "--model", fixture.directory.path, "--prompt-file", file.path, "--max-new-tokens", "6", "--json"]
+            var arguments = ["generate", "--model", fixture.directory.path, "--prompt-file", file.path, "--max-new-tokens", "6", "--json"] + extra
             if let logits { arguments += ["--logits-output", logits.path] }
             let run = ranks == 1 ? try CLI.run(arguments) : try ProcessSuites.TensorParallelTests.run(ranks: ranks, arguments + ["--attention-dp"])
             #expect(run.status == 0, "\(run.stderr)")
@@ -29,9 +29,9 @@ extension ProcessSuites {
         @Test("every prompt gets its single-process ids; idle ranks take part", arguments: [2, 4],
               [Fixture.all[1], Fixture.all[2], Fixture.all[0]])
         func matchesSingleProcess(ranks: Int, fixture: Fixture) throws {
-            for prompts in [Array(Self.prompts.prefix(3)), Self.prompts] {
-                let single = try generate(fixture, prompts, ranks: 1)
-                let parallel = try generate(fixture, prompts, ranks: ranks)
+            for (prompts, chunk) in [(Array(Self.prompts.prefix(3)), 512), (Self.prompts, 512), (Self.prompts, 4)] {
+                let single = try generate(fixture, prompts, ranks: 1, extra: ["--prefill-chunk", "\(chunk)"])
+                let parallel = try generate(fixture, prompts, ranks: ranks, extra: ["--prefill-chunk", "\(chunk)"])
                 #expect(parallel.count == prompts.count)
                 for (a, b) in zip(single, parallel) {
                     #expect(a["generated_ids"] as? [Int] == b["generated_ids"] as? [Int], "\(fixture) \(prompts.count) prompts")

@@ -26,6 +26,17 @@ struct GeneratorTests {
         #expect(passes == Self.requests[0].maxNewTokens)
     }
 
+    @Test("prefill in small chunks gives the same tokens and logits", arguments: [Fixture.all[0], Fixture.all[1]])
+    func chunkedPrefill(fixture: Fixture) throws {
+        let reference = try fixture.reference
+        let generator = Generator(model: try fixture.load(), workspace: Workspace(threads: 2), communicator: SingleProcess())
+        generator.prefillChunk = 3
+        let requests = [Request(prompt: try reference.ints("prompt_ids"), maxNewTokens: try reference.ints("greedy_ids").count), Request(prompt: [9, 8], maxNewTokens: 2)]
+        let results = try generator.generate(requests, stopIds: [], keepLogits: true)
+        #expect(results[0].ids == (try reference.ints("greedy_ids")))
+        #expect(maxAbsDifference(results[0].stepLogits.flatMap { $0 }, try reference.floats("step_logits")) <= 1e-4)
+    }
+
     @Test("requests finish on their own: EOS, stop condition or budget")
     func independentFinish() throws {
         let fixture = Fixture.all[0]
