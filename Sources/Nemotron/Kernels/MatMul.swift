@@ -55,7 +55,8 @@ public enum MatMul {
         }
         let output = UncheckedSendable(y)
         let kernel = w.dtype == .bf16 ? ck_gemv_bf16 : ck_gemv_f16
-        workspace.pool.forRanges(w.rows, alignment: 4, minimumPerThread: 64) { rows in
+        // 64-row blocks claimed dynamically: the cores' speeds differ under outside load.
+        workspace.pool.forBlocks(w.rows, block: 64) { rows in
             kernel(weights.value, w.cols, rows.lowerBound, rows.upperBound, input.value, w.cols, tokens, output.value, w.rows)
         }
     }

@@ -43,6 +43,24 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Splits `0..<count` into blocks of `block` items that the threads claim one at a time, so
+    /// a thread slowed by other load does less of the work (used for memory-bound streaming).
+    func forBlocks(_ count: Int, block: Int, _ body: @escaping (Range<Int>) -> Void) {
+        let blocks = (count + block - 1) / block
+        guard threads > 1 && blocks > 1 else {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let counter = BlockCounter()
+        forParts(threads) { _ in
+            while true {
+                let b = counter.next()
+                guard b < blocks else { return }
+                body(b * block..<min(count, (b + 1) * block))
+            }
+        }
+    }
+
     /// Runs `body(part)` for every part in `0..<parts` (at most `threads`), part `i` on participant `i`.
     func forParts(_ parts: Int, _ body: @escaping (Int) -> Void) {
         let parts = max(1, min(parts, threads))
@@ -119,6 +137,12 @@ public final class ThreadPool: @unchecked Sendable {
             ck_pause()
         }
     }
+}
+
+/// A shared counter the threads of one `forBlocks` call claim blocks from.
+private final class BlockCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func next() -> Int { value.add(1, ordering: .relaxed).oldValue }
 }
 
 /// Hands a value that is only read, or written at disjoint places, to concurrent workers.
