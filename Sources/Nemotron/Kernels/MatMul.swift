@@ -38,6 +38,15 @@ public enum MatMul {
         }
     }
 
+    /// `c[m, n] = alpha · a[m, k] · b` with `b` `[k, n]`, or `[n, k]` transposed; row strides given.
+    /// For activation-by-activation products (attention scores and their weighted sums).
+    static func gemm(_ a: UnsafePointer<Float>, lda: Int, rows m: Int, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                     columns n: Int, depth k: Int, alpha: Float, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
+    }
+
     private static func sgemm(_ x: UnsafePointer<Float>, tokens: Int, _ w: UnsafePointer<Float>, rows: Int, cols: Int,
                               into y: UnsafeMutablePointer<Float>, ldy: Int) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(rows), Int32(cols),

@@ -63,14 +63,22 @@ struct Attention {
         }
         let context = segments.map(\.state.count).max() ?? 0
         let attended = ws.buffer(.scan, count: T * qWidth)
+        // Prompt segments: two GEMMs per head. Single-token (decode) segments: the loop below.
+        let long = zip(segments, pasts).filter { $0.0.rows.count >= Self.gemmMinimumRows }
+        for (segment, past) in long { attendWithGEMM(q, segment: segment, past: past, workspace: ws, into: attended) }
+        let short = zip(segments, pasts).filter { $0.0.rows.count < Self.gemmMinimumRows }
+        guard !short.isEmpty else {
+            MatMul.linear(attended, tokens: T, oProj, into: out, workspace: ws)
+            return
+        }
         let scores = ws.buffer(.scores, count: localHeads * context)
-        let shared = UncheckedSendable((q, attended, scores, segments, pasts))
+        let shared = UncheckedSendable((q, attended, scores, short))
         ws.pool.forRanges(localHeads) { heads in
-            let (q, attended, scores, segments, pasts) = shared.value
+            let (q, attended, scores, short) = shared.value
             for j in heads {
                 let kv = (firstHead + j) / queriesPerKV - firstKVHead
                 let p = scores + j * context
-                for (segment, past) in zip(segments, pasts) {
+                for (segment, past) in short {
                     let cache = segment.state
                     for t in segment.rows {
                         attend(query: q + t * qWidth + j * headDim, keys: cache.keys + kv * headDim, values: cache.values + kv * headDim,
@@ -81,6 +89,44 @@ struct Attention {
             }
         }
         MatMul.linear(attended, tokens: T, oProj, into: out, workspace: ws)
+    }
+
+    /// Segments with at least this many rows use GEMMs for scores and weighted values.
+    static let gemmMinimumRows = 8
+
+    /// Per head: `scores = scale · Q·Kᵀ` (`[n, context]`, one GEMM), a causal softmax per row
+    /// (row t sees positions 0 ... past + t), then `out = P·V` (one GEMM).
+    private func attendWithGEMM(_ q: UnsafePointer<Float>, segment: Segment<KVCache>, past: Int, workspace ws: Workspace,
+                                into attended: UnsafeMutablePointer<Float>) {
+        let qWidth = localHeads * headDim, kvWidth = localKVHeads * headDim
+        let n = segment.rows.count, context = past + n, cache = segment.state
+        let scores = ws.buffer(.attentionScores, count: n * context)
+        for j in 0..<localHeads {
+            let kv = (firstHead + j) / queriesPerKV - firstKVHead
+            MatMul.gemm(q + segment.rows.lowerBound * qWidth + j * headDim, lda: qWidth, rows: n, cache.keys + kv * headDim, ldb: kvWidth,
+                        transposeB: true, columns: context, depth: headDim, alpha: scale, into: scores, ldc: context)
+            let shared = UncheckedSendable(scores)
+            ws.pool.forRanges(n, minimumPerThread: 16) { rows in
+                for t in rows { Self.causalSoftmax(shared.value + t * context, length: past + t + 1, width: context) }
+            }
+            MatMul.gemm(scores, lda: context, rows: n, cache.values + kv * headDim, ldb: kvWidth, transposeB: false,
+                        columns: headDim, depth: context, alpha: 1, into: attended + segment.rows.lowerBound * qWidth + j * headDim,
+                        ldc: qWidth)
+        }
+    }
+
+    /// Softmax over the first `length` entries of a row; the rest (future positions) become 0.
+    private static func causalSoftmax(_ row: UnsafeMutablePointer<Float>, length: Int, width: Int) {
+        var maxScore = -Float.infinity
+        for s in 0..<length { maxScore = max(maxScore, row[s]) }
+        var total: Float = 0
+        for s in 0..<length {
+            row[s] = expf(row[s] - maxScore)
+            total += row[s]
+        }
+        let inverse = 1 / total
+        for s in 0..<length { row[s] *= inverse }
+        for s in length..<width { row[s] = 0 }
     }
 
     /// One query over the first `length` cached positions: softmax(q·kᵀ·scale)·v.

@@ -23,7 +23,8 @@ public final class Workspace {
         case scan          // Mamba [T, Di_local] SSM output; attention [T, hq_local·dh] output
         case keys          // attention [T, hkv_local·dh]
         case values        // attention [T, hkv_local·dh]
-        case scores        // attention [threads, context] softmax rows
+        case scores        // attention [heads, context] softmax rows (decode)
+        case attentionScores // attention [rows, context] one head's scores (prefill GEMM path)
         case router        // MoE [T, E] router scores
         case expertInput   // MoE [T, Hin] routed input (latent when LatentMoE)
         case expertTokens  // MoE [T, Hin] tokens gathered for one expert
