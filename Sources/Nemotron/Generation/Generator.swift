@@ -96,7 +96,6 @@ public final class Generator {
             return try generateDataParallel(requests, stopIds: stopIds, keepLogits: keepLogits, shouldStop: shouldStop,
                                             onToken: onToken, onFinish: onFinish)
         }
-        let V = model.config.vocabSize
         var results = requests.map { Generation(promptTokens: $0.prompt.count) }
         var samplers = requests.map { Sampler($0.sampling) }
         let sequences = requests.map { model.makeSequence(capacity: $0.prompt.count + $0.maxNewTokens) }
@@ -109,32 +108,21 @@ public final class Generator {
         for i in active { results[i].prefillSeconds = prefillSeconds }
         var step = 0
         while !active.isEmpty {
-            // Rank 0 decides each running request's token and whether it finished: [ids | flags].
+            // Rank 0 decides each running request's token and whether it finished, and broadcasts
+            // [ids | reasons] (reason 0: still running, else 1 + its index in FinishReason.allCases).
             var message = [Int32](repeating: 0, count: 2 * active.count)
             if communicator.isRoot {
-                for (k, i) in active.enumerated() {
-                    let id = samplers[i].sample(logits[k * V..<(k + 1) * V])
-                    let reason = finish(id, ids: results[i].ids + [id], budget: requests[i].maxNewTokens, stopIds: stopIds,
-                                        stop: { shouldStop(i, $0) })
-                    message[k] = Int32(id)
-                    message[active.count + k] = Int32(reason.map { FinishReason.allCases.firstIndex(of: $0)! + 1 } ?? 0)
+                for (k, decision) in decide(active, logits: logits, samplers: &samplers, results: results, requests: requests,
+                                            stopIds: stopIds, shouldStop: shouldStop).enumerated() {
+                    message[k] = Int32(decision.id)
+                    message[active.count + k] = Int32(decision.reason.map { FinishReason.allCases.firstIndex(of: $0)! + 1 } ?? 0)
                 }
             }
             message.withUnsafeMutableBufferPointer { communicator.broadcast($0.baseAddress!, count: $0.count, root: 0) }
-            var running: [Int] = []
-            for (k, i) in active.enumerated() {
-                let id = Int(message[k])
-                results[i].ids.append(id)
-                if keepLogits && communicator.isRoot { results[i].stepLogits.append(Array(logits[k * V..<(k + 1) * V])) }
-                onToken(i, id)
-                if message[active.count + k] > 0 {
-                    results[i].finishReason = FinishReason.allCases[Int(message[active.count + k]) - 1]
-                    onFinish(i, results[i])
-                } else {
-                    running.append(i)
-                }
+            let decisions = (0..<active.count).map { k in
+                (id: Int(message[k]), reason: message[active.count + k] > 0 ? FinishReason.allCases[Int(message[active.count + k]) - 1] : nil)
             }
-            active = running
+            active = record(decisions, of: active, logits: logits, keepLogits: keepLogits, results: &results, onToken: onToken, onFinish: onFinish)
             guard !active.isEmpty else { break }
             logits = decodeStep(active, sequence: { sequences[$0] }, step: step, results: &results)
             step += 1
@@ -149,7 +137,6 @@ public final class Generator {
     /// gathered to rank 0 in input order (other ranks return an empty array).
     private func generateDataParallel(_ requests: [Request], stopIds: Set<Int>, keepLogits: Bool, shouldStop: (Int, [Int]) -> Bool,
                                       onToken: (Int, Int) -> Void, onFinish: (Int, Generation) -> Void) throws -> [Generation] {
-        let V = model.config.vocabSize
         let mine = requests.indices.filter { $0 % communicator.size == communicator.rank }
         var results = requests.map { Generation(promptTokens: $0.prompt.count) }
         var samplers = requests.map { Sampler($0.sampling) }
@@ -164,23 +151,9 @@ public final class Generator {
         func anyActive() -> Bool { lockstep ? communicator.allReduceMax(active.isEmpty ? 0 : 1) > 0 : !active.isEmpty }
         var step = 0
         while anyActive() {
-            if !active.isEmpty {
-                var running: [Int] = []
-                for (k, i) in active.enumerated() {
-                    let id = samplers[i].sample(logits[k * V..<(k + 1) * V])
-                    results[i].ids.append(id)
-                    if keepLogits { results[i].stepLogits.append(Array(logits[k * V..<(k + 1) * V])) }
-                    onToken(i, id)
-                    if let reason = finish(id, ids: results[i].ids, budget: requests[i].maxNewTokens, stopIds: stopIds,
-                                           stop: { shouldStop(i, $0) }) {
-                        results[i].finishReason = reason
-                        onFinish(i, results[i])
-                    } else {
-                        running.append(i)
-                    }
-                }
-                active = running
-            }
+            let decisions = decide(active, logits: logits, samplers: &samplers, results: results, requests: requests, stopIds: stopIds,
+                                   shouldStop: shouldStop)
+            active = record(decisions, of: active, logits: logits, keepLogits: keepLogits, results: &results, onToken: onToken, onFinish: onFinish)
             guard anyActive() else { break }
             logits = decodeStep(active, sequence: { sequence[$0]! }, step: step, results: &results)
             step += 1
@@ -253,10 +226,37 @@ public final class Generator {
         return gathered
     }
 
-    /// Why a request ends with token `id` (its generated `ids` so far include it), or nil.
-    private func finish(_ id: Int, ids: [Int], budget: Int, stopIds: Set<Int>, stop: ([Int]) -> Bool) -> FinishReason? {
-        if stopIds.contains(id) { return .eos }
-        if stop(ids) { return .stop }
-        return ids.count >= budget ? .length : nil
+    /// Samples each running request's next token from its row of `logits` and says whether it
+    /// finishes the request: an EOS id, `shouldStop` on its ids so far, or the token budget.
+    private func decide(_ active: [Int], logits: [Float], samplers: inout [Sampler], results: [Generation], requests: [Request],
+                        stopIds: Set<Int>, shouldStop: (Int, [Int]) -> Bool) -> [(id: Int, reason: FinishReason?)] {
+        let V = model.config.vocabSize
+        return active.enumerated().map { k, i in
+            let id = samplers[i].sample(logits[k * V..<(k + 1) * V])
+            let ids = results[i].ids + [id]
+            if stopIds.contains(id) { return (id, .eos) }
+            if shouldStop(i, ids) { return (id, .stop) }
+            return (id, ids.count >= requests[i].maxNewTokens ? .length : nil)
+        }
+    }
+
+    /// Applies one step's decisions to the running requests (ids, kept logits where this rank
+    /// has them, callbacks) and returns those still running.
+    private func record(_ decisions: [(id: Int, reason: FinishReason?)], of active: [Int], logits: [Float], keepLogits: Bool,
+                        results: inout [Generation], onToken: (Int, Int) -> Void, onFinish: (Int, Generation) -> Void) -> [Int] {
+        let V = model.config.vocabSize
+        var running: [Int] = []
+        for ((k, i), decision) in zip(active.enumerated(), decisions) {
+            results[i].ids.append(decision.id)
+            if keepLogits && !logits.isEmpty { results[i].stepLogits.append(Array(logits[k * V..<(k + 1) * V])) }
+            onToken(i, decision.id)
+            if let reason = decision.reason {
+                results[i].finishReason = reason
+                onFinish(i, results[i])
+            } else {
+                running.append(i)
+            }
+        }
+        return running
     }
 }
