@@ -12,7 +12,7 @@ public enum ResidualNorm {
             for row in 0..<rows {
                 let r = residual + row * width
                 add(sum + row * width, into: r, count: width)
-                scale(r, weight: w.baseAddress!, eps: eps, width: width, into: normed + row * width)
+                RMSNorm.normalize(r, weight: w.baseAddress!, eps: eps, width: width, into: normed + row * width)
             }
         }
     }
@@ -26,7 +26,7 @@ public enum ResidualNorm {
                 for row in rows {
                     let offset = row * width
                     addSum(sources, offset: offset, count: width, into: residual + offset)
-                    scale(residual + offset, weight: w.baseAddress!, eps: eps, width: width, into: normed + offset)
+                    RMSNorm.normalize(residual + offset, weight: w.baseAddress!, eps: eps, width: width, into: normed + offset)
                 }
             }
         }
@@ -84,22 +84,6 @@ public enum ResidualNorm {
             for k in 1..<sources.count { s += sources[k][offset + i] }
             target[i] += s
             i += 1
-        }
-    }
-
-    /// `out[j] = w[j] · (r[j] · (1 / sqrt(mean(r²) + eps)))` for one row.
-    static func scale(_ r: UnsafePointer<Float>, weight w: UnsafePointer<Float>, eps: Float, width: Int,
-                      into out: UnsafeMutablePointer<Float>) {
-        let inverse = RMSNorm.inverseRMS(r, count: width, eps: eps)
-        let inverseV = SIMD8<Float>(repeating: inverse)
-        var j = 0
-        while j + 8 <= width {
-            store(load(w + j) * (load(r + j) * inverseV), out + j)
-            j += 8
-        }
-        while j < width {
-            out[j] = w[j] * (r[j] * inverse)
-            j += 1
         }
     }
 

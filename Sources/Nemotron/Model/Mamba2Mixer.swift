@@ -200,24 +200,25 @@ struct Mamba2Mixer {
             let v = y + t * localInner, zt = z + t * localProjection
             for c in 0..<localInner { v[c] *= Activation.silu(zt[c]) }
         }
-        if replicatesGroups {
-            // This rank holds Di_local channels of group `firstGroup`; the rest sit on its peers.
-            let sums = ws.buffer(.groupStatistics, count: T * groupCount)
-            sums.initialize(repeating: 0, count: T * groupCount)
-            for t in 0..<T { sums[t * groupCount + firstGroup] = RMSNorm.sumOfSquares(y + t * localInner, count: localInner) }
-            reduceStatistics(sums, T * groupCount)
-            for t in 0..<T {
-                let scale = (sums[t * groupCount + firstGroup] / Float(groupWidth) + eps).squareRoot().reciprocal
-                let v = y + t * localInner
-                for c in 0..<localInner { v[c] = normWeight[c] * (v[c] * scale) }
-            }
-            return
-        }
+        // Sums of squares per token and group, `[T, G]`, at this rank's groups' columns. A rank
+        // holds whole groups, or (replicated groups) `chunk` channels of one whose other
+        // channels sit on its peers: then the sums are added up across ranks.
+        let chunk = min(groupWidth, localInner), G = groupCount
+        let sums = ws.buffer(.groupStatistics, count: T * G)
+        if replicatesGroups { sums.initialize(repeating: 0, count: T * G) }
         for t in 0..<T {
-            let v = y + t * localInner
-            for start in stride(from: 0, to: localInner, by: groupWidth) {
-                let scale = RMSNorm.inverseRMS(v + start, count: groupWidth, eps: eps)
-                for c in start..<start + groupWidth { v[c] = normWeight[c] * (v[c] * scale) }
+            for q in 0..<localInner / chunk {
+                sums[t * G + firstGroup + q] = RMSNorm.sumOfSquares(y + t * localInner + q * chunk, count: chunk)
+            }
+        }
+        if replicatesGroups { reduceStatistics(sums, T * G) }
+        normWeight.withUnsafeBufferPointer { w in
+            for t in 0..<T {
+                for q in 0..<localInner / chunk {
+                    let v = y + t * localInner + q * chunk
+                    let inverse = RMSNorm.inverseRMS(sumOfSquares: sums[t * G + firstGroup + q], count: groupWidth, eps: eps)
+                    RMSNorm.scale(v, weight: w.baseAddress! + q * chunk, inverse: inverse, width: chunk, into: v)
+                }
             }
         }
     }
