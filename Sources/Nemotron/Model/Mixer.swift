@@ -15,6 +15,20 @@ enum Mixer {
         }
     }
 
+    /// Bytes of this rank's weight matrices: those every token reads, and the routed experts'
+    /// (of which a token reads only the `k` chosen).
+    var matrixBytes: (dense: Int, experts: Int) {
+        func mlp(_ m: MLP) -> Int { m.upProj.byteCount + m.downProj.byteCount }
+        switch self {
+        case .mamba(let m): return (m.inProj.byteCount + m.outProj.byteCount, 0)
+        case .attention(let a): return (a.qProj.byteCount + a.kProj.byteCount + a.vProj.byteCount + a.oProj.byteCount, 0)
+        case .mlp(let m): return (mlp(m), 0)
+        case .moe(let m):
+            let latent = (m.fc1LatentProj?.byteCount ?? 0) + (m.fc2LatentProj?.byteCount ?? 0)
+            return (m.router.gate.byteCount + mlp(m.sharedExpert) + latent, m.experts.reduce(0) { $0 + mlp($1) })
+        }
+    }
+
     func makeState(capacity: Int) -> LayerState {
         switch self {
         case .mamba(let mixer): return .mamba(mixer.makeState())

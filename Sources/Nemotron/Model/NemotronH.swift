@@ -127,36 +127,15 @@ public final class NemotronH {
 
     /// Bytes of the weight matrices this rank holds (its slices; the embedding table not counted).
     public var localWeightBytes: Int {
-        let blocks = blocks.reduce(0) { total, block in
-            switch block.mixer {
-            case .mamba(let m): return total + m.inProj.byteCount + m.outProj.byteCount
-            case .attention(let a): return total + a.qProj.byteCount + a.kProj.byteCount + a.vProj.byteCount + a.oProj.byteCount
-            case .mlp(let m): return total + m.upProj.byteCount + m.downProj.byteCount
-            case .moe(let m):
-                return total + m.router.gate.byteCount + m.sharedExpert.upProj.byteCount + m.sharedExpert.downProj.byteCount
-                    + (m.fc1LatentProj?.byteCount ?? 0) + (m.fc2LatentProj?.byteCount ?? 0)
-                    + m.experts.reduce(0) { $0 + $1.upProj.byteCount + $1.downProj.byteCount }
-            }
-        }
-        return blocks + lmHead.byteCount
+        blocks.reduce(lmHead.byteCount) { $0 + $1.mixer.matrixBytes.dense + $1.mixer.matrixBytes.experts }
     }
 
     /// Weight bytes one decode step streams on this rank: every matrix, except that only
     /// `k` of the `E` routed experts run per token, and one embedding row.
     public var bytesReadPerToken: Double {
-        let matrices: [Double] = blocks.map { block in
-            switch block.mixer {
-            case .mamba(let m): return Double(m.inProj.byteCount + m.outProj.byteCount)
-            case .attention(let a): return Double(a.qProj.byteCount + a.kProj.byteCount + a.vProj.byteCount + a.oProj.byteCount)
-            case .mlp(let m): return Double(m.upProj.byteCount + m.downProj.byteCount)
-            case .moe(let m):
-                let experts = m.experts.reduce(0) { $0 + $1.upProj.byteCount + $1.downProj.byteCount }
-                let latent = (m.fc1LatentProj?.byteCount ?? 0) + (m.fc2LatentProj?.byteCount ?? 0)
-                return Double(m.router.gate.byteCount + m.sharedExpert.upProj.byteCount + m.sharedExpert.downProj.byteCount + latent)
-                    + Double(experts) * Double(config.expertsPerToken) / Double(config.numExperts)
-            }
-        }
-        return matrices.reduce(0, +) + Double(lmHead.byteCount) + Double(embeddings.cols * embeddings.dtype.byteSize)
+        let expertShare = config.has(.moe) ? Double(config.expertsPerToken) / Double(config.numExperts) : 0
+        let mixers = blocks.reduce(0.0) { $0 + Double($1.mixer.matrixBytes.dense) + Double($1.mixer.matrixBytes.experts) * expertShare }
+        return mixers + Double(lmHead.byteCount) + Double(embeddings.cols * embeddings.dtype.byteSize)
     }
 
     /// Parameters held by this rank's model, counted from the checkpoint tensors it uses.
