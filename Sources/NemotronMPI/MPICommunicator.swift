@@ -74,8 +74,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int) {
         var counts32 = counts.map { Int32($0) }
-        var displacements = [Int32](repeating: 0, count: counts.count)
-        for i in 1..<max(counts.count, 1) { displacements[i] = displacements[i - 1] + counts32[i - 1] }
+        var displacements = Self.displacements(counts32)
         MPI_Gatherv(input, Int32(count), cmpi_float(), output, &counts32, &displacements, cmpi_float(), Int32(root), cmpi_comm_world())
     }
 
@@ -94,8 +93,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
         var counts32 = counts.map(Int32.init)
-        var displacements = [Int32](repeating: 0, count: size)
-        for i in 1..<max(size, 1) { displacements[i] = displacements[i - 1] + counts32[i - 1] }
+        var displacements = Self.displacements(counts32)
         MPI_Allgatherv(input, counts32[rank], cmpi_float(), output, &counts32, &displacements, cmpi_float(), cmpi_comm_world())
     }
 
@@ -108,8 +106,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var count = Int32(bytes.count)
         var counts = [Int32](repeating: 0, count: size)
         MPI_Gather(&count, 1, cmpi_int32(), &counts, 1, cmpi_int32(), Int32(root), cmpi_comm_world())
-        var displacements = [Int32](repeating: 0, count: size)
-        for i in 1..<max(size, 1) { displacements[i] = displacements[i - 1] + counts[i - 1] }
+        var displacements = Self.displacements(counts)
         var all = [UInt8](repeating: 0, count: rank == root ? Int(counts.reduce(0, +)) : 0)
         var mine = bytes
         MPI_Gatherv(&mine, count, cmpi_byte(), &all, &counts, &displacements, cmpi_byte(), Int32(root), cmpi_comm_world())
@@ -162,6 +159,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             MPI_Win_free(&window)
             MPI_Comm_free(&node)
         }
+    }
+
+    /// Where each rank's part starts in a concatenation of parts of `counts` elements.
+    private static func displacements(_ counts: [Int32]) -> [Int32] {
+        var offsets = [Int32](repeating: 0, count: counts.count)
+        for i in counts.indices.dropFirst() { offsets[i] = offsets[i - 1] + counts[i - 1] }
+        return offsets
     }
 
     /// Ends MPI; call once before a normal exit.

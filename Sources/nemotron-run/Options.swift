@@ -34,7 +34,7 @@ struct ModelOptions: ParsableArguments {
         var flags = overrides
         flags.model = model.map { URL(fileURLWithPath: $0).standardized.path }
         flags.threads = threads
-        flags.computeDType = try computeDType.map { try RunConfig.computeDType($0, source: "command line") }
+        flags.computeDType = try computeDType.map { try RunConfig.choice($0, key: "compute_dtype", source: "command line") }
         flags.fuseAllReduceNorm = try fuseAllreduceNorm.map { try RunConfig.choice($0, key: "fuse_allreduce_norm", source: "command line") }
         flags.enableAttentionDP = attentionDp ? true : nil
         flags.prefillChunk = prefillChunk

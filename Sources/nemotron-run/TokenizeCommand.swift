@@ -16,15 +16,7 @@ extension NemotronRun {
 
         func run() throws {
             let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
-            let lines = try JSONLines.read(jsonl)
-            var out = ""
-            for (number, line) in lines.enumerated() {
-                guard let text = line as? String else {
-                    throw NemotronError.invalidArgument(name: "\(jsonl) line \(number + 1)", value: "\(line)", expected: "a JSON string")
-                }
-                out += JSONLines.encode(tokenizer.encode(text)) + "\n"
-            }
-            if MPICommunicator.world.isRoot { FileHandle.standardOutput.write(Data(out.utf8)) }
+            try JSONLines.map(jsonl, expecting: "a JSON string") { line in (line as? String).map(tokenizer.encode) }
         }
     }
 
@@ -40,20 +32,29 @@ extension NemotronRun {
 
         func run() throws {
             let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
-            var out = ""
-            for (number, line) in try JSONLines.read(jsonl).enumerated() {
-                guard let ids = (line as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), ids.count == (line as? [Any])?.count else {
-                    throw NemotronError.invalidArgument(name: "\(jsonl) line \(number + 1)", value: "\(line)", expected: "a JSON array of integers")
-                }
-                out += JSONLines.encode(tokenizer.decode(ids)) + "\n"
+            try JSONLines.map(jsonl, expecting: "a JSON array of integers") { line in
+                guard let items = line as? [Any], let ids = items.map({ ($0 as? NSNumber)?.intValue }) as? [Int] else { return nil }
+                return tokenizer.decode(ids)
             }
-            if MPICommunicator.world.isRoot { FileHandle.standardOutput.write(Data(out.utf8)) }
         }
     }
 }
 
 /// One JSON value per line.
 enum JSONLines {
+    /// Reads `path`, maps each line's value with `transform` (nil: the line is not `expected`)
+    /// and prints the results as JSON, one per line, on rank 0.
+    static func map(_ path: String, expecting expected: String, _ transform: (Any) -> Any?) throws {
+        var out = ""
+        for (number, line) in try read(path).enumerated() {
+            guard let result = transform(line) else {
+                throw NemotronError.invalidArgument(name: "\(path) line \(number + 1)", value: "\(line)", expected: expected)
+            }
+            out += encode(result) + "\n"
+        }
+        if MPICommunicator.world.isRoot { FileHandle.standardOutput.write(Data(out.utf8)) }
+    }
+
     static func read(_ path: String) throws -> [Any] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw NemotronError.fileMissing(path: path, what: "a JSON-lines file")

@@ -78,7 +78,7 @@ public struct RunConfig: Sendable, Equatable {
             guard let text = item as? String else { throw NemotronError.configValue(path: path, key: "stop", value: "\(item)", expected: "a list of strings") }
             return text
         }
-        computeDType = try read.string("compute_dtype").map { try Self.computeDType($0, source: path) }
+        computeDType = try read.string("compute_dtype").map { try Self.choice($0, key: "compute_dtype", source: path) }
         tensorParallelSize = try read.int("tensor_parallel_size")
         fuseAllReduceNorm = try read.string("fuse_allreduce_norm").map { try Self.choice($0, key: "fuse_allreduce_norm", source: path) }
         allReduceStrategy = try read.string("allreduce_strategy").map { try Self.choice($0, key: "allreduce_strategy", source: path) }
@@ -122,10 +122,6 @@ public struct RunConfig: Sendable, Equatable {
         try check((seed ?? 0) >= 0, "seed", seed, "an integer >= 0")
         try check((tensorParallelSize ?? 1) >= 1, "tensor_parallel_size", tensorParallelSize, "an integer >= 1")
         try check((prefillChunk ?? 1) >= 1, "prefill_chunk", prefillChunk, "an integer >= 1")
-    }
-
-    public static func computeDType(_ text: String, source: String) throws -> ComputeDType {
-        try choice(text, key: "compute_dtype", source: source)
     }
 
     /// A value of a closed set, or an error listing the allowed values.
