@@ -17,7 +17,6 @@ public final class Workspace {
         case bf16Input     // [T, in] activations rounded to bf16 for the bf16 GEMM
         case gemmScratch   // per-thread packed weight panels of the bf16 GEMM
         case projection    // Mamba in_proj output [T, Dp_local]; attention q [T, hq_local·dh]; MLP up
-        case convWindow    // Mamba [K−1 + T, Dc_local] raw conv inputs
         case convOut       // Mamba [T, Dc_local] conv + SiLU output
         case groupStatistics // Mamba [T, G] per-group sums of squares when groups are replicated
         case scan          // Mamba [T, Di_local] SSM output; attention [T, hq_local·dh] output
