@@ -9,6 +9,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public let rank: Int
     public let size: Int
+    /// Whether every rank runs on this node (shared-memory strategies need it). Found once at
+    /// start-up, in `init`, by a collective every rank issues there.
+    public let isSingleNode: Bool
     /// How block-boundary reductions run; set on every rank with `use(_:)`.
     public private(set) var strategy: AllReduceStrategy = .mpi
     private var shared: SharedMemoryReducer?
@@ -22,6 +25,12 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         MPI_Comm_size(cmpi_comm_world(), &size)
         self.rank = Int(rank)
         self.size = Int(size)
+        var node: MPI_Comm?
+        MPI_Comm_split_type(cmpi_comm_world(), Int32(MPI_COMM_TYPE_SHARED), rank, cmpi_info_null(), &node)
+        var nodeSize: Int32 = 0
+        MPI_Comm_size(node, &nodeSize)
+        MPI_Comm_free(&node)
+        isSingleNode = nodeSize == size
     }
 
     /// Selects the reduction strategy (collective: every rank calls it with the same value).
@@ -64,7 +73,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             ring!.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
         case .mpi, .auto:
             allReduceSum(partial, count: rows * width)
-            ResidualNorm.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+            ResidualNorm.addAndNormalizeEachRow(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
         }
     }
 
@@ -115,16 +124,6 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     // MARK: - Primitives for our own collectives (AllReduceStrategies)
-
-    /// Whether every rank runs on this node (MPI_COMM_TYPE_SHARED spans the world).
-    public private(set) lazy var isSingleNode: Bool = {
-        var node: MPI_Comm?
-        MPI_Comm_split_type(cmpi_comm_world(), Int32(MPI_COMM_TYPE_SHARED), Int32(rank), cmpi_info_null(), &node)
-        var nodeSize: Int32 = 0
-        MPI_Comm_size(node, &nodeSize)
-        MPI_Comm_free(&node)
-        return Int(nodeSize) == size
-    }()
 
     public func barrier() {
         MPI_Barrier(cmpi_comm_world())

@@ -23,19 +23,19 @@ final class RingReducer {
     private var left: Int { (rank + size - 1) % size }
 
     func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        let chunks = (0..<size).map { ShardPlan.part(count, size, $0) }
+        let chunks = (0..<size).map { Partition.part(count, size, $0) }
         reduceScatter(buffer, chunks: chunks)
         allGather([buffer], chunks: chunks)
     }
 
     func addNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                  rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
-        let rowChunks = (0..<size).map { ShardPlan.part(rows, size, $0) }
+        let rowChunks = (0..<size).map { Partition.part(rows, size, $0) }
         let chunks = rowChunks.map { $0.lowerBound * width..<$0.upperBound * width }
         reduceScatter(partial, chunks: chunks)
         let owned = rowChunks[(rank + 1) % size]
         let offset = owned.lowerBound * width
-        ResidualNorm.addNorm(partial + offset, residual: residual + offset, weight: weight, eps: eps, rows: owned.count,
+        ResidualNorm.addAndNormalizeEachRow(partial + offset, residual: residual + offset, weight: weight, eps: eps, rows: owned.count,
                              width: width, into: normed + offset)
         allGather([normed, residual], chunks: chunks)
     }

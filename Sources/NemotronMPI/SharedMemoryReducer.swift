@@ -51,7 +51,7 @@ final class SharedMemoryReducer {
         forChunks(count: rows, unit: width) { first, n in
             let parity = begin()
             let sources = push(partial + first * width, count: n * width, parity: parity)
-            ResidualNorm.sumAddNorm(sources, residual: residual + first * width, weight: weight, eps: eps,
+            ResidualNorm.sumAddAndNormalizeEachRow(sources, residual: residual + first * width, weight: weight, eps: eps,
                                     rows: 0..<n, width: width, into: normed + first * width)
             finish()
         }
@@ -61,10 +61,10 @@ final class SharedMemoryReducer {
         forChunks(count: count, unit: 1) { offset, n in
             let parity = begin()
             publish(buffer + offset, count: n, parity: parity)
-            let mine = ShardPlan.part(n, size, rank)
+            let mine = Partition.part(n, size, rank)
             ResidualNorm.sum(inputs(parity), range: mine, into: output(rank, parity))
             exchange { k in
-                let part = ShardPlan.part(n, size, k)
+                let part = Partition.part(n, size, k)
                 (buffer + offset + part.lowerBound).update(from: output(k, parity) + part.lowerBound, count: part.count)
             }
         }
@@ -77,14 +77,14 @@ final class SharedMemoryReducer {
         forChunks(count: rows, unit: width) { first, n in
             let parity = begin()
             publish(partial + first * width, count: n * width, parity: parity)
-            let mine = ShardPlan.part(n, size, rank)
+            let mine = Partition.part(n, size, rank)
             let outNormed = output(rank, parity), outResidual = outNormed + capacity
             let span = mine.lowerBound * width..<mine.upperBound * width
             (outResidual + span.lowerBound).update(from: residual + first * width + span.lowerBound, count: span.count)
-            ResidualNorm.sumAddNorm(inputs(parity), residual: outResidual, weight: weight, eps: eps, rows: mine, width: width,
+            ResidualNorm.sumAddAndNormalizeEachRow(inputs(parity), residual: outResidual, weight: weight, eps: eps, rows: mine, width: width,
                                     into: outNormed)
             exchange { k in
-                let part = ShardPlan.part(n, size, k)
+                let part = Partition.part(n, size, k)
                 let span = part.lowerBound * width..<part.upperBound * width
                 (normed + first * width + span.lowerBound).update(from: output(k, parity) + span.lowerBound, count: span.count)
                 (residual + first * width + span.lowerBound).update(from: output(k, parity) + capacity + span.lowerBound, count: span.count)

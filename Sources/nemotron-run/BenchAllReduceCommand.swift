@@ -69,7 +69,7 @@ extension NemotronRun {
                                                        rows: item.tokens, width: item.hidden, into: n.baseAddress!)
                             } else {
                                 world.allReduceSum(p.baseAddress!, count: count)
-                                ResidualNorm.addThenNorm(p.baseAddress!, residual: r.baseAddress!, weight: weight, eps: 1e-5,
+                                ResidualNorm.addThenNormInTwoPasses(p.baseAddress!, residual: r.baseAddress!, weight: weight, eps: 1e-5,
                                                          rows: item.tokens, width: item.hidden, into: n.baseAddress!)
                             }
                         }

@@ -6,9 +6,9 @@ import NemotronMPI
 extension NemotronRun {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure prefill and decode speed on a random prompt, and peak memory.")
+            abstract: "Measure prefill and decode speed on a random prompt, and peak memory.", discussion: RunConfig.flagHelp)
 
-        @OptionGroup var model: ModelOptions
+        @OptionGroup var options: ModelOptions
 
         @Option(name: .long, help: "Prompt length for the prefill measurement.")
         var promptTokens = 512
@@ -26,22 +26,21 @@ extension NemotronRun {
         var prompts: Int?
 
         func run() throws {
-            let engine = try loadEngine(try model.settings())
+            let engine = try loadEngine(try options.settings)
             // A fixed pseudo-random prompt, the same on every rank and every run.
             let prompt = (0..<promptTokens).map { (7919 &+ $0 &* 104_729) % engine.config.vocabSize }
             if compareFusion { return try compare(engine, prompt: prompt) }
             if let prompts { return try batch(engine, count: prompts) }
-            let result = try engine.generator.generate(prompt: prompt, maxNewTokens: newTokens, sampling: SamplingParameters(),
-                                                       stopIds: [])
+            let result = try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first ?? Generation(promptTokens: prompt.count)
             let weights = engine.model.checkpoint.fileBytes
-            let peaks = engine.communicator.gather(text: "\(ResourceUsage.peakResidentBytes)").compactMap { Int($0) }
+            let peaks = engine.world.gather(text: "\(ResourceUsage.peakResidentBytes)").compactMap { Int($0) }
             let peak = peaks.max() ?? ResourceUsage.peakResidentBytes
-            let readBandwidth = MemoryBandwidth.read(engine.model.checkpoint, pool: engine.generator.workspace.pool)
+            let readBandwidth = MemoryBandwidth.read(engine.model.checkpoint, pool: engine.workspace.pool)
             let stream = result.decodeTokensPerSecond * engine.model.bytesReadPerToken
             let fields: [String: Any] = [
                 "prompt_tokens": promptTokens, "new_tokens": result.ids.count, "threads": engine.threads,
-                "processes": engine.communicator.size, "blas_core": BLASRuntime.coreName,
-                "compute_dtype": engine.computeDTypeDescription,
+                "processes": engine.world.size, "blas_core": BLASRuntime.coreName,
+                "compute_dtype": engine.model.compute.description,
                 "prefill_tokens_per_second": result.prefillTokensPerSecond,
                 "decode_tokens_per_second": result.decodeTokensPerSecond,
                 "peak_resident_bytes": peak, "peak_resident_bytes_per_rank": peaks, "checkpoint_bytes": weights,
@@ -56,8 +55,8 @@ extension NemotronRun {
                 return
             }
             say("""
-                model            \(engine.settings.model ?? "")
-                threads          \(engine.threads) per process, \(engine.communicator.size) process(es), BLAS core \(BLASRuntime.coreName), compute \(engine.computeDTypeDescription)
+                model            \(engine.settings.model)
+                threads          \(engine.threads) per process, \(engine.world.size) process(es), BLAS core \(BLASRuntime.coreName), compute \(engine.model.compute.description)
                 prefill          \(promptTokens) tokens: \(Report.rate(result.prefillTokensPerSecond)) tokens/s
                 decode           \(result.timedDecodeSteps) timed steps: \(Report.rate(result.decodeTokensPerSecond)) tokens/s \
                 (weights streamed at \(String(format: "%.1f", stream / 1e9)) GB/s: \
@@ -73,14 +72,14 @@ extension NemotronRun {
         /// Unfused, fused, unfused, fused on the same prompt in this process; reports the better
         /// of each pair and the fused / unfused ratio.
         private func compare(_ engine: Engine, prompt: [Int]) throws {
-            guard engine.communicator.size > 1, engine.settings.enableAttentionDP != true else {
-                throw NemotronError.invalidArgument(name: "--compare-fusion", value: "with \(engine.communicator.size) process(es)",
+            guard engine.world.size > 1, engine.parallelism.mode == .tensorParallel else {
+                throw NemotronError.invalidArgument(name: "--compare-fusion", value: "with \(engine.world.size) process(es)",
                                                     expected: "a tensor-parallel run (mpirun -np 2 or more): fusion needs a reduction")
             }
             var best: [Bool: Generation] = [:]
             for fused in [false, true, false, true] {
-                engine.generator.fusedAllReduceNorm = fused
-                let result = try engine.generator.generate(prompt: prompt, maxNewTokens: newTokens, sampling: SamplingParameters(), stopIds: [])
+                engine.model.parallelism.fusedAllReduceNorm = fused
+                let result = try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first ?? Generation(promptTokens: prompt.count)
                 if result.decodeTokensPerSecond > best[fused]?.decodeTokensPerSecond ?? 0 { best[fused] = result }
             }
             let (fused, unfused) = (best[true]!, best[false]!)
@@ -88,7 +87,7 @@ extension NemotronRun {
             let prefillRatio = fused.prefillTokensPerSecond / unfused.prefillTokensPerSecond
             if json {
                 say(try Report.json([
-                    "processes": engine.communicator.size, "strategy": (engine.settings.allReduceStrategy ?? .auto).rawValue,
+                    "processes": engine.world.size, "strategy": engine.settings.allReduceStrategy.rawValue,
                     "fused_decode_tokens_per_second": fused.decodeTokensPerSecond,
                     "unfused_decode_tokens_per_second": unfused.decodeTokensPerSecond,
                     "fused_prefill_tokens_per_second": fused.prefillTokensPerSecond,
@@ -98,7 +97,7 @@ extension NemotronRun {
                 return
             }
             say("""
-                compare-fusion   \(engine.communicator.size) ranks, allreduce_strategy \(engine.settings.allReduceStrategy ?? .auto), best of 2 runs each
+                compare-fusion   \(engine.world.size) ranks, allreduce_strategy \(engine.settings.allReduceStrategy.rawValue), best of 2 runs each
                 decode           fused \(Report.rate(fused.decodeTokensPerSecond)) vs unfused \(Report.rate(unfused.decodeTokensPerSecond)) tokens/s: \
                 \(String(format: "%.3f", decodeRatio))×
                 prefill          fused \(Report.rate(fused.prefillTokensPerSecond)) vs unfused \(Report.rate(unfused.prefillTokensPerSecond)) tokens/s: \
@@ -117,19 +116,19 @@ extension NemotronRun {
             var lines: [String] = []
             func measure(_ engine: Engine) throws -> Double {
                 let start = Date()
-                let results = try engine.generator.generate(requests, stopIds: [])
+                let results = try engine.generate(requests, ignoreEOS: true)
                 let wall = Date().timeIntervalSince(start)
                 let generated = results.reduce(0) { $0 + $1.ids.count }
                 let prefill = results.map(\.prefillSeconds).max() ?? 0
                 let decode = Double(results.reduce(0) { $0 + max(0, $1.ids.count - 1) }) / max(wall - prefill, 1e-9)
-                let mode = engine.model.plan.attentionDataParallel ? "attention data parallel" : "tensor parallel"
+                let mode = engine.parallelism.mode.rawValue
                 lines.append("\(mode.padding(toLength: 24, withPad: " ", startingAt: 0)) \(count) prompts × \(newTokens) tokens on "
-                    + "\(engine.communicator.size) rank(s): \(String(format: "%.2f", wall)) s, \(Report.rate(Double(generated) / wall)) tokens/s overall, "
+                    + "\(engine.world.size) rank(s): \(String(format: "%.2f", wall)) s, \(Report.rate(Double(generated) / wall)) tokens/s overall, "
                     + "decode \(Report.rate(decode)) tokens/s in total")
                 return decode
             }
             let first = try measure(engine)
-            if engine.model.plan.attentionDataParallel {
+            if engine.parallelism.mode == .attentionDataParallel {
                 var settings = engine.settings
                 settings.enableAttentionDP = false
                 let tensorParallel = try measure(try loadEngine(settings))

@@ -6,29 +6,23 @@ import NemotronMPI
 extension NemotronRun {
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the effective settings, layer kinds, parameter count and bytes per dtype.")
+            abstract: "Print the effective settings, layer kinds, parameter count and bytes per dtype.", discussion: RunConfig.flagHelp)
 
-        @OptionGroup var model: ModelOptions
-        @OptionGroup var sampling: SamplingOptions
+        @OptionGroup var options: ModelOptions
 
         func run() throws {
-            var overrides = RunConfig()
-            sampling.apply(to: &overrides)
-            let engine = try loadEngine(try model.settings(overrides))
-            let s = engine.settings, c = engine.config
+            let engine = try loadEngine(try options.settings)
+            let c = engine.config
             let kinds = LayerKind.allCases.map { "\($0.name) \(c.count(of: $0))" }.joined(separator: ", ")
-            var lines = [
-                "settings",
-                "  model              \(s.model ?? "")",
-                "  threads            \(engine.threads) per process, \(engine.communicator.size) process(es)",
-                "  max_new_tokens     \(s.maxNewTokens ?? 32)",
-                "  sampling           temperature \(s.temperature ?? 0), top_k \(s.topK ?? 0), top_p \(s.topP ?? 1), seed \(s.seed ?? 0)",
+            var lines = ["settings"] + engine.settings.described.map { "  \($0.key.padding(toLength: 20, withPad: " ", startingAt: 0)) \($0.value)" }
+            lines += [
+                "effective",
+                "  threads            \(engine.threads) per process, \(engine.world.size) process(es)",
                 "  eos ids            \(c.eosTokenIds)",
                 "  blas core          \(BLASRuntime.coreName) (\(BLASRuntime.coreTypeVariable)=\(ProcessInfo.processInfo.environment[BLASRuntime.coreTypeVariable] ?? "unset"))",
                 "  kernels            \(BLASRuntime.kernelISA)",
-                "  compute_dtype      \(engine.computeDTypeDescription)",
-                "  fuse_allreduce_norm \(engine.fusion.enabled ? "on" : "off") (\(engine.fusion.reason))",
-                "  allreduce_strategy \(engine.settings.allReduceStrategy ?? .auto)",
+                "  compute            \(engine.model.compute.description)",
+                "  fuse_allreduce_norm \(engine.parallelism.fusedAllReduceNorm ? "on" : "off") (\(engine.parallelism.fusionReason))",
                 "model",
                 "  layers             \(c.numLayers): \(c.pattern)",
                 "  layer kinds        \(kinds)",
@@ -55,7 +49,7 @@ extension NemotronRun {
             let plan = engine.model.plan
             let mine = (["rank \(plan.rank) of \(plan.tpSize): weights held \(engine.model.localWeightBytes) bytes"]
                 + plan.summary(for: c).map { "  " + $0 }).map { "  " + $0 }.joined(separator: "\n")
-            let ranks = engine.communicator.gather(text: mine)
+            let ranks = engine.world.gather(text: mine)
             lines.append("tensor parallel       \(plan.tpSize) rank(s); legal sizes for this model: "
                 + ShardPlan.legalSizes(config: c).map(String.init).joined(separator: ", "))
             lines += ranks

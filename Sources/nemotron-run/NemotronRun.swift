@@ -21,12 +21,14 @@ struct NemotronRun: ParsableCommand {
             if world.isRoot { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
             code = 1
         } catch {
+            // Help goes to stdout; every other message (a bad flag, or a NemotronError thrown
+            // while the options were validated) is one "error:" line on stderr.
+            let isHelp = exitCode(for: error) == .success
             if world.isRoot {
-                let message = fullMessage(for: error)
-                let isHelp = exitCode(for: error) == .success
-                (isHelp ? FileHandle.standardOutput : FileHandle.standardError).write(Data((message + "\n").utf8))
+                let text = isHelp ? fullMessage(for: error) : "error: \(message(for: error))"
+                (isHelp ? FileHandle.standardOutput : FileHandle.standardError).write(Data((text + "\n").utf8))
             }
-            code = exitCode(for: error).rawValue
+            code = isHelp ? 0 : max(1, exitCode(for: error).rawValue)
         }
         world.finalize()
         Foundation.exit(code)

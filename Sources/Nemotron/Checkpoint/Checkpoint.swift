@@ -52,46 +52,32 @@ public final class Checkpoint: @unchecked Sendable {
         return found
     }
 
-    /// A weight of one of the accepted shapes (first = the canonical one, named in errors).
-    func checkedWeight(_ name: String, shapes: [[Int]]) throws -> (file: SafetensorsFile, entry: SafetensorsFile.Entry, dtype: DType) {
+    /// A weight of one of the accepted shapes (first = the canonical one, named in errors) in
+    /// a plain format, viewed whole where the file maps it.
+    func plainWeight(_ name: String, shapes: [[Int]]) throws -> (entry: SafetensorsFile.Entry, view: WeightMatrix) {
         let (file, entry) = try entry(name)
-        guard let dtype = entry.dtype, dtype.isWeightType else {
-            throw NemotronError.tensorDType(name: name, path: file.path, dtype: entry.dtypeName, allowed: DType.weightTypes.map(\.rawValue))
+        guard let element = entry.elementType, let format = WeightFormat(element: element) else {
+            throw NemotronError.tensorDType(name: name, path: file.path, dtype: entry.dtypeName,
+                                            allowed: WeightFormat.plainElements.map(\.rawValue))
         }
         guard shapes.contains(entry.shape) else {
             throw NemotronError.tensorShape(name: name, path: file.path, shape: entry.shape, expected: shapes[0])
         }
-        return (file, entry, dtype)
+        let cols = entry.shape.count > 1 ? entry.shape.dropFirst().reduce(1, *) : entry.elementCount
+        let rows = entry.shape.count > 1 ? entry.shape[0] : 1
+        return (entry, WeightMatrix(rows: rows, cols: cols, format: format, base: file.pointer(entry)))
     }
 
-    // MARK: - Weights in their checkpoint dtype
+    // MARK: - Weights in their storage format
 
     /// Matrix `[rows, cols]`, keeping only the listed row segments (concatenated in order) and
     /// the given column range. Zero-copy when the kept part is contiguous in the file.
     public func matrix(_ name: String, rows: Int, cols: Int, rowSegments: [Range<Int>]? = nil,
                        columns: Range<Int>? = nil) throws -> WeightMatrix {
-        let (file, entry, dtype) = try checkedWeight(name, shapes: [[rows, cols]])
-        let base = file.pointer(entry)
-        let segments = Self.merged((rowSegments ?? [0..<rows]).filter { !$0.isEmpty })
-        let columns = columns ?? 0..<cols
-        let keptRows = segments.reduce(0) { $0 + $1.count }
-        let isContiguous = columns == 0..<cols && segments.count <= 1
-        if isContiguous {
-            let first = segments.first?.lowerBound ?? 0
-            return WeightMatrix(rows: keptRows, cols: cols, dtype: dtype, base: base + first * cols * dtype.byteSize, owner: nil)
-        }
-        let element = dtype.byteSize
-        let owned = OwnedBytes(byteCount: keptRows * columns.count * element)
-        var out = 0
-        for segment in segments {
-            for row in segment {
-                let source = base + (row * cols + columns.lowerBound) * element
-                (owned.pointer + out * columns.count * element).copyMemory(from: source, byteCount: columns.count * element)
-                out += 1
-            }
-        }
-        release(base, byteCount: entry.byteCount)
-        return WeightMatrix(rows: keptRows, cols: columns.count, dtype: dtype, base: UnsafeRawPointer(owned.pointer), owner: owned)
+        let (entry, whole) = try plainWeight(name, shapes: [[rows, cols]])
+        let kept = try whole.slice(rowSegments: rowSegments ?? [0..<rows], columns: columns ?? 0..<cols, name: name)
+        if kept.isCopy { release(whole.base, byteCount: entry.byteCount) }
+        return kept
     }
 
     /// Drops this process's mapping of a tensor whose slice was copied, so a rank's resident
@@ -104,31 +90,17 @@ public final class Checkpoint: @unchecked Sendable {
         madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
     }
 
-    /// Joins segments that follow each other (a single rank's [z | x | B | C | dt] is one run).
-    private static func merged(_ segments: [Range<Int>]) -> [Range<Int>] {
-        var result: [Range<Int>] = []
-        for segment in segments {
-            if let last = result.last, last.upperBound == segment.lowerBound {
-                result[result.count - 1] = last.lowerBound..<segment.upperBound
-            } else {
-                result.append(segment)
-            }
-        }
-        return result
-    }
-
     // MARK: - Small tensors widened to f32
 
     /// A small tensor (norm weights, conv filters, per-head vectors) of one of the accepted
     /// shapes, widened to f32, keeping only the elements in `range` of its flattened form.
     public func floats(_ name: String, shapes: [[Int]], range: Range<Int>? = nil) throws -> [Float] {
-        let (file, entry, dtype) = try checkedWeight(name, shapes: shapes)
+        let (entry, view) = try plainWeight(name, shapes: shapes)
         let all = entry.elementCount
-        let range = range ?? 0..<all
-        let matrix = WeightMatrix(rows: 1, cols: all, dtype: dtype, base: file.pointer(entry), owner: nil)
+        let flat = WeightMatrix(rows: 1, cols: all, format: view.format, base: view.base)
         var full = [Float](repeating: 0, count: all)
-        full.withUnsafeMutableBufferPointer { matrix.row(0, into: $0.baseAddress!) }
-        return Array(full[range])
+        full.withUnsafeMutableBufferPointer { flat.row(0, into: $0.baseAddress!) }
+        return Array(full[range ?? 0..<all])
     }
 
     public func vector(_ name: String, count: Int, range: Range<Int>? = nil) throws -> [Float] {

@@ -6,13 +6,13 @@ import Foundation
 public final class SafetensorsFile: @unchecked Sendable {
     public struct Entry: Sendable {
         public let name: String
-        /// The dtype string as written; `dtype` is nil for types nemotron-run does not know.
+        /// The dtype string as written; `elementType` is nil for types nemotron-run does not know.
         public let dtypeName: String
         public let shape: [Int]
         /// Offset of the first byte from the start of the mapping, and the byte count.
         public let offset: Int
         public let byteCount: Int
-        public var dtype: DType? { DType(rawValue: dtypeName) }
+        public var elementType: ElementType? { ElementType(rawValue: dtypeName) }
         public var elementCount: Int { shape.reduce(1, *) }
     }
 
@@ -81,7 +81,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                     reason: "tensor '\(name)' byte range [\(begin), \(end)) lies outside the data section (\(dataSize) bytes)")
             }
             let entry = Entry(name: name, dtypeName: dtype, shape: shape, offset: dataStart + begin, byteCount: end - begin)
-            if let known = entry.dtype, entry.elementCount * known.byteSize != entry.byteCount {
+            if let known = entry.elementType, entry.elementCount * known.byteSize != entry.byteCount {
                 throw NemotronError.badSafetensors(path: path,
                     reason: "tensor '\(name)' spans \(entry.byteCount) bytes but shape \(shape) of \(dtype) needs \(entry.elementCount * known.byteSize)")
             }

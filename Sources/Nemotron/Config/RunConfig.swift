@@ -1,53 +1,77 @@
 import Foundation
 import Yams
 
-/// A run config file (YAML). Every key is optional; command-line flags override keys; unknown
-/// keys are rejected by name so typos fail loudly. Relative `model` paths are resolved against
-/// the config file's directory.
+/// The effective settings of a run: built once from the defaults below, then a YAML config
+/// file, then command-line flags, each layer range-checked as it is applied. Every key is
+/// declared once, in `RunConfig.keys`: its name, flag, help, field and check. Adding a key
+/// takes that declaration plus its use.
 ///
 /// ```yaml
-/// model: ../models/tiny        # checkpoint directory (config.json + *.safetensors)
-/// threads: 2                   # compute threads per process
+/// model: ../models/tiny        # checkpoint directory; relative to the config file
 /// max_new_tokens: 32
 /// temperature: 0               # 0 = greedy
-/// top_k: 0                     # 0 = off
-/// top_p: 1.0                   # 1 = off
-/// seed: 0
-/// tokens: [1, 2, 3]            # prompt as token ids
-/// prompts: ["Hello", {tokens: [1, 2]}]   # several prompts, generated together
-/// stop: ["\n\n"]               # stop strings
-/// compute_dtype: f32           # f32 (exact) or bf16 (faster prefill on AVX512-BF16 CPUs)
-/// tensor_parallel_size: 2      # if given, must equal the number of MPI processes
-/// fuse_allreduce_norm: auto    # auto | on | off (off by itself at tp 1 or with attention DP)
-/// allreduce_strategy: auto     # mpi | oneshot | twoshot | ring | auto
-/// enable_attention_dp: false   # attention data parallelism
-/// prefill_chunk: 512           # prompt tokens per sequence in one prefill pass
+/// prompts: ["Hello", {tokens: [1, 2]}]
+/// stop: ["\n\n"]
+/// compute_dtype: f32           # f32 (exact) or bf16
+/// fuse_allreduce_norm: auto    # auto | on | off
 /// ```
 public struct RunConfig: Sendable, Equatable {
-    public var model: String?
-    public var threads: Int?
-    public var maxNewTokens: Int?
-    public var temperature: Double?
-    public var topK: Int?
-    public var topP: Double?
-    public var seed: Int?
+    public var model = ""
+    /// Compute threads per process; 0: cores / processes.
+    public var threads = 0
+    public var maxNewTokens = 32
+    public var temperature = 0.0
+    public var topK = 0
+    public var topP = 1.0
+    public var seed = 0
+    /// A prompt given as token ids (nil: none; an empty list is an error when run).
     public var tokens: [Int]?
-    public var prompts: [Prompt]?
-    public var stop: [String]?
-    public var computeDType: ComputeDType?
-    public var tensorParallelSize: Int?
-    public var fuseAllReduceNorm: FuseAllReduceNorm?
-    public var allReduceStrategy: AllReduceStrategy?
-    public var enableAttentionDP: Bool?
-    public var prefillChunk: Int?
-
-    public static let keys = ["model", "threads", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "tokens", "prompts", "stop",
-                              "compute_dtype", "tensor_parallel_size", "fuse_allreduce_norm", "allreduce_strategy",
-                              "enable_attention_dp", "prefill_chunk"]
+    public var prompts: [Prompt] = []
+    public var stop: [String] = []
+    public var computeDType = ComputeDType.f32
+    /// 0: the number of MPI processes; otherwise it must equal it.
+    public var tensorParallelSize = 0
+    public var fuseAllReduceNorm = FuseAllReduceNorm.auto
+    public var allReduceStrategy = AllReduceStrategy.auto
+    public var enableAttentionDP = false
+    public var prefillChunk = 512
 
     public init() {}
 
+    /// Every key, in the order `inspect` prints them.
+    public static let keys: [ConfigKey] = [
+        .init("model", \.model, help: "Checkpoint directory (config.json, *.safetensors); relative to the config file.",
+              parse: { value, source in try source.path(String.configValue(value, key: "model", source: source)) }),
+        .init("threads", \.threads, help: "Compute threads per process (0: cores / processes).", check: .atLeast(1, orZero: true)),
+        .init("max_new_tokens", \.maxNewTokens, help: "Maximum tokens to generate.", check: .atLeast(0)),
+        .init("temperature", \.temperature, help: "Sampling temperature; 0 is greedy.", check: .atLeast(0)),
+        .init("top_k", \.topK, help: "Keep only the k most likely tokens; 0 is off.", check: .atLeast(0)),
+        .init("top_p", \.topP, help: "Keep the smallest set of tokens with this total probability; 1 is off.", check: .probability),
+        .init("seed", \.seed, help: "Random seed for sampling.", check: .atLeast(0)),
+        .init("tokens", \.tokens, help: "Prompt token ids, comma-separated (e.g. 1,2,3)."),
+        .init("prompts", \.prompts, flag: "prompt", help: "Prompt text; repeat the flag for several prompts, generated together."),
+        .init("stop", \.stop, help: "Stop when the generated text contains this string (repeatable); it is not printed."),
+        .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
+        .init("tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
+              check: .atLeast(1, orZero: true)),
+        .init("fuse_allreduce_norm", \.fuseAllReduceNorm, help: "Fuse each layer's AllReduce with the residual add and next RMSNorm."),
+        .init("allreduce_strategy", \.allReduceStrategy, help: "How block-boundary reductions run."),
+        .init("enable_attention_dp", \.enableAttentionDP, flag: "attention-dp",
+              help: "Attention data parallelism: each rank serves its own prompts; MoE experts are split over the ranks."),
+        .init("prefill_chunk", \.prefillChunk, help: "Prompt tokens per sequence in one prefill pass; smaller bounds memory.",
+              check: .atLeast(1)),
+    ]
+
+    public static var keyNames: [String] { keys.map(\.name) }
+
+    /// The defaults with a YAML file's keys applied. Unknown keys are rejected by name.
     public init(path: String) throws {
+        self.init()
+        try apply(file: path)
+    }
+
+    /// Applies a YAML config file on top of these settings.
+    public mutating func apply(file path: String) throws {
         let url = URL(fileURLWithPath: path).absoluteURL
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw NemotronError.fileMissing(path: path, what: "a YAML run config")
@@ -60,84 +84,321 @@ public struct RunConfig: Sendable, Equatable {
             if parsed == nil { return }
             throw NemotronError.fileUnreadable(path: path, reason: "the top level must be a mapping of keys to values")
         }
-        let unknown = values.keys.filter { !Self.keys.contains($0) }.sorted()
-        if !unknown.isEmpty { throw NemotronError.unknownConfigKeys(path: path, keys: unknown, allowed: Self.keys) }
-        let read = YAMLValues(values: values, path: path)
-        if let path = try read.string("model") {
-            model = path.hasPrefix("/") ? path : url.deletingLastPathComponent().appendingPathComponent(path).standardized.path
-        }
-        threads = try read.int("threads")
-        maxNewTokens = try read.int("max_new_tokens")
-        temperature = try read.double("temperature")
-        topK = try read.int("top_k")
-        topP = try read.double("top_p")
-        seed = try read.int("seed")
-        tokens = try read.intList("tokens")
-        prompts = try read.list("prompts")?.enumerated().map { index, item in try Prompt(item, source: "\(path): prompts[\(index)]") }
-        stop = try read.list("stop")?.map { item in
-            guard let text = item as? String else { throw NemotronError.configValue(path: path, key: "stop", value: "\(item)", expected: "a list of strings") }
-            return text
-        }
-        computeDType = try read.string("compute_dtype").map { try Self.choice($0, key: "compute_dtype", source: path) }
-        tensorParallelSize = try read.int("tensor_parallel_size")
-        fuseAllReduceNorm = try read.string("fuse_allreduce_norm").map { try Self.choice($0, key: "fuse_allreduce_norm", source: path) }
-        allReduceStrategy = try read.string("allreduce_strategy").map { try Self.choice($0, key: "allreduce_strategy", source: path) }
-        enableAttentionDP = try read.bool("enable_attention_dp")
-        prefillChunk = try read.int("prefill_chunk")
-        try validate(path: path)
+        let unknown = values.keys.filter { !Self.keyNames.contains($0) }.sorted()
+        if !unknown.isEmpty { throw NemotronError.unknownConfigKeys(path: path, keys: unknown, allowed: Self.keyNames) }
+        let source = ConfigSource.file(path: path, directory: url.deletingLastPathComponent())
+        if values.keys.contains(where: Self.promptKeys.contains) { clearPrompts() }
+        for key in Self.keys { if let value = values[key.name] { try key.apply(.yaml(value), &self, source) } }
     }
 
-    /// This config with every non-nil field of `overrides` taking precedence.
-    public func overridden(by overrides: RunConfig) -> RunConfig {
-        var merged = self
-        merged.model = overrides.model ?? model
-        merged.threads = overrides.threads ?? threads
-        merged.maxNewTokens = overrides.maxNewTokens ?? maxNewTokens
-        merged.temperature = overrides.temperature ?? temperature
-        merged.topK = overrides.topK ?? topK
-        merged.topP = overrides.topP ?? topP
-        merged.seed = overrides.seed ?? seed
-        merged.tokens = overrides.tokens ?? tokens
-        merged.prompts = overrides.prompts ?? prompts
-        merged.stop = overrides.stop ?? stop
-        merged.computeDType = overrides.computeDType ?? computeDType
-        merged.tensorParallelSize = overrides.tensorParallelSize ?? tensorParallelSize
-        merged.fuseAllReduceNorm = overrides.fuseAllReduceNorm ?? fuseAllReduceNorm
-        merged.allReduceStrategy = overrides.allReduceStrategy ?? allReduceStrategy
-        merged.enableAttentionDP = overrides.enableAttentionDP ?? enableAttentionDP
-        merged.prefillChunk = overrides.prefillChunk ?? prefillChunk
-        return merged
-    }
-
-    /// Range checks shared by the file and the command line (`path` names the source in errors).
-    public func validate(path: String) throws {
-        func check(_ ok: Bool, _ key: String, _ value: Any?, _ expected: String) throws {
-            if !ok, let value { throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: expected) }
+    /// Applies command-line flags (`--flag value`, repeatable list flags, bare boolean flags)
+    /// on top of these settings; an unknown flag or a bad value is an error naming it.
+    /// `extraPrompts` (a prompt file's) join the flags' prompts.
+    public mutating func apply(flags arguments: [String], extraPrompts: [Prompt] = []) throws {
+        let promptFlags = Self.keys.filter { Self.promptKeys.contains($0.name) }.map { "--" + $0.flag }
+        if !extraPrompts.isEmpty || arguments.contains(where: promptFlags.contains) { clearPrompts() }
+        prompts += extraPrompts
+        var i = 0
+        while i < arguments.count {
+            let argument = arguments[i]
+            guard argument.hasPrefix("--"), let key = Self.keys.first(where: { "--" + $0.flag == argument }) else {
+                throw NemotronError.invalidArgument(name: argument, value: "(unknown)",
+                                                    expected: "a known option: see --help (settings flags: \(Self.keys.map { "--" + $0.flag }.joined(separator: ", ")))")
+            }
+            if key.isSwitch {
+                try key.apply(.flag("true"), &self, .commandLine)
+                i += 1
+                continue
+            }
+            guard i + 1 < arguments.count else {
+                throw NemotronError.invalidArgument(name: argument, value: "(missing)", expected: "a value after \(argument)")
+            }
+            try key.apply(.flag(arguments[i + 1]), &self, .commandLine)
+            i += 2
         }
-        try check((threads ?? 1) >= 1, "threads", threads, "an integer >= 1")
-        try check((maxNewTokens ?? 0) >= 0, "max_new_tokens", maxNewTokens, "an integer >= 0")
-        try check((temperature ?? 0) >= 0, "temperature", temperature, "a number >= 0 (0 = greedy)")
-        try check((topK ?? 0) >= 0, "top_k", topK, "an integer >= 0 (0 = off)")
-        try check((topP ?? 1) > 0 && (topP ?? 1) <= 1, "top_p", topP, "a number in (0, 1] (1 = off)")
-        try check((seed ?? 0) >= 0, "seed", seed, "an integer >= 0")
-        try check((tensorParallelSize ?? 1) >= 1, "tensor_parallel_size", tensorParallelSize, "an integer >= 1")
-        try check((prefillChunk ?? 1) >= 1, "prefill_chunk", prefillChunk, "an integer >= 1")
     }
 
-    /// A value of a closed set, or an error listing the allowed values.
-    public static func choice<T: RawRepresentable & CaseIterable>(_ text: String, key: String, source: String) throws -> T
-    where T.RawValue == String {
-        guard let value = T(rawValue: text) else {
-            throw NemotronError.configValue(path: source, key: key, value: text,
-                                            expected: "one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+    /// The keys that give prompts: a layer (file or flags) that sets any of them replaces the
+    /// prompts of the layers below it.
+    static let promptKeys: Set<String> = ["prompts", "tokens"]
+
+    private mutating func clearPrompts() {
+        prompts = []
+        tokens = nil
+    }
+
+    /// The run's prompts: the prompt list, then the token-id prompt if any.
+    public var allPrompts: [Prompt] { prompts + (tokens.map { [.tokens($0)] } ?? []) }
+
+    /// Each key and its effective value, for `inspect`.
+    public var described: [(key: String, value: String)] { Self.keys.map { ($0.name, $0.describe(self)) } }
+
+    /// Help lines for the settings flags, generated from the keys.
+    public static var flagHelp: String {
+        "Settings (flags override --config file keys):\n" + keys.map { key in
+            let flag = "--\(key.flag)\(key.isSwitch ? "" : " <\(key.expected)>")"
+            return "  \(flag.padding(toLength: 40, withPad: " ", startingAt: 0)) \(key.help) (key \(key.name))"
+        }.joined(separator: "\n")
+    }
+
+    /// The sampling parameters of this run.
+    public var sampling: SamplingParameters {
+        SamplingParameters(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: UInt64(seed))
+    }
+
+    /// A request for `prompt` with this run's defaults: token budget, sampling and stop strings.
+    public func request(prompt: [Int], keepLogits: Bool = false) -> Request {
+        Request(prompt: prompt, maxNewTokens: maxNewTokens, sampling: sampling, stop: stop, keepLogits: keepLogits)
+    }
+}
+
+/// Where a setting comes from: errors name it, and relative paths resolve against a file's directory.
+public enum ConfigSource: Sendable {
+    case file(path: String, directory: URL)
+    case commandLine
+
+    var name: String {
+        switch self {
+        case .file(let path, _): return path
+        case .commandLine: return "command line"
+        }
+    }
+
+    /// A path as given, resolved against the config file's directory when relative.
+    func path(_ text: String) -> String {
+        if text.hasPrefix("/") { return URL(fileURLWithPath: text).standardized.path }
+        switch self {
+        case .file(_, let directory): return directory.appendingPathComponent(text).standardized.path
+        case .commandLine: return URL(fileURLWithPath: text).standardized.path
+        }
+    }
+}
+
+/// A raw setting: a parsed YAML value, or a flag's text.
+public enum ConfigInput {
+    case yaml(Any)
+    case flag(String)
+}
+
+/// One settings key: name, flag, help, and how to parse, check, store and show its value.
+public struct ConfigKey: Sendable {
+    public let name: String
+    public let flag: String
+    public let help: String
+    /// What the value must look like, for help and errors.
+    public let expected: String
+    /// A boolean flag given without a value.
+    public let isSwitch: Bool
+    let apply: @Sendable (ConfigInput, inout RunConfig, ConfigSource) throws -> Void
+    let describe: @Sendable (RunConfig) -> String
+
+    /// A key stored at `field`; `flag` defaults to the name with dashes; `parse` overrides the
+    /// type's own parsing.
+    init<Value: ConfigValue>(_ name: String, _ field: WritableKeyPath<RunConfig, Value> & Sendable, flag: String? = nil,
+                             help: String, check: ConfigCheck<Value>? = nil,
+                             parse: (@Sendable (ConfigInput, ConfigSource) throws -> Value)? = nil) {
+        self.name = name
+        self.flag = flag ?? name.replacingOccurrences(of: "_", with: "-")
+        self.help = help
+        expected = check?.expected ?? Value.expected
+        isSwitch = Value.self == Bool.self
+        apply = { input, config, source in
+            let value = try parse?(input, source) ?? Value.configValue(input, key: name, source: source)
+            if let check, !check.accepts(value) {
+                throw NemotronError.configValue(path: source.name, key: name, value: "\(value)", expected: check.expected)
+            }
+            config[keyPath: field] = Value.merging(config[keyPath: field], value, from: input)
+        }
+        describe = { config in Value.describe(config[keyPath: field]) }
+    }
+}
+
+/// A range check of a key's value.
+public struct ConfigCheck<Value>: Sendable {
+    let expected: String
+    let accepts: @Sendable (Value) -> Bool
+}
+
+extension ConfigCheck where Value == Int {
+    static func atLeast(_ minimum: Int, orZero: Bool = false) -> ConfigCheck {
+        ConfigCheck(expected: "an integer >= \(minimum)" + (orZero ? " (or 0: automatic)" : "")) { $0 >= minimum || (orZero && $0 == 0) }
+    }
+}
+
+extension ConfigCheck where Value == Double {
+    static func atLeast(_ minimum: Double) -> ConfigCheck {
+        ConfigCheck(expected: "a number >= \(Int(minimum))") { $0 >= minimum }
+    }
+    static let probability = ConfigCheck(expected: "a number in (0, 1] (1 = off)") { $0 > 0 && $0 <= 1 }
+}
+
+/// A type a settings key can hold: parsed from YAML or from a flag's text.
+public protocol ConfigValue: Sendable {
+    static var expected: String { get }
+    static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> Self
+    /// How a new value combines with the current one: replaces it, except that repeated list
+    /// flags accumulate.
+    static func merging(_ current: Self, _ new: Self, from input: ConfigInput) -> Self
+    static func describe(_ value: Self) -> String
+}
+
+extension ConfigValue {
+    public static func merging(_ current: Self, _ new: Self, from input: ConfigInput) -> Self { new }
+    public static func describe(_ value: Self) -> String { "\(value)" }
+
+    static func mismatch(_ input: ConfigInput, key: String, source: ConfigSource) -> NemotronError {
+        switch input {
+        case .yaml(let value): return .configValue(path: source.name, key: key, value: "\(value)", expected: expected)
+        case .flag(let text): return .invalidArgument(name: "--" + key.replacingOccurrences(of: "_", with: "-"), value: "'\(text)'", expected: expected)
+        }
+    }
+}
+
+extension Int: ConfigValue {
+    public static let expected = "an integer"
+    public static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> Int {
+        switch input {
+        case .yaml(let value as Int): return value
+        case .flag(let text): if let value = Int(text) { return value }
+        default: break
+        }
+        throw mismatch(input, key: key, source: source)
+    }
+}
+
+extension Double: ConfigValue {
+    public static let expected = "a number"
+    public static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> Double {
+        switch input {
+        case .yaml(let value as Double): return value
+        case .yaml(let value as Int): return Double(value)
+        case .flag(let text): if let value = Double(text) { return value }
+        default: break
+        }
+        throw mismatch(input, key: key, source: source)
+    }
+}
+
+extension Bool: ConfigValue {
+    public static let expected = "true or false"
+    public static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> Bool {
+        switch input {
+        case .yaml(let value as Bool): return value
+        case .flag(let text): if let value = Bool(text) { return value }
+        default: break
+        }
+        throw mismatch(input, key: key, source: source)
+    }
+}
+
+extension String: ConfigValue {
+    public static let expected = "a string"
+    public static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> String {
+        switch input {
+        case .yaml(let value as String): return value
+        case .flag(let text): return text
+        default: throw mismatch(input, key: key, source: source)
+        }
+    }
+    public static func describe(_ value: String) -> String { value.isEmpty ? "(none)" : value }
+}
+
+extension Array: ConfigValue where Element: ListElement {
+    public static var expected: String { Element.listExpected }
+    public static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> [Element] {
+        switch input {
+        case .yaml(let value):
+            guard let items = value as? [Any] else { throw mismatch(input, key: key, source: source) }
+            return try items.enumerated().map { index, item in
+                guard let element = try Element.element(item, source: "\(source.name): \(key)[\(index)]") else {
+                    throw mismatch(input, key: key, source: source)
+                }
+                return element
+            }
+        case .flag(let text):
+            return try Element.elements(flag: text, key: key)
+        }
+    }
+    public static func merging(_ current: [Element], _ new: [Element], from input: ConfigInput) -> [Element] {
+        if case .flag = input, Element.flagsAccumulate { return current + new }
+        return new
+    }
+    public static func describe(_ value: [Element]) -> String { value.isEmpty ? "(none)" : "\(value)" }
+}
+
+extension Optional: ConfigValue where Wrapped: ConfigValue {
+    public static var expected: String { Wrapped.expected }
+    public static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> Wrapped? {
+        try Wrapped.configValue(input, key: key, source: source)
+    }
+    public static func describe(_ value: Wrapped?) -> String { value.map(Wrapped.describe) ?? "(none)" }
+}
+
+/// An element of a list-valued key.
+public protocol ListElement: Sendable {
+    static var listExpected: String { get }
+    /// Repeated flags add elements (true) or the last one wins (false).
+    static var flagsAccumulate: Bool { get }
+    static func element(_ yaml: Any, source: String) throws -> Self?
+    static func elements(flag text: String, key: String) throws -> [Self]
+}
+
+extension Int: ListElement {
+    public static let listExpected = "a list of integers"
+    public static let flagsAccumulate = false
+    public static func element(_ yaml: Any, source: String) throws -> Int? { yaml as? Int }
+    /// `--tokens 1,2,3`
+    public static func elements(flag text: String, key: String) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts == [""] { return [] }
+        return try parts.map {
+            guard let id = Int($0) else {
+                throw NemotronError.invalidArgument(name: "--\(key)", value: "'\($0)'", expected: "comma-separated integers")
+            }
+            return id
+        }
+    }
+}
+
+extension String: ListElement {
+    public static let listExpected = "a list of strings"
+    public static let flagsAccumulate = true
+    public static func element(_ yaml: Any, source: String) throws -> String? { yaml as? String }
+    public static func elements(flag text: String, key: String) throws -> [String] { [text] }
+}
+
+extension Prompt: ListElement {
+    public static let listExpected = "a list of prompts: strings, or objects with \"prompt\" or \"tokens\""
+    public static let flagsAccumulate = true
+    public static func element(_ yaml: Any, source: String) throws -> Prompt? { try Prompt(yaml, source: source) }
+    public static func elements(flag text: String, key: String) throws -> [Prompt] { [.text(text)] }
+}
+
+/// Enumerations are parsed by their raw value, and errors list the allowed ones.
+extension ConfigValue where Self: RawRepresentable & CaseIterable, RawValue == String {
+    public static var expected: String { "one of \(allCases.map(\.rawValue).joined(separator: ", "))" }
+    public static func configValue(_ input: ConfigInput, key: String, source: ConfigSource) throws -> Self {
+        let text: String?
+        switch input {
+        case .yaml(let value): text = value as? String
+        case .flag(let value): text = value
+        }
+        guard let text, let value = Self(rawValue: text) else {
+            let shown: String
+            switch input {
+            case .yaml(let value): shown = "\(value)"
+            case .flag(let value): shown = value
+            }
+            throw NemotronError.configValue(path: source.name, key: key, value: shown, expected: expected)
         }
         return value
     }
-
-    public var sampling: SamplingParameters {
-        SamplingParameters(temperature: Float(temperature ?? 0), topK: topK ?? 0, topP: Float(topP ?? 1), seed: UInt64(seed ?? 0))
-    }
+    public static func describe(_ value: Self) -> String { value.rawValue }
 }
+
+extension ComputeDType: ConfigValue {}
+extension FuseAllReduceNorm: ConfigValue {}
+extension AllReduceStrategy: ConfigValue {}
 
 /// One prompt: text (tokenized with the checkpoint's tokenizer) or token ids.
 public enum Prompt: Sendable, Equatable {
@@ -171,52 +432,5 @@ public enum Prompt: Sendable, Equatable {
             }
             return .text(String(line))
         }
-    }
-}
-
-/// Typed reads from a parsed YAML mapping with errors naming the file and key.
-private struct YAMLValues {
-    let values: [String: Any]
-    let path: String
-
-    func string(_ key: String) throws -> String? {
-        guard let value = values[key] else { return nil }
-        guard let text = value as? String else { throw mismatch(key, value, "a string") }
-        return text
-    }
-
-    func int(_ key: String) throws -> Int? {
-        guard let value = values[key] else { return nil }
-        guard let number = value as? Int else { throw mismatch(key, value, "an integer") }
-        return number
-    }
-
-    func double(_ key: String) throws -> Double? {
-        guard let value = values[key] else { return nil }
-        if let number = value as? Double { return number }
-        if let number = value as? Int { return Double(number) }
-        throw mismatch(key, value, "a number")
-    }
-
-    func bool(_ key: String) throws -> Bool? {
-        guard let value = values[key] else { return nil }
-        guard let flag = value as? Bool else { throw mismatch(key, value, "true or false") }
-        return flag
-    }
-
-    func list(_ key: String) throws -> [Any]? {
-        guard let value = values[key] else { return nil }
-        guard let list = value as? [Any] else { throw mismatch(key, value, "a list") }
-        return list
-    }
-
-    func intList(_ key: String) throws -> [Int]? {
-        guard let value = values[key] else { return nil }
-        guard let list = value as? [Any], let ints = list as? [Int] else { throw mismatch(key, value, "a list of integers") }
-        return ints
-    }
-
-    private func mismatch(_ key: String, _ value: Any, _ expected: String) -> NemotronError {
-        .configValue(path: path, key: key, value: "\(value)", expected: expected)
     }
 }

@@ -35,7 +35,7 @@ extension Communicator {
     public func allReduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                                  rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
         allReduceSum(partial, count: rows * width)
-        ResidualNorm.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+        ResidualNorm.addAndNormalizeEachRow(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
     }
 
     /// Every rank's text, in rank order, on rank 0.

@@ -6,7 +6,7 @@
 public enum ResidualNorm {
     /// Per row of `width`: `residual += sum; normed = RMSNorm(residual)`, one pass over memory
     /// (a row stays in L1 between its add and its scaling).
-    public static func addNorm(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+    public static func addAndNormalizeEachRow(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                                rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
         weight.withUnsafeBufferPointer { w in
             for row in 0..<rows {
@@ -19,7 +19,7 @@ public enum ResidualNorm {
 
     /// Per row in `rows` of `width`: `residual += Σ_k sources[k]` (rank order) and
     /// `normed = RMSNorm(residual)`, reading each source once.
-    public static func sumAddNorm(_ sources: [UnsafePointer<Float>], residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+    public static func sumAddAndNormalizeEachRow(_ sources: [UnsafePointer<Float>], residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                                   rows: Range<Int>, width: Int, into normed: UnsafeMutablePointer<Float>) {
         sources.withUnsafeBufferPointer { sources in
             weight.withUnsafeBufferPointer { w in
@@ -50,7 +50,7 @@ public enum ResidualNorm {
     }
 
     /// The unfused boundary: `residual += sum` over all rows, then RMSNorm as a separate pass.
-    public static func addThenNorm(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+    public static func addThenNormInTwoPasses(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
                                    rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
         add(sum, into: residual, count: rows * width)
         RMSNorm.apply(residual, weight: weight, eps: eps, tokens: rows, width: width, into: normed)

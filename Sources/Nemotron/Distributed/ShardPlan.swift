@@ -1,18 +1,20 @@
-/// Every per-rank size and range for tensor parallelism, built once from (config, tpSize, rank)
-/// and validated before any weight is read. Loaders, mixers and caches take sizes only from here.
+/// Every per-rank size and range for tensor parallelism, built once from (config, layout) and
+/// validated before any weight is read. Loaders, mixers and caches take sizes only from here.
 ///
-/// Split rules (spec §5): Mamba heads contiguous per rank, B/C groups local when tp divides
-/// n_groups and replicated when n_groups divides tp; attention q heads contiguous, KV heads split
-/// or replicated; MLP / expert / shared-expert widths split contiguously; vocabulary split
-/// contiguously for the LM head.
+/// Split rules (docs/architecture.md, "Sharding"): Mamba heads contiguous per rank, B/C groups
+/// local when tp divides n_groups and replicated when n_groups divides tp; attention q heads
+/// contiguous, KV heads split or replicated; MLP / expert / shared-expert widths split
+/// contiguously; vocabulary split contiguously for the LM head. Under attention data
+/// parallelism the tensor-parallel size is 1 and whole routed experts are divided instead.
+///
+/// `alignment` is the block size of the weight format along the input dimension: every
+/// column range a rank keeps (o_proj, out_proj and down_proj inputs) starts and ends on a block
+/// boundary, and a size that would cut a block is refused by name.
 public struct ShardPlan: Sendable, Equatable {
-    /// Ranks a layer is split over: the world size, or 1 under attention data parallelism.
-    public let tpSize: Int
-    public let rank: Int
-    public let worldSize: Int
-    /// Attention data parallelism: every layer whole on every rank, except the routed experts,
-    /// which are divided between the ranks (expert parallelism).
-    public let attentionDataParallel: Bool
+    public let layout: ParallelLayout
+    /// Ranks a layer is split over.
+    public var tpSize: Int { layout.tensorSize }
+    public var rank: Int { layout.tensorRank }
     /// Routed experts this rank holds (all of them, width-split, under tensor parallelism).
     public let expertRange: Range<Int>
 
@@ -26,8 +28,6 @@ public struct ShardPlan: Sendable, Equatable {
     public let sharedFFNRange: Range<Int>
     public let vocabRange: Range<Int>
 
-    public var localMambaHeads: Int { mambaHeadRange.count }
-    public var localMambaGroups: Int { mambaGroupRange.count }
     public var localHeads: Int { qHeadRange.count }
     public var localKVHeads: Int { kvHeadRange.count }
     /// True when several ranks share one B/C group, so the gated norm's per-group sum of
@@ -35,42 +35,42 @@ public struct ShardPlan: Sendable, Equatable {
     public let replicatesMambaGroups: Bool
     public let replicatesKVHeads: Bool
 
-    /// `worldSize` ranks, this one `rank`.
-    public init(config: ModelConfig, tpSize worldSize: Int, rank worldRank: Int, attentionDataParallel: Bool = false) throws {
-        precondition((0..<worldSize).contains(worldRank), "rank \(worldRank) outside 0..<\(worldSize)")
-        self.worldSize = worldSize
-        self.attentionDataParallel = attentionDataParallel
-        if attentionDataParallel && config.has(.moe) && config.numExperts % worldSize != 0 {
-            let legal = (1...config.numExperts).filter { config.numExperts % $0 == 0 }
-            throw NemotronError.parallel(reason: "attention data parallelism over \(worldSize) ranks divides the routed experts between them: "
-                + "n_routed_experts (\(config.numExperts)) must be divisible by it; legal process counts: \(legal.map(String.init).joined(separator: ", "))")
+    public init(config c: ModelConfig, layout: ParallelLayout, alignment: Int = 1) throws {
+        self.layout = layout
+        let experts = layout.expertSize
+        if experts > 1 && c.has(.moe) && c.numExperts % experts != 0 {
+            let legal = (1...c.numExperts).filter { c.numExperts % $0 == 0 }
+            throw NemotronError.parallel(reason: "attention data parallelism over \(experts) ranks divides the routed experts between them: "
+                + "n_routed_experts (\(c.numExperts)) must be divisible by it; legal process counts: \(legal.map(String.init).joined(separator: ", "))")
         }
-        expertRange = attentionDataParallel ? Self.part(config.numExperts, worldSize, worldRank) : 0..<config.numExperts
-        let tpSize = attentionDataParallel ? 1 : worldSize, rank = attentionDataParallel ? 0 : worldRank
-        if let problem = Self.problem(config: config, tpSize: tpSize) {
-            let legal = Self.legalSizes(config: config)
-            throw NemotronError.parallel(reason: "tensor-parallel size \(tpSize) does not fit this model: \(problem); "
+        expertRange = Partition.part(c.numExperts, experts, layout.expertRank)
+        let (tp, rank) = (layout.tensorSize, layout.tensorRank)
+        if let problem = Self.problem(config: c, tpSize: tp, alignment: alignment) {
+            let legal = Self.legalSizes(config: c, alignment: alignment)
+            throw NemotronError.parallel(reason: "tensor-parallel size \(tp) does not fit this model: \(problem); "
                 + "legal sizes for this model: \(legal.map(String.init).joined(separator: ", "))")
         }
-        self.tpSize = tpSize
-        self.rank = rank
-        let c = config
-        mambaHeadRange = Self.part(c.mambaHeads, tpSize, rank)
-        replicatesMambaGroups = c.has(.mamba) && tpSize > c.mambaGroups
-        mambaGroupRange = Self.splitOrReplicate(c.mambaGroups, tpSize, rank)
-        qHeadRange = Self.part(c.numHeads, tpSize, rank)
-        replicatesKVHeads = c.has(.attention) && tpSize > c.numKVHeads
-        kvHeadRange = Self.splitOrReplicate(c.numKVHeads, tpSize, rank)
-        ffnRange = Self.part(c.ffnSize, tpSize, rank)
-        moeFFNRange = Self.part(c.moeFFNSize, tpSize, rank)
-        sharedFFNRange = Self.part(c.sharedExpertFFNSize, tpSize, rank)
-        vocabRange = Self.part(c.vocabSize, tpSize, rank)
+        mambaHeadRange = Partition.part(c.mambaHeads, tp, rank)
+        replicatesMambaGroups = c.has(.mamba) && tp > c.mambaGroups
+        mambaGroupRange = Partition.splitOrReplicate(c.mambaGroups, tp, rank)
+        qHeadRange = Partition.part(c.numHeads, tp, rank)
+        replicatesKVHeads = c.has(.attention) && tp > c.numKVHeads
+        kvHeadRange = Partition.splitOrReplicate(c.numKVHeads, tp, rank)
+        ffnRange = Self.widthPart(c.ffnSize, tp, rank, alignment)
+        moeFFNRange = Self.widthPart(c.moeFFNSize, tp, rank, alignment)
+        sharedFFNRange = Self.widthPart(c.sharedExpertFFNSize, tp, rank, alignment)
+        vocabRange = Partition.part(c.vocabSize, tp, rank)
+    }
+
+    /// An intermediate width split into whole blocks (a width of 0, for an absent layer kind, stays empty).
+    private static func widthPart(_ width: Int, _ parts: Int, _ index: Int, _ alignment: Int) -> Range<Int> {
+        width % alignment == 0 ? Partition.part(width, parts, index, alignment: alignment) : Partition.part(width, parts, index)
     }
 
     /// One line per concern for `inspect`: what this rank holds of `config`'s global sizes.
     public func summary(for c: ModelConfig) -> [String] {
         func r(_ range: Range<Int>, _ total: Int) -> String { "\(range.lowerBound)..<\(range.upperBound) of \(total)" }
-        if attentionDataParallel {
+        if layout.expertSize > 1 {
             return ["attention data parallel: every layer whole on this rank, no per-layer collective",
                     "routed experts \(r(expertRange, c.numExperts)) (expert parallel: tokens all-gathered before the experts, "
                     + "outputs reduce-scattered back)"]
@@ -93,28 +93,16 @@ public struct ShardPlan: Sendable, Equatable {
         return lines
     }
 
-    /// Contiguous near-equal part `index` of `count` items split `parts` ways.
-    public static func part(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
-        let base = count / parts, extra = count % parts
-        let start = index * base + min(index, extra)
-        return start..<start + base + (index < extra ? 1 : 0)
-    }
-
-    /// Contiguous parts when `count` ≥ `parts`; otherwise (`parts` a multiple of `count`) each
-    /// item is replicated on `parts / count` consecutive ranks and rank `index` holds one.
-    static func splitOrReplicate(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
-        guard parts > count, count > 0 else { return part(count, parts, index) }
-        let item = index / (parts / count)
-        return item..<item + 1
-    }
-
-    /// Why `tpSize` cannot shard this model, or nil when it can.
-    static func problem(config c: ModelConfig, tpSize tp: Int) -> String? {
+    /// Why `tpSize` cannot shard this model with column blocks of `alignment`, or nil when it can.
+    static func problem(config c: ModelConfig, tpSize tp: Int, alignment: Int = 1) -> String? {
         if tp < 1 { return "it must be at least 1" }
         if c.has(.mamba) {
             if c.mambaHeads % tp != 0 { return "mamba_num_heads (\(c.mambaHeads)) must be divisible by it" }
             if c.mambaGroups % tp != 0 && tp % c.mambaGroups != 0 {
                 return "n_groups (\(c.mambaGroups)) must divide it or be divisible by it"
+            }
+            if (c.mambaHeads / tp * c.mambaHeadDim) % alignment != 0 {
+                return "each rank's out_proj inputs (\(c.mambaHeads / tp) heads × \(c.mambaHeadDim)) would cut a weight block of \(alignment)"
             }
         }
         if c.has(.attention) {
@@ -122,15 +110,21 @@ public struct ShardPlan: Sendable, Equatable {
             if c.numKVHeads % tp != 0 && tp % c.numKVHeads != 0 {
                 return "num_key_value_heads (\(c.numKVHeads)) must divide it or be divisible by it"
             }
+            if (c.numHeads / tp * c.headDim) % alignment != 0 {
+                return "each rank's o_proj inputs (\(c.numHeads / tp) heads × \(c.headDim)) would cut a weight block of \(alignment)"
+            }
         }
-        if c.has(.mlp) && c.ffnSize < tp { return "intermediate_size (\(c.ffnSize)) is smaller than it" }
-        if c.has(.moe) && c.moeFFNSize < tp { return "moe_intermediate_size (\(c.moeFFNSize)) is smaller than it" }
+        for (present, width, key) in [(c.has(.mlp), c.ffnSize, "intermediate_size"), (c.has(.moe), c.moeFFNSize, "moe_intermediate_size"),
+                                      (c.has(.moe), c.sharedExpertFFNSize, "moe_shared_expert_intermediate_size")] where present {
+            if width % alignment != 0 { return "\(key) (\(width)) is not a whole number of weight blocks of \(alignment)" }
+            if width / alignment < tp { return "\(key) (\(width)) has fewer than one weight block of \(alignment) per rank" }
+        }
         if c.vocabSize < tp { return "vocab_size (\(c.vocabSize)) is smaller than it" }
         return nil
     }
 
     /// Every legal tensor-parallel size up to 64.
-    public static func legalSizes(config: ModelConfig) -> [Int] {
-        (1...64).filter { problem(config: config, tpSize: $0) == nil }
+    public static func legalSizes(config: ModelConfig, alignment: Int = 1) -> [Int] {
+        (1...64).filter { problem(config: config, tpSize: $0, alignment: alignment) == nil }
     }
 }

@@ -1,97 +1,89 @@
 import Foundation
 
-/// A loaded model ready to run on this rank: the effective run settings, the model, its
-/// workspace and generator. What every command builds first.
+/// A loaded model ready to run on this rank: the effective settings, the parallelism, the
+/// model, its workspace and tokenizer. What every command builds first.
 public final class Engine {
     public let settings: RunConfig
     public let model: NemotronH
-    public let generator: Generator
-    public let communicator: Communicator
-    public let threads: Int
+    public let workspace: Workspace
+    /// The checkpoint's tokenizer, or nil when it has no tokenizer.json.
+    public let tokenizer: Tokenizer?
 
     /// Loads on every rank and agrees on success first: a failure on any rank (a bad file, an
     /// illegal tensor-parallel size) makes every rank throw, and only rank 0 reports it.
-    public static func load(settings: RunConfig, communicator: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws -> Engine {
-        try communicator.agreeing { try Engine(settings: settings, communicator: communicator, progress: progress) }
+    public static func load(settings: RunConfig, world: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws -> Engine {
+        try world.agreeing { try Engine(settings: settings, world: world, progress: progress) }
     }
 
-    public init(settings: RunConfig, communicator: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws {
-        if let size = settings.tensorParallelSize, size != communicator.size {
-            throw NemotronError.parallel(reason: "tensor_parallel_size is \(size) but \(communicator.size) process(es) are running; "
+    public init(settings: RunConfig, world: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws {
+        let size = settings.tensorParallelSize
+        if size != 0 && size != world.size {
+            throw NemotronError.parallel(reason: "tensor_parallel_size is \(size) but \(world.size) process(es) are running; "
                 + "start with `mpirun -np \(size)` or drop the key (the MPI world size is the tensor-parallel size)")
         }
-        guard let path = settings.model else {
+        guard !settings.model.isEmpty else {
             throw NemotronError.invalidArgument(name: "model", value: "(none)", expected: "a checkpoint directory: pass --model DIR or set 'model' in the config file")
         }
         self.settings = settings
-        self.communicator = communicator
-        threads = settings.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.size)
-        model = try NemotronH(directory: URL(fileURLWithPath: path), tpSize: communicator.size, rank: communicator.rank,
-                              attentionDataParallel: settings.enableAttentionDP ?? false, progress: progress)
-        let workspace = Workspace(threads: threads)
-        workspace.computeDType = settings.computeDType ?? .f32
-        generator = Generator(model: model, workspace: workspace, communicator: communicator)
-        generator.fusedAllReduceNorm = fusion.enabled
-        generator.prefillChunk = settings.prefillChunk ?? generator.prefillChunk
+        let parallelism = Parallelism(world: world, mode: settings.enableAttentionDP ? .attentionDataParallel : .tensorParallel,
+                                      fuse: settings.fuseAllReduceNorm)
+        let directory = URL(fileURLWithPath: settings.model)
+        model = try NemotronH(directory: directory, parallelism: parallelism, compute: ComputePolicy(prefill: settings.computeDType),
+                              progress: progress)
+        let threads = settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
+        workspace = Workspace(threads: threads)
+        let hasTokenizer = FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path)
+        tokenizer = hasTokenizer ? try Tokenizer(directory: directory) : nil
     }
 
     public var config: ModelConfig { model.config }
+    public var parallelism: Parallelism { model.parallelism }
+    public var world: Communicator { model.parallelism.world }
+    public var threads: Int { workspace.threads }
+    public var stopIds: Set<Int> { Set(model.config.eosTokenIds) }
 
-    /// Whether the layer-shifted AllReduce + residual + RMSNorm fusion is in effect, and why.
-    public var fusion: (enabled: Bool, reason: String) {
-        (settings.fuseAllReduceNorm ?? .auto).resolve(tpSize: communicator.size, attentionDataParallel: settings.enableAttentionDP ?? false)
+    /// A scheduler for one run's requests; `ignoreEOS` lets requests run to their budget.
+    public func makeScheduler(ignoreEOS: Bool = false) -> Scheduler {
+        Scheduler(model: model, workspace: workspace, tokenizer: tokenizer, stopIds: ignoreEOS ? [] : stopIds,
+                  prefillChunk: settings.prefillChunk)
+    }
+
+    /// Runs `requests` to the end (see `Scheduler.run`).
+    public func generate(_ requests: [Request], ignoreEOS: Bool = false, onEvent: (GenerationEvent) -> Void = { _ in }) throws -> [Generation] {
+        let scheduler = makeScheduler(ignoreEOS: ignoreEOS)
+        for request in requests { try scheduler.submit(request) }
+        return scheduler.run(onEvent: onEvent)
     }
 
     /// One line describing how this run is parallelised, for run headers and `inspect`.
     public var parallelismDescription: String {
-        let fusion = self.fusion
-        let mode = model.plan.attentionDataParallel ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
-        return "\(communicator.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm \(fusion.enabled ? "on" : "off") (\(fusion.reason)); "
-            + "allreduce_strategy \(settings.allReduceStrategy ?? .auto); compute \(computeDTypeDescription)"
-    }
-
-    /// The prefill precision in effect and why, for run headers.
-    public var computeDTypeDescription: String {
-        let asked = settings.computeDType ?? .f32
-        if asked == .bf16 && !MatMul.hasBF16Dot { return "f32 (bf16 asked, but this CPU lacks AVX512-BF16)" }
-        return asked.rawValue
-    }
-    public var stopIds: Set<Int> { Set(model.config.eosTokenIds) }
-
-    /// The prompt from the settings, checked against the vocabulary.
-    public func promptTokens() throws -> [Int] {
-        let tokens = settings.tokens ?? []
-        try generator.validate(tokens)
-        return tokens
-    }
-
-    /// The checkpoint's tokenizer, or nil when it has no tokenizer.json.
-    public func tokenizer() throws -> Tokenizer? {
-        let directory = URL(fileURLWithPath: settings.model ?? ".")
-        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) else { return nil }
-        return try Tokenizer(directory: directory)
+        let p = parallelism
+        let mode = p.mode == .attentionDataParallel ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
+        return "\(world.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm \(p.fusedAllReduceNorm ? "on" : "off") (\(p.fusionReason)); "
+            + "allreduce_strategy \(settings.allReduceStrategy.rawValue); compute \(model.compute.description)"
     }
 
     /// Every prompt of the run as token ids (text prompts tokenized, with BOS when the
     /// tokenizer config asks for it), with its text when it was given as text.
-    public func prompts(tokenizer: Tokenizer?) throws -> [(text: String?, ids: [Int])] {
-        let prompts = settings.prompts ?? settings.tokens.map { [Prompt.tokens($0)] } ?? []
+    public func prompts() throws -> [(text: String?, ids: [Int])] {
+        let prompts = settings.allPrompts
         guard !prompts.isEmpty else {
             throw NemotronError.invalidArgument(name: "prompt", value: "(none)",
                                                 expected: "--prompt TEXT, --prompt-file FILE, --tokens IDS, or 'prompts'/'tokens' in the config file")
         }
+        let validator = makeScheduler()
         return try prompts.map { prompt in
             switch prompt {
             case .tokens(let ids):
-                try generator.validate(ids)
+                try validator.validate(ids)
                 return (nil, ids)
             case .text(let text):
                 guard let tokenizer else {
-                    throw NemotronError.fileMissing(path: URL(fileURLWithPath: settings.model ?? ".").appendingPathComponent("tokenizer.json").path,
+                    throw NemotronError.fileMissing(path: URL(fileURLWithPath: settings.model).appendingPathComponent("tokenizer.json").path,
                                                     what: "the checkpoint's tokenizer, needed for text prompts (or give --tokens)")
                 }
                 let ids = tokenizer.encodePrompt(text)
-                try generator.validate(ids)
+                try validator.validate(ids)
                 return (text, ids)
             }
         }

@@ -30,7 +30,7 @@ public struct Sampler {
     }
 
     /// Chooses a token id from one row of logits `[V]`.
-    public mutating func sample(_ logits: ArraySlice<Float>) -> Int {
+    public mutating func sample<Row: RandomAccessCollection>(_ logits: Row) -> Int where Row.Element == Float, Row.Index == Int {
         let base = logits.startIndex
         if parameters.isGreedy { return Self.argmax(logits) - base }
         var candidates = logits.indices.map { (id: $0 - base, logit: logits[$0] / parameters.temperature) }
@@ -57,7 +57,7 @@ public struct Sampler {
     }
 
     /// Index of the largest value; the first one on ties.
-    public static func argmax(_ values: ArraySlice<Float>) -> Int {
+    public static func argmax<Row: RandomAccessCollection>(_ values: Row) -> Int where Row.Element == Float, Row.Index == Int {
         var best = values.startIndex
         for i in values.indices where values[i] > values[best] { best = i }
         return best

@@ -37,7 +37,7 @@ public final class ThreadPool: @unchecked Sendable {
         }
         let units = (count + alignment - 1) / alignment
         state.run(parts: parts) { part in
-            let unitRange = ShardPlan.part(units, parts, part)
+            let unitRange = Partition.part(units, parts, part)
             let range = min(count, unitRange.lowerBound * alignment)..<min(count, unitRange.upperBound * alignment)
             if !range.isEmpty { body(range) }
         }

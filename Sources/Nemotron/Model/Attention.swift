@@ -1,7 +1,7 @@
 import Foundation
 
 /// Grouped-query self-attention (`*` layers), mirroring transformers' `NemotronHAttention`
-/// (spec §3.4): no positional encoding, no q/k norm, causal softmax in fp32 with scale
+/// (docs/architecture.md): no positional encoding, no q/k norm, causal softmax in fp32 with scale
 /// `dh^-1/2`; `head_dim` may differ from hidden/heads. Holds this rank's q heads and the KV
 /// heads they read (split, or replicated when tp > hkv); the output is this rank's partial sum
 /// of o_proj.
@@ -45,16 +45,16 @@ struct Attention {
 
     /// u `[T, H]` normed input (the rows of every sequence in the batch) → out `[T, H]` partial
     /// sum of o_proj over ranks. Each segment appends to and attends over its own KV cache.
-    func forward(_ u: UnsafePointer<Float>, segments: [Segment<KVCache>], workspace ws: Workspace,
-                 into out: UnsafeMutablePointer<Float>) {
+    func forward(_ u: UnsafePointer<Float>, segments: [Segment<KVCache>], pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
+        let ws = pass.workspace, kernels = pass.kernels
         let T = segments.last?.rows.upperBound ?? 0
         let qWidth = localHeads * headDim, kvWidth = localKVHeads * headDim
-        let q = ws.buffer(.projection, count: T * qWidth)
+        let q = ws.buffer(.queries, count: T * qWidth)
         let k = ws.buffer(.keys, count: T * kvWidth)
         let v = ws.buffer(.values, count: T * kvWidth)
-        MatMul.linear(u, tokens: T, qProj, into: q, workspace: ws)
-        MatMul.linear(u, tokens: T, kProj, into: k, workspace: ws)
-        MatMul.linear(u, tokens: T, vProj, into: v, workspace: ws)
+        MatMul.linear(u, tokens: T, qProj, into: q, kernels)
+        MatMul.linear(u, tokens: T, kProj, into: k, kernels)
+        MatMul.linear(u, tokens: T, vProj, into: v, kernels)
         var pasts: [Int] = []
         for segment in segments {
             pasts.append(segment.state.count)
@@ -62,22 +62,24 @@ struct Attention {
                                  tokens: segment.rows.count)
         }
         let context = segments.map(\.state.count).max() ?? 0
-        let attended = ws.buffer(.scan, count: T * qWidth)
+        let attended = ws.buffer(.attentionOutput, count: T * qWidth)
         // Prompt segments: two GEMMs per head. Single-token (decode) segments: the loop below.
         let long = zip(segments, pasts).filter { $0.0.rows.count >= Self.gemmMinimumRows }
         for (segment, past) in long { attendWithGEMM(q, segment: segment, past: past, workspace: ws, into: attended) }
         let short = zip(segments, pasts).filter { $0.0.rows.count < Self.gemmMinimumRows }
         guard !short.isEmpty else {
-            MatMul.linear(attended, tokens: T, oProj, into: out, workspace: ws)
+            MatMul.linear(attended, tokens: T, oProj, into: out, kernels)
             return
         }
-        let scores = ws.buffer(.scores, count: localHeads * context)
+        // Sized by the largest KV-cache capacity, so decode steps do not grow it as the context does.
+        let capacity = max(context, short.map(\.0.state.capacity).max() ?? 0)
+        let scores = ws.buffer(.decodeScores, count: localHeads * capacity)
         let shared = UncheckedSendable((q, attended, scores, short))
         ws.pool.forRanges(localHeads) { heads in
             let (q, attended, scores, short) = shared.value
             for j in heads {
                 let kv = (firstHead + j) / queriesPerKV - firstKVHead
-                let p = scores + j * context
+                let p = scores + j * capacity
                 for (segment, past) in short {
                     let cache = segment.state
                     for t in segment.rows {
@@ -88,7 +90,7 @@ struct Attention {
                 }
             }
         }
-        MatMul.linear(attended, tokens: T, oProj, into: out, workspace: ws)
+        MatMul.linear(attended, tokens: T, oProj, into: out, kernels)
     }
 
     /// Segments with at least this many rows use GEMMs for scores and weighted values.
@@ -100,7 +102,7 @@ struct Attention {
                                 into attended: UnsafeMutablePointer<Float>) {
         let qWidth = localHeads * headDim, kvWidth = localKVHeads * headDim
         let n = segment.rows.count, context = past + n, cache = segment.state
-        let scores = ws.buffer(.attentionScores, count: n * context)
+        let scores = ws.buffer(.promptScores, count: n * context)
         for j in 0..<localHeads {
             let kv = (firstHead + j) / queriesPerKV - firstKVHead
             MatMul.gemm(q + segment.rows.lowerBound * qWidth + j * headDim, lda: qWidth, rows: n, cache.keys + kv * headDim, ldb: kvWidth,

@@ -1,5 +1,5 @@
 /// Dense MLP (`-` layers) and the MoE shared expert: `down(relu(up(u))²)`, no gate, no bias
-/// (transformers' `NemotronHMLP`, spec §3.5). Holds this rank's slice of the intermediate width:
+/// (transformers' `NemotronHMLP`; docs/architecture.md). Holds this rank's slice of the intermediate width:
 /// up_proj rows and down_proj columns. The output is this rank's partial sum.
 struct MLP {
     /// `[I_local, Hin]` and `[Hin, I_local]`.
@@ -20,10 +20,10 @@ struct MLP {
     var localWidth: Int { upProj.rows }
 
     /// u `[T, Hin]` → out `[T, Hin]`, using `hidden` (`[T, I_local]`) as scratch.
-    func forward(_ u: UnsafePointer<Float>, tokens T: Int, hidden: UnsafeMutablePointer<Float>, workspace ws: Workspace,
+    func forward(_ u: UnsafePointer<Float>, tokens T: Int, hidden: UnsafeMutablePointer<Float>, _ kernels: KernelContext,
                  into out: UnsafeMutablePointer<Float>) {
-        MatMul.linear(u, tokens: T, upProj, into: hidden, workspace: ws)
+        MatMul.linear(u, tokens: T, upProj, into: hidden, kernels)
         Activation.relu2(hidden, count: T * localWidth)
-        MatMul.linear(hidden, tokens: T, downProj, into: out, workspace: ws)
+        MatMul.linear(hidden, tokens: T, downProj, into: out, kernels)
     }
 }

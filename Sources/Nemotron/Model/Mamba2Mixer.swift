@@ -1,16 +1,16 @@
 import Foundation
 
 /// Mamba2 mixer (`M` layers), mirroring transformers' `NemotronHMamba2Mixer` with the real
-/// kernels' numerics (spec §3.3): in_proj → [z | xBC | dt], causal depthwise conv + SiLU over
+/// kernels' numerics (docs/architecture.md): in_proj → [z | xBC | dt], causal depthwise conv + SiLU over
 /// xBC with a carried state, `dt = softplus(dt + dt_bias)` clamped only to `time_step_limit`,
 /// the selective-state recurrence with D skip, gate-first grouped RMSNorm, out_proj.
 ///
 /// Holds this rank's heads and groups only; in_proj rows are gathered per rank as
-/// [z_r | x_r | B_r | C_r | dt_r] and conv channels as [x_r | B_r | C_r] (spec §5.1). The output
-/// is this rank's partial sum of out_proj; the block boundary reduces it. When tp > n_groups,
-/// several ranks share one B/C group (each holding a replica) and the gated norm needs the
-/// group's sum of squares over all of them: the mixer hands a `[T, G]` buffer of partial sums
-/// to the `reduceStatistics` hook the block boundary supplies, and never calls a collective.
+/// [z_r | x_r | B_r | C_r | dt_r] and conv channels as [x_r | B_r | C_r]. The output is this
+/// rank's partial sum of out_proj; the block boundary reduces it. When tp > n_groups, several
+/// ranks share one B/C group (each holding a replica) and the gated norm needs the group's sum
+/// of squares over all of them: the mixer sums its `[T, G]` partial sums across the ranks with
+/// `ForwardCollectives.sumGroupStatistics`, its one collective.
 struct Mamba2Mixer {
     let headDim: Int          // P
     let stateSize: Int        // N
@@ -96,18 +96,16 @@ struct Mamba2Mixer {
 
     /// u `[T, H]` normed input (the rows of every sequence in the batch) → out `[T, H]` partial
     /// sum of out_proj over ranks. Conv and scan run per sequence segment, on its own state.
-    /// `reduceStatistics(buffer, count)` sums a buffer over the ranks (used only when groups are replicated).
-    func forward(_ u: UnsafePointer<Float>, segments: [Segment<MambaState>], workspace ws: Workspace,
-                 reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, into out: UnsafeMutablePointer<Float>) {
-        let T = segments.last?.rows.upperBound ?? 0
-        let projection = ws.buffer(.projection, count: T * localProjection)
-        MatMul.linear(u, tokens: T, inProj, into: projection, workspace: ws)
-        let xBC = ws.buffer(.convOut, count: T * localConvChannels)
+    func forward(_ u: UnsafePointer<Float>, segments: [Segment<MambaState>], pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
+        let T = segments.last?.rows.upperBound ?? 0, ws = pass.workspace
+        let projection = ws.buffer(.mambaProjection, count: T * localProjection)
+        MatMul.linear(u, tokens: T, inProj, into: projection, pass.kernels)
+        let xBC = ws.buffer(.convOutput, count: T * localConvChannels)
         convolve(projection, segments: segments, workspace: ws, into: xBC)
-        let y = ws.buffer(.scan, count: T * localInner)
+        let y = ws.buffer(.ssmOutput, count: T * localInner)
         scan(xBC, dtRaw: projection + localInner + localConvChannels, segments: segments, workspace: ws, into: y)
-        gatedNorm(y, gate: projection, tokens: T, workspace: ws, reduceStatistics: reduceStatistics)
-        MatMul.linear(y, tokens: T, outProj, into: out, workspace: ws)
+        gatedNorm(y, gate: projection, tokens: T, pass: pass)
+        MatMul.linear(y, tokens: T, outProj, into: out, pass.kernels)
     }
 
     // MARK: - Causal depthwise conv
@@ -161,7 +159,7 @@ struct Mamba2Mixer {
 
     // MARK: - Selective scan
 
-    /// Per head h (group g), token t: `S = exp(dt·A)·S + dt·x ⊗ B`, `y = S·C + D·x` (spec §3.3 (4)),
+    /// Per head h (group g), token t: `S = exp(dt·A)·S + dt·x ⊗ B`, `y = S·C + D·x` (docs/architecture.md),
     /// each segment on its own SSM state.
     private func scan(_ xBC: UnsafePointer<Float>, dtRaw: UnsafePointer<Float>, segments: [Segment<MambaState>],
                       workspace ws: Workspace, into y: UnsafeMutablePointer<Float>) {
@@ -194,8 +192,7 @@ struct Mamba2Mixer {
     // MARK: - Gated grouped RMSNorm
 
     /// `v = y ⊙ silu(z)`, then RMSNorm within each group of `Di/G` channels (norm_before_gate = False).
-    private func gatedNorm(_ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int, workspace ws: Workspace,
-                           reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void) {
+    private func gatedNorm(_ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int, pass: ForwardPass) {
         for t in 0..<T {
             let v = y + t * localInner, zt = z + t * localProjection
             for c in 0..<localInner { v[c] *= Activation.silu(zt[c]) }
@@ -204,14 +201,14 @@ struct Mamba2Mixer {
         // holds whole groups, or (replicated groups) `chunk` channels of one whose other
         // channels sit on its peers: then the sums are added up across ranks.
         let chunk = min(groupWidth, localInner), G = groupCount
-        let sums = ws.buffer(.groupStatistics, count: T * G)
+        let sums = pass.workspace.buffer(.groupStatistics, count: T * G)
         if replicatesGroups { sums.initialize(repeating: 0, count: T * G) }
         for t in 0..<T {
             for q in 0..<localInner / chunk {
                 sums[t * G + firstGroup + q] = RMSNorm.sumOfSquares(y + t * localInner + q * chunk, count: chunk)
             }
         }
-        if replicatesGroups { reduceStatistics(sums, T * G) }
+        if replicatesGroups { pass.collectives.sumGroupStatistics(sums, count: T * G) }
         normWeight.withUnsafeBufferPointer { w in
             for t in 0..<T {
                 for q in 0..<localInner / chunk {

@@ -1,5 +1,7 @@
 /// The mixer of one block: a closed set, one case per `LayerKind`. Every mixer returns its
-/// rank's partial sum and never calls a collective; the block boundary reduces.
+/// rank's partial sum, which the block boundary reduces. The only collectives a mixer issues
+/// are the named ones of `ForwardCollectives` (Mamba's replicated-group statistics, MoE's
+/// expert exchange under attention data parallelism).
 enum Mixer {
     case mamba(Mamba2Mixer)
     case attention(Attention)
@@ -39,11 +41,7 @@ enum Mixer {
 
     /// u `[T, H]` normed input, the rows of every sequence in the batch (`segments`, each with
     /// this layer's state of its sequence) → out `[T, H]` partial sum over ranks.
-    /// `reduceStatistics` sums a small buffer of normalisation statistics over the ranks (Mamba
-    /// with replicated groups); `exchange` moves MoE tokens between ranks (attention data parallel).
-    func forward(_ u: UnsafePointer<Float>, segments: [Segment<LayerState>], workspace: Workspace,
-                 reduceStatistics: (UnsafeMutablePointer<Float>, Int) -> Void, exchange: ExpertExchange?,
-                 into out: UnsafeMutablePointer<Float>) {
+    func forward(_ u: UnsafePointer<Float>, segments: [Segment<LayerState>], pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
         let tokens = segments.last?.rows.upperBound ?? 0
         switch self {
         case .mamba(let mixer):
@@ -51,18 +49,18 @@ enum Mixer {
                 guard case .mamba(let state) = segment.state else { preconditionFailure("layer state does not match its mixer") }
                 return Segment(rows: segment.rows, state: state)
             }
-            mixer.forward(u, segments: states, workspace: workspace, reduceStatistics: reduceStatistics, into: out)
+            mixer.forward(u, segments: states, pass: pass, into: out)
         case .attention(let mixer):
             let caches = segments.map { segment -> Segment<KVCache> in
                 guard case .attention(let cache) = segment.state else { preconditionFailure("layer state does not match its mixer") }
                 return Segment(rows: segment.rows, state: cache)
             }
-            mixer.forward(u, segments: caches, workspace: workspace, into: out)
+            mixer.forward(u, segments: caches, pass: pass, into: out)
         case .mlp(let mixer):
-            mixer.forward(u, tokens: tokens, hidden: workspace.buffer(.projection, count: tokens * mixer.localWidth),
-                          workspace: workspace, into: out)
+            mixer.forward(u, tokens: tokens, hidden: pass.workspace.buffer(.mlpHidden, count: tokens * mixer.localWidth),
+                          pass.kernels, into: out)
         case .moe(let mixer):
-            mixer.forward(u, tokens: tokens, workspace: workspace, exchange: exchange, into: out)
+            mixer.forward(u, tokens: tokens, pass: pass, into: out)
         }
     }
 }

@@ -1,4 +1,4 @@
-/// Mixture-of-experts layer (`E` layers), mirroring transformers' `NemotronHMoE` (spec §3.6):
+/// Mixture-of-experts layer (`E` layers), mirroring transformers' `NemotronHMoE` (docs/architecture.md):
 /// `out = Σ_e w_e · Expert_e(û) + SharedExpert(u)`, experts being relu² MLPs without gate,
 /// `û = u` or, for LatentMoE, `û = fc1(u)` with `fc2` applied to the routed sum.
 ///
@@ -6,7 +6,8 @@
 /// shared expert; router and latent projections are replicated (fc2 is linear, so applying it
 /// to a partial sum is exact). One partial sum for routed + shared; the block boundary reduces it.
 /// Attention data parallel: each rank holds whole experts `plan.expertRange` and everything
-/// else; its own tokens meet the other ranks' experts through an `ExpertExchange`.
+/// else; its own tokens meet the other ranks' experts through the expert exchange of
+/// `ForwardCollectives`.
 struct MoE {
     let layer: Int
     let router: MoERouter
@@ -42,33 +43,33 @@ struct MoE {
         }
     }
 
-    /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks (complete when `exchange`
-    /// is given: attention data parallelism).
-    func forward(_ u: UnsafePointer<Float>, tokens T: Int, workspace ws: Workspace, exchange: ExpertExchange?,
-                 into out: UnsafeMutablePointer<Float>) {
-        let choices = router.route(u, tokens: T, logits: ws.buffer(.router, count: T * router.numExperts), workspace: ws)
+    /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks (complete under attention
+    /// data parallelism, where experts are exchanged instead).
+    func forward(_ u: UnsafePointer<Float>, tokens T: Int, pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
+        let ws = pass.workspace, kernels = pass.kernels
+        let choices = router.route(u, tokens: T, logits: ws.buffer(.router, count: T * router.numExperts), kernels)
         ws.routingTrace?.experts[layer] = choices.map { $0.experts.sorted() }
 
-        let shared = ws.buffer(.shared, count: T * sharedExpert.localWidth)
-        sharedExpert.forward(u, tokens: T, hidden: shared, workspace: ws, into: out)
+        let shared = ws.buffer(.sharedExpertHidden, count: T * sharedExpert.localWidth)
+        sharedExpert.forward(u, tokens: T, hidden: shared, kernels, into: out)
 
         var input = u
         if let fc1LatentProj {
             let latent = ws.buffer(.expertInput, count: T * expertInputSize)
-            MatMul.linear(u, tokens: T, fc1LatentProj, into: latent, workspace: ws)
+            MatMul.linear(u, tokens: T, fc1LatentProj, into: latent, kernels)
             input = UnsafePointer(latent)
         }
         let routed = ws.buffer(.routedSum, count: T * expertInputSize)
-        if let exchange {
-            routeAcrossRanks(input, choices: choices, exchange: exchange, workspace: ws, into: routed)
+        if pass.collectives.exchangesExperts {
+            routeAcrossRanks(input, choices: choices, pass: pass, into: routed)
         } else {
             routed.initialize(repeating: 0, count: T * expertInputSize)
-            runExperts(input, choices: choices, workspace: ws, into: routed)
+            runExperts(input, choices: choices, kernels, into: routed)
         }
 
         if let fc2LatentProj {
             let projected = ws.buffer(.expertOutput, count: T * max(hiddenSize, expertInputSize))
-            MatMul.linear(routed, tokens: T, fc2LatentProj, into: projected, workspace: ws)
+            MatMul.linear(routed, tokens: T, fc2LatentProj, into: projected, kernels)
             for i in 0..<T * hiddenSize { out[i] += projected[i] }
         } else {
             for i in 0..<T * hiddenSize { out[i] += routed[i] }
@@ -77,31 +78,31 @@ struct MoE {
 
     /// Expert parallelism: all ranks' inputs and choices are gathered, this rank's experts run
     /// on every token routed to them, and each rank gets back its rows summed over the ranks.
-    private func routeAcrossRanks(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], exchange: ExpertExchange,
-                                  workspace ws: Workspace, into routed: UnsafeMutablePointer<Float>) {
-        let width = expertInputSize, k = router.expertsPerToken
-        let counts = exchange.tokenCounts(choices.count)
+    private func routeAcrossRanks(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], pass: ForwardPass,
+                                  into routed: UnsafeMutablePointer<Float>) {
+        let width = expertInputSize, k = router.expertsPerToken, ws = pass.workspace, exchange = pass.collectives
+        let counts = exchange.expertTokenCounts(choices.count)
         let total = counts.reduce(0, +)
         let allInput = ws.buffer(.gatheredTokens, count: total * width)
-        exchange.gather(input, width: width, counts: counts, into: allInput)
+        exchange.gatherExpertInputs(input, width: width, counts: counts, into: allInput)
         // Routing travels as floats: [expert ids (exact below 2^24) | weights] per token.
         var mine = choices.flatMap { $0.experts.map(Float.init) + $0.weights }
         let allRouting = ws.buffer(.gatheredRouting, count: total * 2 * k)
-        mine.withUnsafeMutableBufferPointer { exchange.gather($0.baseAddress!, width: 2 * k, counts: counts, into: allRouting) }
+        mine.withUnsafeMutableBufferPointer { exchange.gatherExpertInputs($0.baseAddress!, width: 2 * k, counts: counts, into: allRouting) }
         let allChoices = (0..<total).map { t in
             MoERouter.Choice(experts: (0..<k).map { Int(allRouting[t * 2 * k + $0]) }, weights: (0..<k).map { allRouting[t * 2 * k + k + $0] })
         }
         let allRouted = ws.buffer(.gatheredRouted, count: total * width)
         allRouted.initialize(repeating: 0, count: total * width)
-        runExperts(allInput, choices: allChoices, workspace: ws, into: allRouted)
-        exchange.scatterBack(allRouted, width: width, counts: counts, into: routed)
+        runExperts(allInput, choices: allChoices, pass.kernels, into: allRouted)
+        exchange.scatterExpertOutputs(allRouted, width: width, counts: counts, into: routed)
     }
 
     /// `routed[t] += w · Expert_e(input[t])` for every (token, expert) choice, expert by expert in
     /// index order (as transformers accumulates), batching each expert's tokens into one GEMM.
-    private func runExperts(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], workspace ws: Workspace,
+    private func runExperts(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], _ kernels: KernelContext,
                             into routed: UnsafeMutablePointer<Float>) {
-        let T = choices.count, width = expertInputSize
+        let T = choices.count, width = expertInputSize, ws = kernels.workspace
         var assigned = [[(token: Int, weight: Float)]](repeating: [], count: experts.count)
         for (t, choice) in choices.enumerated() {
             for (e, w) in zip(choice.experts, choice.weights) where expertRange.contains(e) {
@@ -113,7 +114,7 @@ struct MoE {
         let output = ws.buffer(.expertOutput, count: T * max(hiddenSize, width))
         for (e, rows) in assigned.enumerated() where !rows.isEmpty {
             for (i, row) in rows.enumerated() { (tokens + i * width).update(from: input + row.token * width, count: width) }
-            experts[e].forward(tokens, tokens: rows.count, hidden: hidden, workspace: ws, into: output)
+            experts[e].forward(tokens, tokens: rows.count, hidden: hidden, kernels, into: output)
             for (i, row) in rows.enumerated() {
                 let source = output + i * width, target = routed + row.token * width
                 for j in 0..<width { target[j] += source[j] * row.weight }

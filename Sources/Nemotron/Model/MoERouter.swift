@@ -1,6 +1,6 @@
 import Foundation
 
-/// The Nemotron-H MoE router (transformers' `NemotronHTopkRouter`, spec §3.6): fp32 logits,
+/// The Nemotron-H MoE router (transformers' `NemotronHTopkRouter`; docs/architecture.md): fp32 logits,
 /// sigmoid scores, `e_score_correction_bias` added for choosing only, group-limited top-k
 /// (`n_group` / `topk_group`, group score = sum of its two best), weights from the unbiased
 /// scores, renormalised when `norm_topk_prob`, times `routed_scaling_factor`. Replicated on
@@ -35,8 +35,8 @@ struct MoERouter {
     }
 
     /// Routes `T` normed tokens `[T, H]`; `logits` is `[T, E]` scratch.
-    func route(_ u: UnsafePointer<Float>, tokens T: Int, logits: UnsafeMutablePointer<Float>, workspace ws: Workspace) -> [Choice] {
-        MatMul.linear(u, tokens: T, gate, into: logits, workspace: ws)
+    func route(_ u: UnsafePointer<Float>, tokens T: Int, logits: UnsafeMutablePointer<Float>, _ kernels: KernelContext) -> [Choice] {
+        MatMul.linear(u, tokens: T, gate, into: logits, kernels)
         return (0..<T).map { choose(logits + $0 * numExperts) }
     }
 

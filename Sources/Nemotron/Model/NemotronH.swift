@@ -1,10 +1,16 @@
 import Foundation
 
 /// The Nemotron-H model on one rank: embedding, blocks, final norm and this rank's rows of the
-/// LM head. `forward` is the whole recipe (spec §3.1).
+/// LM head, with the parallelism and compute policy it runs under. `forward` is the whole
+/// recipe (docs/architecture.md, "Forward pass").
 public final class NemotronH {
     public let config: ModelConfig
+    /// How the ranks share the model; its tensor-parallel fusion switch may be flipped between
+    /// passes (bench --compare-fusion).
+    public var parallelism: Parallelism
     public let plan: ShardPlan
+    /// How matrix products are computed.
+    public var compute: ComputePolicy
     /// Keeps the memory-mapped weights alive.
     public let checkpoint: Checkpoint
     let blocks: [Block]
@@ -16,10 +22,14 @@ public final class NemotronH {
     let lmHead: WeightMatrix
 
     /// `progress(done, total)` is called as blocks load.
-    public init(checkpoint: Checkpoint, config: ModelConfig, plan: ShardPlan, progress: (Int, Int) -> Void = { _, _ in }) throws {
+    public init(checkpoint: Checkpoint, config: ModelConfig, parallelism: Parallelism, compute: ComputePolicy = ComputePolicy(),
+                progress: (Int, Int) -> Void = { _, _ in }) throws {
         self.config = config
-        self.plan = plan
+        self.parallelism = parallelism
+        self.compute = compute
         self.checkpoint = checkpoint
+        let plan = try ShardPlan(config: config, layout: parallelism.layout)
+        self.plan = plan
         let (V, H) = (config.vocabSize, config.hiddenSize)
         embeddings = try checkpoint.matrix(WeightNames.embeddings, rows: V, cols: H)
         blocks = try config.layerKinds.enumerated().map { index, kind in
@@ -32,11 +42,11 @@ public final class NemotronH {
     }
 
     /// Loads `config.json` and the weights of this rank from a checkpoint directory.
-    public convenience init(directory: URL, tpSize: Int = 1, rank: Int = 0, attentionDataParallel: Bool = false,
-                            progress: (Int, Int) -> Void = { _, _ in }) throws {
+    public convenience init(directory: URL, parallelism: Parallelism = Parallelism(world: SingleProcess()),
+                            compute: ComputePolicy = ComputePolicy(), progress: (Int, Int) -> Void = { _, _ in }) throws {
         let config = try ModelConfig(directory: directory)
-        let plan = try ShardPlan(config: config, tpSize: tpSize, rank: rank, attentionDataParallel: attentionDataParallel)
-        try self.init(checkpoint: try Checkpoint(directory: directory), config: config, plan: plan, progress: progress)
+        try self.init(checkpoint: try Checkpoint(directory: directory), config: config, parallelism: parallelism, compute: compute,
+                      progress: progress)
     }
 
     /// Fresh state for one sequence; `capacity` sizes the KV caches (they grow if exceeded).
@@ -50,79 +60,69 @@ public final class NemotronH {
         case last
     }
 
-    /// Runs `tokens` of one sequence through the model, advancing its state. Returns the logits
-    /// `[rows, V]` (rows = all tokens or the last one) on rank 0; other ranks get an empty array.
-    /// `fused` selects the layer-shifted AllReduce + residual + RMSNorm (spec §6).
-    public func forward(_ tokens: [Int], sequence: SequenceState, logits rows: LogitRows, workspace ws: Workspace,
-                        communicator comm: Communicator, fused: Bool = false) -> [Float] {
-        forward([(tokens, sequence)], logits: rows, workspace: ws, communicator: comm, fused: fused)
+    /// Runs `tokens` of one sequence through the model, advancing its state.
+    public func forward(_ tokens: [Int], sequence: SequenceState, logits rows: LogitRows, workspace ws: Workspace) -> Logits {
+        forward([(tokens, sequence)], logits: rows, workspace: ws)
     }
 
     /// Runs several sequences in one pass: their tokens are stacked into one `[ΣT, H]` batch,
     /// so every matrix product serves them all, while conv, scan and attention run on each
-    /// sequence's own state. Returns logits on rank 0: every row (`.all`), or each sequence's
-    /// last row in batch order (`.last`).
-    public func forward(_ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace,
-                        communicator world: Communicator, fused: Bool = false) -> [Float] {
-        // Attention data parallel: layers are whole on every rank, so nothing is reduced or
-        // gathered; only MoE layers exchange tokens with the other ranks.
-        let comm: Communicator = plan.attentionDataParallel ? SingleProcess() : world
-        let exchange = plan.attentionDataParallel ? ExpertExchange(communicator: world) : nil
+    /// sequence's own state. Returns logits on rank 0 of the tensor group: every row (`.all`),
+    /// or each sequence's last row in batch order (`.last`). Collectives: `ForwardCollectives`.
+    public func forward(_ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace) -> Logits {
+        let pass = ForwardPass(kernels: KernelContext(workspace: ws, policy: compute),
+                               collectives: ForwardCollectives(parallelism: parallelism))
         let tokens = batch.flatMap(\.tokens)
         var ranges: [Range<Int>] = []
         for item in batch { ranges.append((ranges.last?.upperBound ?? 0)..<(ranges.last?.upperBound ?? 0) + item.tokens.count) }
         let (T, H, eps) = (tokens.count, config.hiddenSize, config.normEps)
-        let hidden = ws.buffer(.hidden, count: T * H)
+        let partial = ws.buffer(.mixerOutput, count: T * H)
         let residual = ws.buffer(.residual, count: T * H)
         let normed = ws.buffer(.normed, count: T * H)
-        for (t, token) in tokens.enumerated() { embeddings.row(token, into: hidden + t * H) }
+        for (t, token) in tokens.enumerated() { embeddings.row(token, into: residual + t * H) }
 
         for block in blocks {
             if block.index == 0 {
                 // The embedding is complete on every rank: layer 0 has no pre-allreduce.
-                residual.update(from: hidden, count: T * H)
                 RMSNorm.apply(residual, weight: block.norm, eps: eps, tokens: T, width: H, into: normed)
             } else {
-                BlockBoundary.enter(hidden, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed,
-                                    fused: fused, communicator: comm)
+                pass.collectives.enterBlock(partial, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed)
             }
             let segments = zip(ranges, batch).map { Segment(rows: $0, state: $1.sequence.layers[block.index]) }
-            block.mixer.forward(normed, segments: segments, workspace: ws, reduceStatistics: { comm.allReduceSum($0, count: $1) },
-                                exchange: exchange, into: hidden)
-            BlockBoundary.leave(hidden, count: T * H, fused: fused, communicator: comm)
+            block.mixer.forward(normed, segments: segments, pass: pass, into: partial)
+            pass.collectives.leaveBlock(partial, count: T * H)
         }
         // The final allreduce, fused with the residual add and norm_f.
-        BlockBoundary.enter(hidden, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed,
-                            fused: fused, communicator: comm)
+        pass.collectives.enterBlock(partial, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed)
         for item in batch { item.sequence.position += item.tokens.count }
 
-        if rows == .all { return head(normed, rows: T, workspace: ws, communicator: comm) }
+        if rows == .all { return head(normed, rows: T, pass: pass) }
         // Gather each sequence's last row, then one LM-head product for all of them.
         let last = ws.buffer(.lastRows, count: batch.count * H)
         for (i, range) in ranges.enumerated() { (last + i * H).update(from: normed + (range.upperBound - 1) * H, count: H) }
-        return head(last, rows: batch.count, workspace: ws, communicator: comm)
+        return head(last, rows: batch.count, pass: pass)
     }
 
     /// LM head on this rank's vocabulary rows, then the slices gathered into `[rows, V]` on rank 0.
-    private func head(_ out: UnsafePointer<Float>, rows: Int, workspace ws: Workspace, communicator comm: Communicator) -> [Float] {
-        let V = config.vocabSize, localV = lmHead.rows
+    private func head(_ out: UnsafePointer<Float>, rows: Int, pass: ForwardPass) -> Logits {
+        let V = config.vocabSize, localV = lmHead.rows, tp = plan.tpSize, ws = pass.workspace
         let local = ws.buffer(.logits, count: rows * localV)
-        MatMul.linear(out, tokens: rows, lmHead, into: local, workspace: ws)
-        let counts = (0..<plan.tpSize).map { ShardPlan.part(V, plan.tpSize, $0).count * rows }
+        MatMul.linear(out, tokens: rows, lmHead, into: local, pass.kernels)
+        let counts = (0..<tp).map { Partition.part(V, tp, $0).count * rows }
         let gathered = ws.buffer(.gatheredLogits, count: rows * V)
-        comm.gather(local, count: rows * localV, into: gathered, counts: counts, root: 0)
-        guard comm.isRoot else { return [] }
+        pass.collectives.gatherLogits(local, count: rows * localV, into: gathered, counts: counts)
+        guard parallelism.tensorGroup.isRoot else { return Logits(rows: 0, vocab: V, values: nil, workspace: ws) }
         // Gathered as [rank][row][V_rank]; logits are [row][V].
-        var logits = [Float](repeating: 0, count: rows * V)
+        let logits = ws.buffer(.orderedLogits, count: rows * V)
         var offset = 0
-        for r in 0..<plan.tpSize {
-            let vocab = ShardPlan.part(V, plan.tpSize, r)
+        for r in 0..<tp {
+            let vocab = Partition.part(V, tp, r)
             for row in 0..<rows {
-                for v in 0..<vocab.count { logits[row * V + vocab.lowerBound + v] = gathered[offset + row * vocab.count + v] }
+                (logits + row * V + vocab.lowerBound).update(from: gathered + offset + row * vocab.count, count: vocab.count)
             }
             offset += rows * vocab.count
         }
-        return logits
+        return Logits(rows: rows, vocab: V, values: UnsafePointer(logits), workspace: ws)
     }
 
     /// Bytes of the weight matrices this rank holds (its slices; the embedding table not counted).
@@ -135,11 +135,37 @@ public final class NemotronH {
     public var bytesReadPerToken: Double {
         let expertShare = config.has(.moe) ? Double(config.expertsPerToken) / Double(config.numExperts) : 0
         let mixers = blocks.reduce(0.0) { $0 + Double($1.mixer.matrixBytes.dense) + Double($1.mixer.matrixBytes.experts) * expertShare }
-        return mixers + Double(lmHead.byteCount) + Double(embeddings.cols * embeddings.dtype.byteSize)
+        return mixers + Double(lmHead.byteCount) + Double(embeddings.rowBytes)
     }
 
-    /// Parameters held by this rank's model, counted from the checkpoint tensors it uses.
+    /// Parameters in the checkpoint's weight tensors (every float tensor).
     public var parameterCount: Int {
-        checkpoint.inventory().filter { DType(rawValue: $0.dtype)?.isWeightType ?? false }.reduce(0) { $0 + $1.elements }
+        checkpoint.inventory().filter { ElementType(rawValue: $0.dtype).flatMap(WeightFormat.init(element:)) != nil }
+            .reduce(0) { $0 + $1.elements }
+    }
+}
+
+/// Logits `[rows, V]` of one forward pass, on rank 0 of the tensor group (no rows elsewhere).
+/// They live in the workspace and are valid until its next forward pass: decode steps copy
+/// nothing.
+public struct Logits {
+    public let rows: Int
+    public let vocab: Int
+    let values: UnsafePointer<Float>?
+    /// Keeps the buffer alive.
+    let workspace: Workspace
+
+    public var isEmpty: Bool { rows == 0 }
+
+    /// Row `r`, `vocab` floats.
+    public func row(_ r: Int) -> UnsafeBufferPointer<Float> {
+        precondition(r < rows, "row \(r) of \(rows)")
+        return UnsafeBufferPointer(start: values! + r * vocab, count: vocab)
+    }
+
+    /// A copy of every row, `[rows · V]`.
+    public var array: [Float] {
+        guard let values else { return [] }
+        return Array(UnsafeBufferPointer(start: values, count: rows * vocab))
     }
 }

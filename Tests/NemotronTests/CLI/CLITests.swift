@@ -122,7 +122,9 @@ extension ProcessSuites {
             (["--tokens", "1,2,600"], "token id 600 at position 2 is outside the vocabulary 0..<512"),
             (["--tokens", ""], "the token list is empty"),
             (["--tokens", "1,x"], "--tokens = 'x' is invalid"),
-            (["--tokens", "1", "--threads", "0"], "key 'threads' has value 0; expected an integer >= 1"),
+            (["--tokens", "1", "--threads", "-1"], "key 'threads' has value -1; expected an integer >= 1 (or 0: automatic)"),
+            (["--tokens", "1", "--compute-dtype", "f64"], "key 'compute_dtype' has value f64; expected one of f32, bf16"),
+            (["--tokens", "1", "--no-such-flag", "1"], "--no-such-flag = (unknown) is invalid"),
         ])
         func badArguments(arguments: [String], message: String) throws {
             let run = try CLI.run(["generate", "--model", dense.directory.path] + arguments)

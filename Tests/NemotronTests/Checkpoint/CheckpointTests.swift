@@ -38,8 +38,8 @@ struct CheckpointTests {
     @Test("bf16 weights stay bf16 and are borrowed from the mapping")
     func keepsDType() throws {
         let model = try Fixture.all[3].load()
-        #expect(model.lmHead.dtype == .bf16)
-        #expect(model.lmHead.owner == nil)
+        #expect(model.lmHead.format == .bf16)
+        #expect(!model.lmHead.isCopy)
     }
 
     @Test("a directory without weights")

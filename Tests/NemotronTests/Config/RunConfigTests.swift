@@ -25,7 +25,7 @@ struct RunConfigTests {
     func unknownKeys() throws {
         let directory = try TemporaryDirectory()
         let path = try write("model: x\ntemprature: 0.7\n", in: directory)
-        #expect(throws: NemotronError.unknownConfigKeys(path: path, keys: ["temprature"], allowed: RunConfig.keys)) {
+        #expect(throws: NemotronError.unknownConfigKeys(path: path, keys: ["temprature"], allowed: RunConfig.keyNames)) {
             try RunConfig(path: path)
         }
     }
@@ -41,15 +41,19 @@ struct RunConfigTests {
         }
     }
 
-    @Test("flags override file values")
-    func overrides() {
-        var file = RunConfig()
-        file.threads = 1
-        file.seed = 4
-        var flags = RunConfig()
-        flags.threads = 2
-        let merged = file.overridden(by: flags)
-        #expect(merged.threads == 2 && merged.seed == 4)
+    @Test("flags override file values; defaults fill the rest")
+    func overrides() throws {
+        let directory = try TemporaryDirectory()
+        let path = try write("threads: 1\nseed: 4\nstop: [a]\nprompts: [x]\n", in: directory)
+        var config = try RunConfig(path: path)
+        try config.apply(flags: ["--threads", "2", "--stop", "b", "--stop", "c", "--tokens", "1,2"])
+        #expect(config.threads == 2 && config.seed == 4 && config.maxNewTokens == 32 && config.prefillChunk == 512)
+        #expect(config.stop == ["a", "b", "c"])
+        #expect(config.allPrompts == [.tokens([1, 2])], "prompts given by flags replace the file's")
+        #expect(throws: NemotronError.self) { try config.apply(flags: ["--compute-dtype", "f64"]) }
+        #expect(throws: NemotronError.self) { try config.apply(flags: ["--temprature", "1"]) }
+        try config.apply(flags: ["--attention-dp", "--compute-dtype", "bf16"])
+        #expect(config.enableAttentionDP && config.computeDType == .bf16)
     }
 
     @Test("every example config in configs/ loads")

@@ -36,15 +36,15 @@ struct FusedAllReduceNormTests {
         let weight = (0..<width).map { _ in Float(random.nextUnit()) + 0.5 }
         let sources = partials.map { $0.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) } }
         var fusedResidual = residual0, fusedNormed = [Float](repeating: 0, count: rows * width)
-        ResidualNorm.sumAddNorm(sources, residual: &fusedResidual, weight: weight, eps: 1e-5, rows: 0..<rows, width: width,
+        ResidualNorm.sumAddAndNormalizeEachRow(sources, residual: &fusedResidual, weight: weight, eps: 1e-5, rows: 0..<rows, width: width,
                                 into: &fusedNormed)
         var sum = [Float](repeating: 0, count: rows * width)
         ResidualNorm.sum(sources, range: 0..<rows * width, into: &sum)
         var residual = residual0, normed = [Float](repeating: 0, count: rows * width)
-        ResidualNorm.addThenNorm(sum, residual: &residual, weight: weight, eps: 1e-5, rows: rows, width: width, into: &normed)
+        ResidualNorm.addThenNormInTwoPasses(sum, residual: &residual, weight: weight, eps: 1e-5, rows: rows, width: width, into: &normed)
         #expect(fusedResidual == residual && fusedNormed == normed)
         var oneRank = residual0, oneRankNormed = [Float](repeating: 0, count: rows * width)
-        ResidualNorm.addNorm(sum, residual: &oneRank, weight: weight, eps: 1e-5, rows: rows, width: width, into: &oneRankNormed)
+        ResidualNorm.addAndNormalizeEachRow(sum, residual: &oneRank, weight: weight, eps: 1e-5, rows: rows, width: width, into: &oneRankNormed)
         #expect(oneRank == residual && oneRankNormed == normed)
     }
 
@@ -55,8 +55,8 @@ struct FusedAllReduceNormTests {
         let models = try (0..<ranks).map { try fixture.load(tpSize: ranks, rank: $0) }
         func run(fused: Bool) -> [Float] {
             InProcessGroup(size: ranks).run(ranks) { rank, member in
-                models[rank].forward(tokens, sequence: models[rank].makeSequence(capacity: 16), logits: .all,
-                                     workspace: Workspace(threads: 1), communicator: member, fused: fused)
+                let model = models[rank].joining(member, fused: fused)
+                return model.forward(tokens, sequence: model.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)).array
             }[0]
         }
         let fused = run(fused: true), unfused = run(fused: false)

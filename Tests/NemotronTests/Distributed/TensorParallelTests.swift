@@ -107,7 +107,7 @@ struct ShardPlanTests {
     @Test("parts cover the range contiguously and evenly", arguments: [1, 2, 3, 4, 7])
     func parts(count: Int) {
         for total in [0, 5, 16, 129] {
-            let parts = (0..<count).map { ShardPlan.part(total, count, $0) }
+            let parts = (0..<count).map { Partition.part(total, count, $0) }
             #expect(parts.first?.lowerBound == 0 && parts.last?.upperBound == total)
             #expect(zip(parts, parts.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
             #expect((parts.map(\.count).max() ?? 0) - (parts.map(\.count).min() ?? 0) <= 1)
@@ -118,21 +118,21 @@ struct ShardPlanTests {
     func replication() throws {
         let config = try ModelConfig(directory: Fixture.all[0].directory)
         #expect(ShardPlan.legalSizes(config: config) == [1, 2, 4, 8])
-        let plan = try ShardPlan(config: config, tpSize: 4, rank: 3)
+        let plan = try ShardPlan(config: config, layout: .tensorParallel(size: 4, rank: 3))
         #expect(plan.replicatesMambaGroups && plan.mambaGroupRange == 1..<2 && plan.mambaHeadRange == 12..<16)
         #expect(plan.replicatesKVHeads && plan.kvHeadRange == 1..<2 && plan.qHeadRange == 6..<8)
-        let split = try ShardPlan(config: config, tpSize: 2, rank: 1)
+        let split = try ShardPlan(config: config, layout: .tensorParallel(size: 2, rank: 1))
         #expect(!split.replicatesMambaGroups && split.mambaGroupRange == 1..<2 && split.kvHeadRange == 1..<2)
     }
 
     @Test("attention data parallelism keeps layers whole and splits the experts")
     func attentionDataParallel() throws {
         let config = try ModelConfig(directory: Fixture.all[1].directory)
-        let plan = try ShardPlan(config: config, tpSize: 4, rank: 3, attentionDataParallel: true)
-        #expect(plan.tpSize == 1 && plan.worldSize == 4 && plan.expertRange == 6..<8)
+        let plan = try ShardPlan(config: config, layout: .attentionDataParallel(size: 4, rank: 3))
+        #expect(plan.tpSize == 1 && plan.layout.expertSize == 4 && plan.expertRange == 6..<8)
         #expect(plan.mambaHeadRange == 0..<16 && plan.kvHeadRange == 0..<2 && plan.vocabRange == 0..<512)
-        #expect(throws: NemotronError.self) { try ShardPlan(config: config, tpSize: 3, rank: 0, attentionDataParallel: true) }
-        #expect(try ShardPlan(config: config, tpSize: 2, rank: 1).expertRange == 0..<8)
+        #expect(throws: NemotronError.self) { try ShardPlan(config: config, layout: .attentionDataParallel(size: 3, rank: 0)) }
+        #expect(try ShardPlan(config: config, layout: .tensorParallel(size: 2, rank: 1)).expertRange == 0..<8)
     }
 
     @Test("a failure on one rank is reported by rank 0 and ends every rank")
@@ -162,12 +162,10 @@ struct ShardPlanTests {
         let ranks = try (0..<tpSize).map { try fixture.load(tpSize: tpSize, rank: $0) }
         let communicator = InProcessGroup(size: tpSize)
         let logits = communicator.run(ranks.count) { rank, member in
-            let model = ranks[rank]
-            return model.forward(tokens, sequence: model.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1),
-                                 communicator: member)
+            let model = ranks[rank].joining(member)
+            return model.forward(tokens, sequence: model.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)).array
         }
-        let expected = single.forward(tokens, sequence: single.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1),
-                                      communicator: SingleProcess())
+        let expected = single.forward(tokens, sequence: single.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)).array
         #expect(maxAbsDifference(logits[0], expected) <= 1e-4)
     }
 }

@@ -11,37 +11,37 @@ struct MatMulTests {
         }
     }
 
-    func bits(_ values: [Float], _ dtype: DType) -> [UInt16] {
+    func bits(_ values: [Float], _ dtype: WeightFormat) -> [UInt16] {
         values.map { dtype == .bf16 ? UInt16($0.bitPattern >> 16) : Float16($0).bitPattern }
     }
 
-    func widen(_ bits: [UInt16], _ dtype: DType) -> [Float] {
+    func widen(_ bits: [UInt16], _ dtype: WeightFormat) -> [Float] {
         bits.map { dtype == .bf16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
     }
 
     @Test("linear for every weight dtype, streaming and tiled paths, odd sizes",
-          arguments: [DType.f32, .bf16, .f16], [1, 3, 8, 9, 40])
-    func linear(dtype: DType, tokens: Int) {
+          arguments: [WeightFormat.f32, .bf16, .f16], [1, 3, 8, 9, 40])
+    func linear(dtype: WeightFormat, tokens: Int) {
         let rows = 37, cols = 45
         var random = Xoshiro256(seed: UInt64(tokens))
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
         let raw = (0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
-        let workspace = Workspace(threads: 2)
+        let workspace = Workspace(threads: 2), policy = ComputePolicy()
         var y = [Float](repeating: .nan, count: tokens * rows)
         let expected: [Float]
         switch dtype {
         case .f32:
             expected = naive(x, raw, tokens: tokens, rows: rows, cols: cols)
             raw.withUnsafeBytes { w in
-                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: .f32, base: w.baseAddress!, owner: nil),
-                              into: &y, workspace: workspace)
+                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .f32, base: w.baseAddress!),
+                              into: &y, KernelContext(workspace: workspace, policy: policy))
             }
         default:
             let half = bits(raw, dtype)
             expected = naive(x, widen(half, dtype), tokens: tokens, rows: rows, cols: cols)
             half.withUnsafeBytes { w in
-                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: dtype, base: w.baseAddress!, owner: nil),
-                              into: &y, workspace: workspace)
+                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: dtype, base: w.baseAddress!),
+                              into: &y, KernelContext(workspace: workspace, policy: policy))
             }
         }
         #expect(maxAbsDifference(y, expected) <= 1e-5)
@@ -53,12 +53,11 @@ struct MatMulTests {
         var random = Xoshiro256(seed: 5)
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
         let half = bits((0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }, .bf16)
-        let workspace = Workspace(threads: 2)
-        workspace.computeDType = .bf16
+        let workspace = Workspace(threads: 2), policy = ComputePolicy(prefill: .bf16)
         var y = [Float](repeating: .nan, count: tokens * rows)
         half.withUnsafeBytes { w in
-            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: .bf16, base: w.baseAddress!, owner: nil),
-                          into: &y, workspace: workspace)
+            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .bf16, base: w.baseAddress!),
+                          into: &y, KernelContext(workspace: workspace, policy: policy))
         }
         // Without AVX512-BF16 the f32 path runs, whose products are exact for bf16 weights.
         let input = MatMul.hasBF16Dot ? widen(bits(x.map { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }, .bf16), .bf16) : x
@@ -67,14 +66,14 @@ struct MatMulTests {
 
     @Test("tiled path crosses tile boundaries")
     func manyTiles() {
-        let rows = MatMul.tileFloats / 64 * 2 + 3, cols = 64, tokens = 12
+        let rows = HalfKernels.tileFloats / 64 * 2 + 3, cols = 64, tokens = 12
         var random = Xoshiro256(seed: 9)
         let half = (0..<rows * cols).map { _ in UInt16((Float(random.nextUnit()) - 0.5).bitPattern >> 16) }
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) }
         var y = [Float](repeating: .nan, count: tokens * rows)
         half.withUnsafeBytes { w in
-            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, dtype: .bf16, base: w.baseAddress!, owner: nil),
-                          into: &y, workspace: Workspace(threads: 2))
+            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .bf16, base: w.baseAddress!),
+                          into: &y, KernelContext(workspace: Workspace(threads: 2)))
         }
         let last = rows - 1, t = tokens - 1
         let expected = (0..<cols).reduce(Float(0)) { $0 + x[t * cols + $1] * Float(bitPattern: UInt32(half[last * cols + $1]) << 16) }

@@ -4,14 +4,21 @@ import Testing
 
 @Suite("NemotronH against transformers")
 struct NemotronHReferenceTests {
-    func generator(_ model: NemotronH) -> Generator {
-        Generator(model: model, workspace: Workspace(threads: 2), communicator: SingleProcess())
+    func scheduler(_ model: NemotronH, stopIds: Set<Int> = []) -> Scheduler {
+        Scheduler(model: model, workspace: Workspace(threads: 2), tokenizer: nil, stopIds: stopIds)
+    }
+
+    /// One request run alone to its end.
+    func generate(_ model: NemotronH, prompt: [Int], maxNewTokens: Int, stopIds: Set<Int> = [], keepLogits: Bool = false) throws -> Generation {
+        let run = scheduler(model, stopIds: stopIds)
+        try run.submit(Request(prompt: prompt, maxNewTokens: maxNewTokens, keepLogits: keepLogits))
+        return run.run()[0]
     }
 
     @Test("prefill logits match", arguments: Fixture.all)
     func prefill(fixture: Fixture) throws {
         let reference = try fixture.reference
-        let logits = try generator(try fixture.load()).prefillLogits(try reference.ints("prompt_ids"))
+        let logits = try scheduler(try fixture.load()).prefillLogits(try reference.ints("prompt_ids"))
         #expect(maxAbsDifference(logits, try reference.floats("prefill_logits")) <= fixture.tolerance)
     }
 
@@ -20,9 +27,8 @@ struct NemotronHReferenceTests {
         let reference = try fixture.reference
         let model = try fixture.load()
         let expected = try reference.ints("greedy_ids")
-        let result = try generator(model).generate(prompt: try reference.ints("prompt_ids"), maxNewTokens: expected.count,
-                                                   sampling: SamplingParameters(), stopIds: Set(model.config.eosTokenIds),
-                                                   keepLogits: true)
+        let result = try generate(model, prompt: try reference.ints("prompt_ids"), maxNewTokens: expected.count,
+                                  stopIds: Set(model.config.eosTokenIds), keepLogits: true)
         #expect(result.ids == expected)
         #expect(maxAbsDifference(result.stepLogits.flatMap { $0 }, try reference.floats("step_logits")) <= fixture.tolerance)
     }
@@ -30,7 +36,7 @@ struct NemotronHReferenceTests {
     @Test("MoE expert choices match", arguments: Fixture.all.filter { $0.name.contains("moe") })
     func expertChoices(fixture: Fixture) throws {
         let reference = try fixture.reference
-        let run = generator(try fixture.load())
+        let run = scheduler(try fixture.load())
         let trace = RoutingTrace()
         run.workspace.routingTrace = trace
         _ = try run.prefillLogits(try reference.ints("prompt_ids"))
@@ -49,12 +55,9 @@ struct NemotronHReferenceTests {
         let model = try fixture.load()
         let tokens = try fixture.reference.ints("prompt_ids")
         let workspace = Workspace(threads: 2)
-        let prefill = model.forward(tokens, sequence: model.makeSequence(capacity: tokens.count), logits: .all,
-                                    workspace: workspace, communicator: SingleProcess())
+        let prefill = model.forward(tokens, sequence: model.makeSequence(capacity: tokens.count), logits: .all, workspace: workspace).array
         let sequence = model.makeSequence(capacity: 4)
-        let stepped = tokens.flatMap {
-            model.forward([$0], sequence: sequence, logits: .last, workspace: workspace, communicator: SingleProcess())
-        }
+        let stepped = tokens.flatMap { model.forward([$0], sequence: sequence, logits: .last, workspace: workspace).array }
         #expect(maxAbsDifference(prefill, stepped) <= 1e-4)
         #expect(sequence.position == tokens.count)
     }
@@ -64,8 +67,9 @@ struct NemotronHReferenceTests {
     @Test("bf16 compute stays close and keeps the greedy ids", arguments: [Fixture.all[3]])
     func bf16Compute(fixture: Fixture) throws {
         let reference = try fixture.reference
-        let run = generator(try fixture.load())
-        run.workspace.computeDType = .bf16
+        let model = try fixture.load()
+        model.compute = ComputePolicy(prefill: .bf16)
+        let run = scheduler(model)
         let prompt = try reference.ints("prompt_ids")
         let logits = try run.prefillLogits(prompt)
         let expected = try reference.floats("prefill_logits")
@@ -75,7 +79,7 @@ struct NemotronHReferenceTests {
             #expect(Sampler.argmax(logits[t * V..<(t + 1) * V]) == Sampler.argmax(expected[t * V..<(t + 1) * V]))
         }
         let greedy = try reference.ints("greedy_ids")
-        #expect(try run.generate(prompt: prompt, maxNewTokens: greedy.count, sampling: SamplingParameters(), stopIds: []).ids == greedy)
+        #expect(try generate(model, prompt: prompt, maxNewTokens: greedy.count).ids == greedy)
     }
 
     @Test("prefill in two pieces continues the state exactly", arguments: [Fixture.all[0]])
@@ -83,13 +87,11 @@ struct NemotronHReferenceTests {
         let model = try fixture.load()
         let tokens = try fixture.reference.ints("prompt_ids")
         let workspace = Workspace(threads: 1)
-        let whole = model.forward(tokens, sequence: model.makeSequence(capacity: 32), logits: .last, workspace: workspace,
-                                  communicator: SingleProcess())
+        let whole = model.forward(tokens, sequence: model.makeSequence(capacity: 32), logits: .last, workspace: workspace).array
         let sequence = model.makeSequence(capacity: 32)
         let split = tokens.count / 2 + 1
-        _ = model.forward(Array(tokens[..<split]), sequence: sequence, logits: .last, workspace: workspace, communicator: SingleProcess())
-        let pieces = model.forward(Array(tokens[split...]), sequence: sequence, logits: .last, workspace: workspace,
-                                   communicator: SingleProcess())
+        _ = model.forward(Array(tokens[..<split]), sequence: sequence, logits: .last, workspace: workspace)
+        let pieces = model.forward(Array(tokens[split...]), sequence: sequence, logits: .last, workspace: workspace).array
         #expect(maxAbsDifference(whole, pieces) <= 1e-4)
     }
 }

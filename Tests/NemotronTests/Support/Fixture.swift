@@ -21,8 +21,11 @@ struct Fixture: CustomStringConvertible, Sendable {
     var directory: URL { Self.root.appendingPathComponent(name) }
     var reference: Reference { get throws { try Reference(url: directory.appendingPathComponent("reference.safetensors")) } }
 
+    /// This rank's model of a `tpSize`-way split. Its collectives are placeholders until it
+    /// joins a group (`NemotronH.joining`).
     func load(tpSize: Int = 1, rank: Int = 0) throws -> NemotronH {
-        try NemotronH(directory: directory, tpSize: tpSize, rank: rank)
+        let world: Communicator = tpSize == 1 ? SingleProcess() : Placeholder(rank: rank, size: tpSize)
+        return try NemotronH(directory: directory, parallelism: Parallelism(world: world))
     }
 }
 

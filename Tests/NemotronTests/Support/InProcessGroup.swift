@@ -132,3 +132,31 @@ final class InProcessGroup: @unchecked Sendable {
         }
     }
 }
+
+/// A group member's place (rank, size) before its group exists: a model can be loaded for it,
+/// and any collective traps.
+final class Placeholder: Communicator {
+    let rank: Int
+    let size: Int
+    init(rank: Int, size: Int) {
+        self.rank = rank
+        self.size = size
+    }
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) { unjoined() }
+    func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int) { unjoined() }
+    func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int) { unjoined() }
+    func allReduceMax(_ value: Int) -> Int { unjoined() }
+    func allGather(_ value: Int) -> [Int] { unjoined() }
+    func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) { unjoined() }
+    func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) { unjoined() }
+    func gather(bytes: [UInt8], root: Int) -> [[UInt8]] { unjoined() }
+    private func unjoined() -> Never { preconditionFailure("a placeholder communicator was used; join the model to its group first") }
+}
+
+extension NemotronH {
+    /// This model, now running its collectives on `member`, with the fusion as given.
+    func joining(_ member: Communicator, fused: Bool = true) -> NemotronH {
+        parallelism = Parallelism(world: member, mode: parallelism.mode, fuse: fused ? .on : .off)
+        return self
+    }
+}
