@@ -1,7 +1,7 @@
 import Foundation
 
 /// A Nemotron-H `config.json` (model_type `nemotron_h`), decoded with every alias real
-/// checkpoints use, plus the derived sizes of spec §0.
+/// checkpoints use, plus the derived sizes named in docs/architecture.md.
 ///
 /// Glossary (one name per quantity, used everywhere): hiddenSize `H`, vocabSize `V`,
 /// numHeads `hq`, numKVHeads `hkv`, headDim `dh`, mambaHeads `nh`, mambaHeadDim `P`,
@@ -43,7 +43,7 @@ public struct ModelConfig: Sendable {
     public var tieWordEmbeddings: Bool
     public var eosTokenIds: [Int]
 
-    // MARK: - Derived sizes (spec §0)
+    // MARK: - Derived sizes (docs/architecture.md, "Sizes")
 
     /// Mamba inner width `Di = nh·P`.
     public var mambaInner: Int { mambaHeads * mambaHeadDim }

@@ -1,6 +1,7 @@
-/// The collectives nemotron-run needs between tensor-parallel ranks. Called only from the block
-/// boundary (reductions) and the generator (token broadcast), so the order of collectives is the
-/// same on every rank. Two conformers: `SingleProcess` here and the MPI one in NemotronMPI.
+/// The collectives nemotron-run needs between ranks. A forward pass issues them only through
+/// `ForwardCollectives`, the scheduler only through `StepCollectives`, start-up through
+/// `agreeing`, and the bench and inspect reports through `gather(text:)` after their run, so
+/// the order of collectives is the same on every rank and can be read in those places. Two conformers: `SingleProcess` here and the MPI one in NemotronMPI.
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var size: Int { get }

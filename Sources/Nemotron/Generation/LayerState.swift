@@ -6,18 +6,14 @@ public enum LayerState {
     case stateless
 }
 
-/// Per-sequence Mamba2 state for this rank's heads and groups (spec §4).
+/// Per-sequence Mamba2 state for this rank's heads and groups (docs/architecture.md, "State").
 public final class MambaState {
     /// `[K−1, Dc_local]` last raw (pre-conv) xBC inputs, oldest first; zeros at sequence start.
     let conv: UnsafeMutablePointer<Float>
     /// `[nh_local, P, N]` SSM state, fp32.
     let ssm: UnsafeMutablePointer<Float>
-    let convCount: Int
-    let ssmCount: Int
 
     init(convCount: Int, ssmCount: Int) {
-        self.convCount = convCount
-        self.ssmCount = ssmCount
         conv = .allocate(capacity: max(convCount, 1))
         ssm = .allocate(capacity: max(ssmCount, 1))
         conv.initialize(repeating: 0, count: convCount)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Scalar activations used by the mixers (spec §3).
+/// Scalar activations used by the mixers (docs/architecture.md).
 enum Activation {
     /// `x · sigmoid(x)`
     @inline(__always) static func silu(_ x: Float) -> Float { x / (1 + expf(-x)) }

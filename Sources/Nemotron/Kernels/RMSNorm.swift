@@ -1,4 +1,4 @@
-/// RMSNorm over rows (spec §3.2): `out[t, j] = w[j] · x[t, j] / sqrt(mean_j x[t, j]² + eps)`, f32.
+/// RMSNorm over rows (docs/architecture.md): `out[t, j] = w[j] · x[t, j] / sqrt(mean_j x[t, j]² + eps)`, f32.
 enum RMSNorm {
     /// x, out: `[tokens, width]`; weight: `[width]`. `out` may alias `x`.
     static func apply(_ x: UnsafePointer<Float>, weight: [Float], eps: Float, tokens: Int, width: Int,
