@@ -59,12 +59,21 @@ enum JSONLines {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw NemotronError.fileMissing(path: path, what: "a JSON-lines file")
         }
-        return try text.split(separator: "\n", omittingEmptySubsequences: true).enumerated().map { number, line in
-            guard let value = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) else {
-                throw NemotronError.invalidArgument(name: "\(path) line \(number + 1)", value: String(line.prefix(80)), expected: "valid JSON")
+        return try text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).enumerated().map { number, line in
+            // JSONSerialization drops a U+FEFF that opens a string or follows an escape; JSONDecoder keeps it.
+            if let string = try? JSONDecoder().decode(String.self, from: Data(line)) { return string }
+            if let object = try? JSONDecoder().decode(TextObject.self, from: Data(line)) { return object }
+            guard let value = try? JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed]) else {
+                throw NemotronError.invalidArgument(name: "\(path) line \(number + 1)", value: String(decoding: line.prefix(80), as: UTF8.self),
+                                                    expected: "valid JSON")
             }
             return value
         }
+    }
+
+    /// An object with a "text" string (as in the tokenizer fixtures' cases.jsonl).
+    struct TextObject: Decodable {
+        let text: String
     }
 
     static func encode(_ value: Any) -> String {
@@ -81,7 +90,7 @@ extension NemotronRun {
         @Option(name: .long, help: "Directory with tokenizer.json.")
         var model: String
 
-        @Option(name: .long, help: "Corpus: one JSON string per line.")
+        @Option(name: .long, help: "Corpus: one JSON string, or object with a \"text\" string, per line.")
         var jsonl: String
 
         @Option(name: .long, help: "Passes over the corpus (the best is reported).")
@@ -89,7 +98,7 @@ extension NemotronRun {
 
         func run() throws {
             let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
-            let texts = try JSONLines.read(jsonl).compactMap { $0 as? String }
+            let texts = try JSONLines.read(jsonl).compactMap { $0 as? String ?? ($0 as? JSONLines.TextObject)?.text }
             // A cold tokenizer per pass: its piece cache must not carry over between passes.
             let corpus = Array(repeating: texts, count: max(1, 4_000_000 / max(1, texts.reduce(0) { $0 + $1.utf8.count }))).flatMap { $0 }
             let bytes = corpus.reduce(0) { $0 + $1.utf8.count }

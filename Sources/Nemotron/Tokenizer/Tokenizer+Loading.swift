@@ -2,7 +2,7 @@ import Foundation
 
 extension Tokenizer {
     /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` from a checkpoint
-    /// directory. Unsupported features fail with an error naming them.
+    /// directory. Unsupported features fail with an error naming the file and the part.
     public init(directory: URL) throws {
         let file = directory.appendingPathComponent("tokenizer.json")
         let json = try JSONObject(contentsOf: file)
@@ -13,26 +13,28 @@ extension Tokenizer {
 
     init(json: JSONObject, config: JSONObject?) throws {
         let path = json.path
-        func unsupported(_ what: String, _ value: Any) -> NemotronError {
-            .configValue(path: path, key: what, value: "\(value)", expected: "a feature nemotron-run's tokenizer supports (byte-level BPE)")
+        func unsupported(_ part: String, _ value: Any) -> NemotronError {
+            .configValue(path: path, key: part, value: "\(value)", expected: "a part nemotron-run's tokenizer supports (byte-level BPE)")
         }
+        func typeName(_ value: Any?) -> String { (value as? [String: Any])?["type"] as? String ?? "\(value ?? "missing")" }
+
+        // Model: BPE without subword prefixes, suffixes or dropout.
         guard let model = json.values["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE" else {
-            throw unsupported("model.type", (json.values["model"] as? [String: Any])?["type"] ?? "missing")
+            throw unsupported("model.type", typeName(json.values["model"]))
         }
         guard let vocabulary = model["vocab"] as? [String: Any] else { throw NemotronError.configKeyMissing(path: path, key: "model.vocab") }
         if let prefix = model["continuing_subword_prefix"] as? String, !prefix.isEmpty { throw unsupported("model.continuing_subword_prefix", prefix) }
         if let suffix = model["end_of_word_suffix"] as? String, !suffix.isEmpty { throw unsupported("model.end_of_word_suffix", suffix) }
         if let dropout = model["dropout"], !(dropout is NSNull) { throw unsupported("model.dropout", dropout) }
-        byteFallback = model["byte_fallback"] as? Bool ?? false
 
         // Normalizer: none, or NFC.
         switch json.values["normalizer"] {
         case nil, is NSNull: nfc = false
         case let normalizer as [String: Any] where normalizer["type"] as? String == "NFC": nfc = true
-        case let other: throw unsupported("normalizer", (other as? [String: Any])?["type"] ?? other ?? "")
+        case let other: throw unsupported("normalizer.type", typeName(other))
         }
 
-        // Pre-tokenizer: ByteLevel (with its GPT-2 regex or none), Split(regex, Isolated), or a Sequence of them.
+        // Pre-tokenizer: ByteLevel (with its GPT-2 regex or none), after at most one Split(regex, Isolated).
         var pattern: SplitPattern?
         var byteLevel = false
         func readPreTokenizer(_ value: Any?) throws {
@@ -43,27 +45,42 @@ extension Tokenizer {
             switch p["type"] as? String {
             case "Sequence": for item in p["pretokenizers"] as? [Any] ?? [] { try readPreTokenizer(item) }
             case "ByteLevel":
-                byteLevel = true
                 if p["add_prefix_space"] as? Bool == true { throw unsupported("pre_tokenizer.ByteLevel.add_prefix_space", true) }
                 if p["use_regex"] as? Bool ?? true {
                     guard pattern == nil else { throw unsupported("pre_tokenizer", "two split patterns") }
                     pattern = .gpt2
                 }
+                byteLevel = true
             case "Split":
-                guard let source = (p["pattern"] as? [String: Any])?["Regex"] as? String ?? (p["pattern"] as? [String: Any])?["String"] as? String,
-                    (p["behavior"] as? String ?? "Isolated") == "Isolated", p["invert"] as? Bool != true, pattern == nil
-                else { throw unsupported("pre_tokenizer.Split", p) }
+                let source: String
+                switch p["pattern"] as? [String: Any] {
+                case let .some(pattern) where pattern["Regex"] is String: source = pattern["Regex"] as! String
+                case let .some(pattern) where pattern["String"] is String:
+                    source = NSRegularExpression.escapedPattern(for: pattern["String"] as! String)
+                default: throw unsupported("pre_tokenizer.Split.pattern", p["pattern"] ?? "missing")
+                }
+                guard (p["behavior"] as? String ?? "Isolated") == "Isolated", p["invert"] as? Bool != true, pattern == nil, !byteLevel else {
+                    throw unsupported("pre_tokenizer.Split", p)
+                }
                 pattern = try SplitPattern(source: source)
-            case let type: throw unsupported("pre_tokenizer.type", type ?? "missing")
+            case let other: throw unsupported("pre_tokenizer.type", other ?? "missing")
             }
         }
         try readPreTokenizer(json.values["pre_tokenizer"])
+        guard byteLevel else { throw unsupported("pre_tokenizer", "no ByteLevel step") }
         self.pattern = pattern
-        self.byteLevel = byteLevel
+
+        switch json.values["decoder"] {
+        case nil, is NSNull: break
+        case let decoder as [String: Any] where decoder["type"] as? String == "ByteLevel": break
+        case let other: throw unsupported("decoder.type", typeName(other))
+        }
+        postProcessor = try PostProcessor(json.values["post_processor"], unsupported: unsupported)
 
         // Vocabulary and added tokens.
-        var vocab: [String: Int32] = [:]
-        for (token, id) in vocabulary { if let id = JSONObject.numeric(id) { vocab[token] = Int32(id.intValue) } }
+        var modelVocab: [String: Int32] = [:]
+        for (token, id) in vocabulary { if let id = JSONObject.numeric(id) { modelVocab[token] = Int32(id.intValue) } }
+        var vocab = modelVocab
         var added: [(bytes: [UInt8], id: Int32)] = []
         var specialIds: Set<Int> = []
         for case let token as [String: Any] in json.values["added_tokens"] as? [Any] ?? [] {
@@ -75,8 +92,7 @@ extension Tokenizer {
             added.append((Array(content.utf8), Int32(id.intValue)))
             if token["special"] as? Bool == true { specialIds.insert(id.intValue) }
         }
-        self.added = added.sorted { $0.bytes.count > $1.bytes.count }
-        addedFirstBytes = Set(added.compactMap(\.bytes.first))
+        addedTokens = AddedTokens(added)
         self.specialIds = specialIds
         self.vocab = vocab
 
@@ -85,23 +101,31 @@ extension Tokenizer {
         var tokenBytes = [[UInt8]](repeating: [], count: size)
         let addedIds = Set(added.map(\.id))
         for (token, id) in vocab {
-            if addedIds.contains(id) || !byteLevel {
-                tokenBytes[Int(id)] = Self.fallbackByte(token) ?? Array(token.utf8)
-            } else {
-                tokenBytes[Int(id)] = token.unicodeScalars.compactMap { ByteLevel.scalarToByte[$0.value] }
-            }
+            tokenBytes[Int(id)] = addedIds.contains(id) ? Array(token.utf8) : Self.byteLevelBytes(token) ?? []
         }
         self.tokenBytes = tokenBytes
-        byteSymbols = (0..<256).map { vocab[String(ByteLevel.byteToScalar[$0])] }
+        byteSymbols = (0..<256).map { modelVocab[String(ByteLevel.byteToScalar[$0])] ?? -1 }
+        // Byte fallback would only apply to a byte whose character the vocabulary lacks.
+        if model["byte_fallback"] as? Bool == true && byteSymbols.contains(-1) { throw unsupported("model.byte_fallback", true) }
+        unknownId = (model["unk_token"] as? String).flatMap { modelVocab[$0] } ?? -1
+        fuseUnknown = model["fuse_unk"] as? Bool ?? false
 
-        var merges: [UInt64: (rank: Int32, id: Int32)] = [:]
-        for (rank, merge) in (model["merges"] as? [Any] ?? []).enumerated() {
+        var merges: [(a: Int32, b: Int32, merged: Int32)] = []
+        for merge in model["merges"] as? [Any] ?? [] {
             let parts: [String]
             if let text = merge as? String { parts = text.split(separator: " ", maxSplits: 1).map(String.init) } else { parts = merge as? [String] ?? [] }
-            guard parts.count == 2, let a = vocab[parts[0]], let b = vocab[parts[1]], let merged = vocab[parts[0] + parts[1]] else { continue }
-            if merges[BPE.pair(a, b)] == nil { merges[BPE.pair(a, b)] = (Int32(rank), merged) }
+            guard parts.count == 2, let a = modelVocab[parts[0]], let b = modelVocab[parts[1]], let merged = modelVocab[parts[0] + parts[1]] else {
+                merges.append((-1, -1, -1))  // keeps the ranks of the merges after it
+                continue
+            }
+            merges.append((a, b, merged))
         }
-        bpe = BPE(merges: merges)
+        var wholeTokens: [[UInt8]: Int32]?
+        if model["ignore_merges"] as? Bool == true {
+            wholeTokens = [:]
+            for (token, id) in modelVocab { if let bytes = Self.byteLevelBytes(token) { wholeTokens![bytes] = id } }
+        }
+        bpe = BPE(merges: merges, wholeTokens: wholeTokens)
 
         // BOS/EOS and the chat template from tokenizer_config.json.
         func tokenName(_ key: String) -> String? {
@@ -110,15 +134,51 @@ extension Tokenizer {
         }
         bosId = tokenName("bos_token").flatMap { vocab[$0] }.map(Int.init)
         eosIds = tokenName("eos_token").flatMap { vocab[$0] }.map { [Int($0)] } ?? []
-        addsBOS = config?.values["add_bos_token"] as? Bool ?? false
         chatTemplate = config?.values["chat_template"] as? String
     }
 
-    /// `<0xAB>` byte-fallback tokens stand for one raw byte.
-    private static func fallbackByte(_ token: String) -> [UInt8]? {
-        guard token.count == 6, token.hasPrefix("<0x"), token.hasSuffix(">"), let value = UInt8(token.dropFirst(3).prefix(2), radix: 16) else {
-            return nil
+    /// The raw bytes of a byte-level token, or nil if it has a character outside GPT-2's table.
+    private static func byteLevelBytes(_ token: String) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        for scalar in token.unicodeScalars {
+            guard let byte = ByteLevel.scalarToByte[scalar.value] else { return nil }
+            bytes.append(byte)
         }
-        return [value]
+        return bytes
+    }
+}
+
+extension PostProcessor {
+    /// Reads `post_processor`: null, TemplateProcessing, ByteLevel, or a Sequence of them.
+    init(_ value: Any?, unsupported: (String, Any) -> NemotronError) throws {
+        var templates: [[Piece]] = []
+        func read(_ value: Any?) throws {
+            guard let processor = value as? [String: Any] else {
+                if value == nil || value is NSNull { return }
+                throw unsupported("post_processor", value!)
+            }
+            switch processor["type"] as? String {
+            case "Sequence": for item in processor["processors"] as? [Any] ?? [] { try read(item) }
+            case "ByteLevel": break
+            case "TemplateProcessing":
+                let specials = processor["special_tokens"] as? [String: Any] ?? [:]
+                var template: [Piece] = []
+                for case let piece as [String: Any] in processor["single"] as? [Any] ?? [] {
+                    if let sequence = piece["Sequence"] as? [String: Any] {
+                        guard sequence["id"] as? String == "A" else { throw unsupported("post_processor.single", piece) }
+                        template.append(.sequence)
+                    } else if let name = (piece["SpecialToken"] as? [String: Any])?["id"] as? String,
+                        let ids = (specials[name] as? [String: Any])?["ids"] as? [Any] {
+                        template.append(.special(ids.compactMap { JSONObject.numeric($0)?.intValue }))
+                    } else {
+                        throw unsupported("post_processor.single", piece)
+                    }
+                }
+                templates.append(template)
+            case let other: throw unsupported("post_processor.type", other ?? "missing")
+            }
+        }
+        try read(value)
+        self.init(templates: templates)
     }
 }

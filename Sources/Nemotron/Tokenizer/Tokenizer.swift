@@ -2,57 +2,46 @@ import Foundation
 
 /// A Hugging Face `tokenizer.json` byte-level BPE tokenizer, in pure Swift: added and special
 /// tokens are matched first (never split), the rest is split by the pre-tokenizer's pattern,
-/// mapped byte by byte to GPT-2's printable characters and merged by BPE. Encodes like
-/// `tokenizers`' `encode(text, add_special_tokens=False)`; `encodePrompt` adds the BOS token
-/// when `tokenizer_config.json` asks for it.
+/// mapped byte by byte to GPT-2's printable characters and merged by BPE; the post-processor's
+/// template adds special tokens when asked. Encodes like `tokenizers`' `encode(text,
+/// add_special_tokens=...)`.
 public struct Tokenizer: Sendable {
     let pattern: SplitPattern?
-    let byteLevel: Bool
     let nfc: Bool
-    let byteFallback: Bool
-    /// Vocabulary id of each byte's byte-level character (nil if the vocab lacks it).
-    let byteSymbols: [Int32?]
+    /// Vocabulary id of each byte's byte-level character; -1 when the vocabulary lacks it.
+    let byteSymbols: [Int32]
+    /// Stands for a byte whose character the vocabulary lacks: `model.unk_token`'s id, or -1
+    /// (the byte is dropped); `fuseUnknown` merges consecutive ones.
+    let unknownId: Int32
+    let fuseUnknown: Bool
     let bpe: BPE
+    let cache = PieceCache()
     /// Byte-level token text by id, as raw bytes; added tokens hold their content.
     let tokenBytes: [[UInt8]]
     let vocab: [String: Int32]
-    /// Added tokens, longest first: (content bytes, id).
-    let added: [(bytes: [UInt8], id: Int32)]
-    let addedFirstBytes: Set<UInt8>
+    let addedTokens: AddedTokens
+    let postProcessor: PostProcessor
     public let specialIds: Set<Int>
     public let bosId: Int?
     public let eosIds: [Int]
-    public let addsBOS: Bool
     public let chatTemplate: String?
 
     /// Encodes text exactly as `tokenizers` would with `add_special_tokens=False`.
-    public func encode(_ text: String) -> [Int] {
-        var bpe = self.bpe
-        let source = nfc ? text.precomposedStringWithCanonicalMapping : text
-        let bytes = Array(source.utf8)
-        var ids: [Int] = []
-        ids.reserveCapacity(bytes.count / 3)
-        var start = 0, i = 0
-        while i < bytes.count {
-            if addedFirstBytes.contains(bytes[i]), let (length, id) = addedToken(in: bytes, at: i) {
-                encodePlain(bytes[start..<i], into: &ids, bpe: &bpe)
-                ids.append(Int(id))
-                i += length
-                start = i
-            } else {
-                i += 1
-            }
-        }
-        encodePlain(bytes[start..<bytes.count], into: &ids, bpe: &bpe)
-        return ids
+    public func encode(_ text: String) -> [Int] { encode(text, addSpecialTokens: false) }
+
+    /// Encodes text exactly as `tokenizers`' `encode(text, add_special_tokens=...)`: with
+    /// `addSpecialTokens`, the special tokens of `tokenizer.json`'s `post_processor` (for
+    /// example a leading `<s>`) wrap the text's ids; without a post-processor there are none.
+    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
+        var source = nfc ? text.precomposedStringWithCanonicalMapping : text
+        let ids = source.withUTF8 { bytes in cache.withTable { encode(bytes, table: &$0) } }
+        return addSpecialTokens ? postProcessor.apply(ids) : ids.map(Int.init)
     }
 
-    /// A prompt's ids: `encode` with BOS prepended when the tokenizer config asks for it.
-    public func encodePrompt(_ text: String) -> [Int] {
-        let ids = encode(text)
-        if addsBOS, let bosId, ids.first != bosId { return [bosId] + ids }
-        return ids
-    }
+    /// A raw-text prompt's ids as transformers' `tokenizer(text)["input_ids"]` gives them:
+    /// `encode(text, addSpecialTokens: true)`. (transformers 5 ignores `tokenizer_config.json`'s
+    /// `add_bos_token` when a `tokenizer.json` exists; the post-processor alone decides.)
+    public func encodePrompt(_ text: String) -> [Int] { encode(text, addSpecialTokens: true) }
 
     /// Decodes like `decode(ids, skip_special_tokens=False)`; invalid UTF-8 becomes U+FFFD.
     public func decode(_ ids: [Int]) -> String {
@@ -61,46 +50,124 @@ public struct Tokenizer: Sendable {
 
     /// The raw bytes the ids stand for (unknown ids contribute nothing).
     public func bytes(_ ids: [Int]) -> [UInt8] {
-        ids.flatMap { (0..<tokenBytes.count).contains($0) ? tokenBytes[$0] : [] }
+        var out: [UInt8] = []
+        for id in ids where tokenBytes.indices.contains(id) { out += tokenBytes[id] }
+        return out
     }
 
     public func id(of token: String) -> Int? { vocab[token].map(Int.init) }
 
     // MARK: - Pieces
 
-    private func addedToken(in bytes: [UInt8], at i: Int) -> (Int, Int32)? {
-        for token in added where token.bytes.count <= bytes.count - i {
-            if bytes[i..<i + token.bytes.count].elementsEqual(token.bytes) { return (token.bytes.count, token.id) }
-        }
-        return nil
-    }
-
-    private func encodePlain(_ text: ArraySlice<UInt8>, into ids: inout [Int], bpe: inout BPE) {
-        guard !text.isEmpty else { return }
-        let bytes = Array(text)
-        let pieces = pattern?.split(bytes) ?? [0..<bytes.count]
-        var symbols: [Int32] = []
-        for piece in pieces {
-            symbols.removeAll(keepingCapacity: true)
-            if byteLevel {
-                for b in bytes[piece] { symbols.append(byteSymbols[Int(b)] ?? -1) }
+    private func encode(_ bytes: UnsafeBufferPointer<UInt8>, table: inout PieceTable) -> [Int32] {
+        var ids: [Int32] = []
+        ids.reserveCapacity(bytes.count / 3 + 1)
+        var scratch = BPE.Scratch()
+        var start = 0, i = 0
+        while i < bytes.count {
+            if let (length, id) = addedTokens.match(bytes, at: i) {
+                encodePlain(UnsafeBufferPointer(rebasing: bytes[start..<i]), into: &ids, table: &table, scratch: &scratch)
+                ids.append(id)
+                i += length
+                start = i
             } else {
-                appendCharacterSymbols(bytes[piece], to: &symbols)
+                i += 1
             }
-            for id in bpe.encode(symbols[...]) where id >= 0 { ids.append(Int(id)) }
         }
+        encodePlain(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]), into: &ids, table: &table, scratch: &scratch)
+        return ids
     }
 
-    /// Without byte-level mapping: one symbol per character, or its `<0xXX>` bytes when the
-    /// character is not in the vocabulary and the model asks for byte fallback.
-    private func appendCharacterSymbols(_ piece: ArraySlice<UInt8>, to symbols: inout [Int32]) {
-        for character in String(decoding: piece, as: UTF8.self) {
-            if let id = vocab[String(character)] {
-                symbols.append(id)
-            } else if byteFallback {
-                for b in String(character).utf8 { symbols.append(vocab[String(format: "<0x%02X>", b)] ?? -1) }
-            } else {
-                symbols.append(-1)
+    private func encodePlain(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32], table: inout PieceTable,
+                             scratch: inout BPE.Scratch) {
+        guard !text.isEmpty else { return }
+        var symbols: [Int32] = []
+        func encodePiece(_ range: Range<Int>) {
+            let piece = UnsafeBufferPointer(rebasing: text[range])
+            let hash = PieceTable.hash(piece)
+            if table.append(piece, hash: hash, to: &ids) { return }
+            symbols.removeAll(keepingCapacity: true)
+            for b in piece {
+                let symbol = byteSymbols[Int(b)]
+                if symbol >= 0 {
+                    symbols.append(symbol)
+                } else if unknownId >= 0 && !(fuseUnknown && symbols.last == unknownId) {
+                    symbols.append(unknownId)
+                }
+            }
+            let first = ids.count
+            bpe.encode(bytes: piece, symbols: symbols, into: &ids, scratch: &scratch)
+            table.insert(piece, hash: hash, ids: ids[first...])
+        }
+        if let pattern { pattern.forEachPiece(in: text, encodePiece) } else { encodePiece(0..<text.count) }
+    }
+}
+
+/// Added and special tokens, matched whole in the raw text before anything else, longest first
+/// at the leftmost position (as `tokenizers`' added vocabulary does).
+struct AddedTokens: Sendable {
+    /// Trie over the tokens' bytes: node << 8 | byte → child node.
+    private let children: [Int: Int32]
+    /// Token id ending at each node, or -1.
+    private let ids: [Int32]
+    /// Bytes some token starts with.
+    private let firstBytes: [Bool]
+
+    init(_ tokens: [(bytes: [UInt8], id: Int32)]) {
+        var children: [Int: Int32] = [:]
+        var ids: [Int32] = [-1]
+        var firstBytes = [Bool](repeating: false, count: 256)
+        for token in tokens where !token.bytes.isEmpty {
+            firstBytes[Int(token.bytes[0])] = true
+            var node: Int32 = 0
+            for b in token.bytes {
+                let key = Int(node) << 8 | Int(b)
+                if let child = children[key] { node = child } else {
+                    ids.append(-1)
+                    children[key] = Int32(ids.count - 1)
+                    node = Int32(ids.count - 1)
+                }
+            }
+            if ids[Int(node)] < 0 { ids[Int(node)] = token.id }
+        }
+        self.children = children
+        self.ids = ids
+        self.firstBytes = firstBytes
+    }
+
+    /// The longest token at byte `i`: its length and id.
+    @inline(__always)
+    func match(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int) -> (Int, Int32)? {
+        guard firstBytes[Int(bytes[i])] else { return nil }
+        var node: Int32 = 0, best: (Int, Int32)?
+        var j = i
+        while j < bytes.count, let child = children[Int(node) << 8 | Int(bytes[j])] {
+            node = child
+            j += 1
+            if ids[Int(node)] >= 0 { best = (j - i, ids[Int(node)]) }
+        }
+        return best
+    }
+}
+
+/// `post_processor`: the special tokens that `add_special_tokens=True` puts around a single
+/// sequence. TemplateProcessing's `single` template, possibly inside a Sequence (ByteLevel steps
+/// there change offsets only); templates in a Sequence apply in order.
+struct PostProcessor: Sendable {
+    enum Piece: Sendable {
+        case special([Int])
+        case sequence
+    }
+
+    let templates: [[Piece]]
+
+    func apply(_ ids: [Int32]) -> [Int] {
+        templates.reduce(ids.map(Int.init)) { ids, template in
+            template.flatMap { piece -> [Int] in
+                switch piece {
+                case .special(let special): return special
+                case .sequence: return ids
+                }
             }
         }
     }
