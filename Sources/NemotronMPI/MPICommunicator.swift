@@ -20,7 +20,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     private init() {
         var provided: Int32 = 0
         MPI_Init_thread(nil, nil, Int32(MPI_THREAD_FUNNELED), &provided)
-        var rank: Int32 = 0, size: Int32 = 1
+        var rank: Int32 = 0
+        var size: Int32 = 1
         MPI_Comm_rank(cmpi_comm_world(), &rank)
         MPI_Comm_size(cmpi_comm_world(), &size)
         self.rank = Int(rank)
@@ -37,19 +38,24 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// Shared-memory strategies need every rank on one node.
     public func use(_ strategy: AllReduceStrategy) throws {
         if strategy.needsSharedMemory && !isSingleNode {
-            throw NemotronError.configValue(path: "run settings", key: "allreduce_strategy", value: strategy.rawValue,
-                expected: "ring, mpi or auto: this job spans several nodes and \(strategy.rawValue) needs shared memory")
+            throw NemotronError.configValue(
+                path: "run settings", key: "allreduce_strategy", value: strategy.rawValue,
+                expected: "ring, mpi or auto: this job spans several nodes and \(strategy.rawValue) needs shared memory"
+            )
         }
         self.strategy = strategy
         if size > 1 && (strategy.needsSharedMemory || (strategy == .auto && isSingleNode)) && shared == nil {
             shared = SharedMemoryReducer(communicator: self)
         }
-        if size > 1 && (strategy == .ring || strategy == .auto) && ring == nil { ring = RingReducer(communicator: self) }
+        if size > 1 && (strategy == .ring || strategy == .auto) && ring == nil {
+            ring = RingReducer(communicator: self)
+        }
     }
 
     /// The strategy used for a message of `count` floats.
     private func resolved(_ count: Int) -> AllReduceStrategy {
-        strategy == .auto ? .choice(bytes: count * MemoryLayout<Float>.size, ranks: size, singleNode: isSingleNode) : strategy
+        strategy == .auto
+            ? .choice(bytes: count * MemoryLayout<Float>.size, ranks: size, singleNode: isSingleNode) : strategy
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
@@ -58,22 +64,28 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         case .oneshot: shared!.oneShotSum(buffer, count: count)
         case .twoshot: shared!.twoShotSum(buffer, count: count)
         case .ring: ring!.sum(buffer, count: count)
-        case .mpi, .auto: MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world())
+        case .mpi, .auto:
+            MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world())
         }
     }
 
-    public func allReduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float],
-                                 eps: Float, rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    public func allReduceAddNorm(
+        _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float],
+        eps: Float, rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         switch size > 1 ? resolved(rows * width) : .mpi {
         case .oneshot:
-            shared!.oneShotAddNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+            shared!.oneShotAddNorm(
+                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
         case .twoshot:
-            shared!.twoShotAddNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+            shared!.twoShotAddNorm(
+                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
         case .ring:
             ring!.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
         case .mpi, .auto:
             allReduceSum(partial, count: rows * width)
-            ResidualNorm.addAndNormalizeEachRow(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+            ResidualNorm.addAndNormalizeEachRow(
+                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
         }
     }
 
@@ -81,14 +93,19 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         MPI_Bcast(buffer, Int32(count), cmpi_int32(), Int32(root), cmpi_comm_world())
     }
 
-    public func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int) {
+    public func gather(
+        _ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int
+    ) {
         var counts32 = counts.map { Int32($0) }
         var displacements = Self.displacements(counts32)
-        MPI_Gatherv(input, Int32(count), cmpi_float(), output, &counts32, &displacements, cmpi_float(), Int32(root), cmpi_comm_world())
+        MPI_Gatherv(
+            input, Int32(count), cmpi_float(), output, &counts32, &displacements, cmpi_float(), Int32(root),
+            cmpi_comm_world())
     }
 
     public func allReduceMax(_ value: Int) -> Int {
-        var local = Int64(value), result: Int64 = 0
+        var local = Int64(value)
+        var result: Int64 = 0
         MPI_Allreduce(&local, &result, 1, cmpi_int64(), cmpi_max(), cmpi_comm_world())
         return Int(result)
     }
@@ -103,7 +120,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
         var counts32 = counts.map(Int32.init)
         var displacements = Self.displacements(counts32)
-        MPI_Allgatherv(input, counts32[rank], cmpi_float(), output, &counts32, &displacements, cmpi_float(), cmpi_comm_world())
+        MPI_Allgatherv(
+            input, counts32[rank], cmpi_float(), output, &counts32, &displacements, cmpi_float(), cmpi_comm_world())
     }
 
     public func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
@@ -118,7 +136,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var displacements = Self.displacements(counts)
         var all = [UInt8](repeating: 0, count: rank == root ? Int(counts.reduce(0, +)) : 0)
         var mine = bytes
-        MPI_Gatherv(&mine, count, cmpi_byte(), &all, &counts, &displacements, cmpi_byte(), Int32(root), cmpi_comm_world())
+        MPI_Gatherv(
+            &mine, count, cmpi_byte(), &all, &counts, &displacements, cmpi_byte(), Int32(root), cmpi_comm_world())
         guard rank == root else { return [] }
         return (0..<size).map { Array(all[Int(displacements[$0])..<Int(displacements[$0] + counts[$0])]) }
     }
@@ -130,10 +149,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     /// Sends `sendCount` floats to `destination` while receiving `receiveCount` from `source`.
-    public func sendReceive(_ send: UnsafePointer<Float>, count sendCount: Int, to destination: Int,
-                            _ receive: UnsafeMutablePointer<Float>, count receiveCount: Int, from source: Int) {
-        MPI_Sendrecv(send, Int32(sendCount), cmpi_float(), Int32(destination), 0,
-                     receive, Int32(receiveCount), cmpi_float(), Int32(source), 0, cmpi_comm_world(), cmpi_status_ignore())
+    public func sendReceive(
+        _ send: UnsafePointer<Float>, count sendCount: Int, to destination: Int,
+        _ receive: UnsafeMutablePointer<Float>, count receiveCount: Int, from source: Int
+    ) {
+        MPI_Sendrecv(
+            send, Int32(sendCount), cmpi_float(), Int32(destination), 0,
+            receive, Int32(receiveCount), cmpi_float(), Int32(source), 0, cmpi_comm_world(), cmpi_status_ignore())
     }
 
     /// A window of `bytes` per rank in memory every rank of this node maps (MPI-3 shared
@@ -154,7 +176,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
         MPI_Barrier(cmpi_comm_world())
         return SharedWindow(segments: segments) {
-            var window = window, node = node
+            var window = window
+            var node = node
             MPI_Win_free(&window)
             MPI_Comm_free(&node)
         }

@@ -28,15 +28,18 @@ final class RingReducer {
         allGather([buffer], chunks: chunks)
     }
 
-    func addNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                 rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    func addNorm(
+        _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         let rowChunks = (0..<size).map { Partition.part(rows, size, $0) }
         let chunks = rowChunks.map { $0.lowerBound * width..<$0.upperBound * width }
         reduceScatter(partial, chunks: chunks)
         let owned = rowChunks[(rank + 1) % size]
         let offset = owned.lowerBound * width
-        ResidualNorm.addAndNormalizeEachRow(partial + offset, residual: residual + offset, weight: weight, eps: eps, rows: owned.count,
-                             width: width, into: normed + offset)
+        ResidualNorm.addAndNormalizeEachRow(
+            partial + offset, residual: residual + offset, weight: weight, eps: eps, rows: owned.count,
+            width: width, into: normed + offset)
         allGather([normed, residual], chunks: chunks)
     }
 
@@ -44,8 +47,10 @@ final class RingReducer {
     private func reduceScatter(_ buffer: UnsafeMutablePointer<Float>, chunks: [Range<Int>]) {
         reserve(chunks.map(\.count).max() ?? 0)
         for step in 0..<size - 1 {
-            let send = chunks[(rank - step + 2 * size) % size], receive = chunks[(rank - step - 1 + 2 * size) % size]
-            communicator.sendReceive(buffer + send.lowerBound, count: send.count, to: right, scratch, count: receive.count, from: left)
+            let send = chunks[(rank - step + 2 * size) % size]
+            let receive = chunks[(rank - step - 1 + 2 * size) % size]
+            communicator.sendReceive(
+                buffer + send.lowerBound, count: send.count, to: right, scratch, count: receive.count, from: left)
             let target = buffer + receive.lowerBound
             for i in 0..<receive.count { target[i] = scratch[i] + target[i] }
         }
@@ -54,10 +59,12 @@ final class RingReducer {
     /// Passes each owned chunk around the ring, for every buffer given.
     private func allGather(_ buffers: [UnsafeMutablePointer<Float>], chunks: [Range<Int>]) {
         for step in 0..<size - 1 {
-            let send = chunks[(rank + 1 - step + 2 * size) % size], receive = chunks[(rank - step + 2 * size) % size]
+            let send = chunks[(rank + 1 - step + 2 * size) % size]
+            let receive = chunks[(rank - step + 2 * size) % size]
             for buffer in buffers {
-                communicator.sendReceive(buffer + send.lowerBound, count: send.count, to: right,
-                                         buffer + receive.lowerBound, count: receive.count, from: left)
+                communicator.sendReceive(
+                    buffer + send.lowerBound, count: send.count, to: right,
+                    buffer + receive.lowerBound, count: receive.count, from: left)
             }
         }
     }

@@ -46,13 +46,16 @@ final class SharedMemoryReducer {
         }
     }
 
-    func oneShotAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    func oneShotAddNorm(
+        _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         forChunks(count: rows, unit: width) { first, n in
             let parity = begin()
             let sources = push(partial + first * width, count: n * width, parity: parity)
-            ResidualNorm.sumAddAndNormalizeEachRow(sources, residual: residual + first * width, weight: weight, eps: eps,
-                                    rows: 0..<n, width: width, into: normed + first * width)
+            ResidualNorm.sumAddAndNormalizeEachRow(
+                sources, residual: residual + first * width, weight: weight, eps: eps,
+                rows: 0..<n, width: width, into: normed + first * width)
             finish()
         }
     }
@@ -72,22 +75,28 @@ final class SharedMemoryReducer {
 
     /// Each rank reduces, adds and normalises only its own rows, once; all ranks then copy
     /// every rank's normed and residual rows.
-    func twoShotAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    func twoShotAddNorm(
+        _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         forChunks(count: rows, unit: width) { first, n in
             let parity = begin()
             publish(partial + first * width, count: n * width, parity: parity)
             let mine = Partition.part(n, size, rank)
-            let outNormed = output(rank, parity), outResidual = outNormed + capacity
+            let outNormed = output(rank, parity)
+            let outResidual = outNormed + capacity
             let span = mine.lowerBound * width..<mine.upperBound * width
             (outResidual + span.lowerBound).update(from: residual + first * width + span.lowerBound, count: span.count)
-            ResidualNorm.sumAddAndNormalizeEachRow(inputs(parity), residual: outResidual, weight: weight, eps: eps, rows: mine, width: width,
-                                    into: outNormed)
+            ResidualNorm.sumAddAndNormalizeEachRow(
+                inputs(parity), residual: outResidual, weight: weight, eps: eps, rows: mine, width: width,
+                into: outNormed)
             exchange { k in
                 let part = Partition.part(n, size, k)
                 let span = part.lowerBound * width..<part.upperBound * width
-                (normed + first * width + span.lowerBound).update(from: output(k, parity) + span.lowerBound, count: span.count)
-                (residual + first * width + span.lowerBound).update(from: output(k, parity) + capacity + span.lowerBound, count: span.count)
+                (normed + first * width + span.lowerBound).update(
+                    from: output(k, parity) + span.lowerBound, count: span.count)
+                (residual + first * width + span.lowerBound).update(
+                    from: output(k, parity) + capacity + span.lowerBound, count: span.count)
             }
         }
     }
@@ -169,7 +178,8 @@ final class SharedMemoryReducer {
 
     /// The slot in `rank`'s segment that `sender` pushes into (oneshot).
     private func receive(_ rank: Int, from sender: Int, _ parity: Int) -> UnsafeMutablePointer<Float> {
-        (window.segments[rank] + Self.header).assumingMemoryBound(to: Float.self) + 6 * capacity + (parity * size + sender) * capacity
+        (window.segments[rank] + Self.header).assumingMemoryBound(to: Float.self) + 6 * capacity
+            + (parity * size + sender) * capacity
     }
 
     private func output(_ rank: Int, _ parity: Int) -> UnsafeMutablePointer<Float> {

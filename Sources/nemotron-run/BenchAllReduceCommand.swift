@@ -31,7 +31,9 @@ extension NemotronRun {
 
         func run() throws {
             let world = MPICommunicator.world
-            let strategies = AllReduceStrategy.allCases.filter { $0 != .auto && (world.isSingleNode || !$0.needsSharedMemory) }
+            let strategies = AllReduceStrategy.allCases.filter {
+                $0 != .auto && (world.isSingleNode || !$0.needsSharedMemory)
+            }
             var results: [Case] = []
             for T in tokens {
                 for H in hidden {
@@ -53,7 +55,9 @@ extension NemotronRun {
         private func time(_ item: Case, world: MPICommunicator) -> Double {
             let count = item.tokens * item.hidden
             let pristine = (0..<count).map { Float(($0 * 7 + world.rank * 13) % 101) / 101 - 0.5 }
-            var partial = pristine, residual = pristine, normed = [Float](repeating: 0, count: count)
+            var partial = pristine
+            var residual = pristine
+            var normed = [Float](repeating: 0, count: count)
             let weight = [Float](repeating: 1, count: item.hidden)
             let calls = count >= 1 << 18 ? max(5, iterations / 4) : iterations
             var samples: [Double] = []
@@ -65,12 +69,14 @@ extension NemotronRun {
                     residual.withUnsafeMutableBufferPointer { r in
                         normed.withUnsafeMutableBufferPointer { n in
                             if item.fused {
-                                world.allReduceAddNorm(p.baseAddress!, residual: r.baseAddress!, weight: weight, eps: 1e-5,
-                                                       rows: item.tokens, width: item.hidden, into: n.baseAddress!)
+                                world.allReduceAddNorm(
+                                    p.baseAddress!, residual: r.baseAddress!, weight: weight, eps: 1e-5,
+                                    rows: item.tokens, width: item.hidden, into: n.baseAddress!)
                             } else {
                                 world.allReduceSum(p.baseAddress!, count: count)
-                                ResidualNorm.addThenNormInTwoPasses(p.baseAddress!, residual: r.baseAddress!, weight: weight, eps: 1e-5,
-                                                         rows: item.tokens, width: item.hidden, into: n.baseAddress!)
+                                ResidualNorm.addThenNormInTwoPasses(
+                                    p.baseAddress!, residual: r.baseAddress!, weight: weight, eps: 1e-5,
+                                    rows: item.tokens, width: item.hidden, into: n.baseAddress!)
                             }
                         }
                     }
@@ -84,28 +90,40 @@ extension NemotronRun {
 
         private func report(_ results: [Case], ranks: Int) {
             func baseline(_ c: Case) -> Double {
-                results.first { $0.tokens == c.tokens && $0.hidden == c.hidden && $0.strategy == .mpi && !$0.fused }!.seconds
+                results.first { $0.tokens == c.tokens && $0.hidden == c.hidden && $0.strategy == .mpi && !$0.fused }!
+                    .seconds
             }
             if json {
                 for c in results {
-                    say((try? Report.json([
-                        "ranks": ranks, "tokens": c.tokens, "hidden": c.hidden, "strategy": c.strategy.rawValue, "fused": c.fused,
-                        "median_microseconds": c.seconds * 1e6, "gb_per_second": Double(c.tokens * c.hidden * 4) / c.seconds / 1e9,
-                        "speedup_over_unfused_mpi": baseline(c) / c.seconds,
-                    ])) ?? "")
+                    say(
+                        (try? Report.json([
+                            "ranks": ranks, "tokens": c.tokens, "hidden": c.hidden, "strategy": c.strategy.rawValue,
+                            "fused": c.fused,
+                            "median_microseconds": c.seconds * 1e6,
+                            "gb_per_second": Double(c.tokens * c.hidden * 4) / c.seconds / 1e9,
+                            "speedup_over_unfused_mpi": baseline(c) / c.seconds,
+                        ])) ?? "")
                 }
                 return
             }
-            var lines = ["bench-allreduce: \(ranks) ranks; median µs per block boundary (reduction + residual add + RMSNorm); "
-                + "GB/s of the [T, H] fp32 partial; × = speed-up over unfused mpi",
-                "    T      H  strategy   unfused µs    GB/s      ×     fused µs    GB/s      ×"]
+            var lines = [
+                "bench-allreduce: \(ranks) ranks; median µs per block boundary (reduction + residual add + RMSNorm); "
+                    + "GB/s of the [T, H] fp32 partial; × = speed-up over unfused mpi",
+                "    T      H  strategy   unfused µs    GB/s      ×     fused µs    GB/s      ×",
+            ]
             for c in results where !c.fused {
-                let f = results.first { $0.tokens == c.tokens && $0.hidden == c.hidden && $0.strategy == c.strategy && $0.fused }!
-                let bytes = Double(c.tokens * c.hidden * 4), base = baseline(c)
+                let f = results.first {
+                    $0.tokens == c.tokens && $0.hidden == c.hidden && $0.strategy == c.strategy && $0.fused
+                }!
+                let bytes = Double(c.tokens * c.hidden * 4)
+                let base = baseline(c)
                 let name = c.strategy.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
-                lines.append(String(format: "%5d  %5d  ", c.tokens, c.hidden) + name
-                    + String(format: "  %11.1f  %6.2f  %5.2f  %11.1f  %6.2f  %5.2f", c.seconds * 1e6, bytes / c.seconds / 1e9,
-                             base / c.seconds, f.seconds * 1e6, bytes / f.seconds / 1e9, base / f.seconds))
+                lines.append(
+                    String(format: "%5d  %5d  ", c.tokens, c.hidden) + name
+                        + String(
+                            format: "  %11.1f  %6.2f  %5.2f  %11.1f  %6.2f  %5.2f", c.seconds * 1e6,
+                            bytes / c.seconds / 1e9,
+                            base / c.seconds, f.seconds * 1e6, bytes / f.seconds / 1e9, base / f.seconds))
             }
             say(lines.joined(separator: "\n"))
         }

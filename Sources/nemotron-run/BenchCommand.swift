@@ -6,7 +6,8 @@ import NemotronMPI
 extension NemotronRun {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure prefill and decode speed on a random prompt, and peak memory.", discussion: RunConfig.flagHelp)
+            abstract: "Measure prefill and decode speed on a random prompt, and peak memory.",
+            discussion: RunConfig.flagHelp)
 
         @OptionGroup var options: ModelOptions
 
@@ -22,7 +23,12 @@ extension NemotronRun {
         @Flag(name: .long, help: "Run fused and unfused AllReduce + norm in this one invocation and print the ratio.")
         var compareFusion = false
 
-        @Option(name: .long, help: "Generate for a batch of this many prompts (lengths from half to all of --prompt-tokens) and report total tokens/s; with --attention-dp, also the same batch in tensor-parallel mode.")
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Generate for a batch of this many prompts (lengths from half to all of --prompt-tokens) and report "
+                    + "total tokens/s; with --attention-dp, also the same batch in tensor-parallel mode.")
+        )
         var prompts: Int?
 
         func run() throws {
@@ -31,7 +37,9 @@ extension NemotronRun {
             let prompt = (0..<promptTokens).map { (7919 &+ $0 &* 104_729) % engine.config.vocabSize }
             if compareFusion { return try compare(engine, prompt: prompt) }
             if let prompts { return try batch(engine, count: prompts) }
-            let result = try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first ?? Generation(promptTokens: prompt.count)
+            let result =
+                try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first
+                ?? Generation(promptTokens: prompt.count)
             let weights = engine.model.checkpoint.fileBytes
             let peaks = engine.world.gather(text: "\(ResourceUsage.peakResidentBytes)").compactMap { Int($0) }
             let peak = peaks.max() ?? ResourceUsage.peakResidentBytes
@@ -54,64 +62,81 @@ extension NemotronRun {
                 say(try Report.json(fields))
                 return
             }
-            say("""
+            let perRank =
+                peaks.count > 1
+                ? " on the largest rank (per rank: \(peaks.map(Report.gigabytes).joined(separator: ", ")))" : ""
+            say(
+                """
                 model            \(engine.settings.model)
-                threads          \(engine.threads) per process, \(engine.world.size) process(es), BLAS core \(BLASRuntime.coreName), compute \(engine.model.compute.description)
+                threads          \(engine.threads) per process, \(engine.world.size) process(es), BLAS core \
+                \(BLASRuntime.coreName), compute \(engine.model.compute.description)
                 prefill          \(promptTokens) tokens: \(Report.rate(result.prefillTokensPerSecond)) tokens/s
-                decode           \(result.timedDecodeSteps) timed steps: \(Report.rate(result.decodeTokensPerSecond)) tokens/s \
+                decode           \(result.timedDecodeSteps) timed steps: \(Report.rate(result.decodeTokensPerSecond)) \
+                tokens/s \
                 (weights streamed at \(String(format: "%.1f", stream / 1e9)) GB/s: \
                 \(String(format: "%.2f", engine.model.bytesReadPerToken / 1e9)) GB read per token)
-                read bandwidth   \(String(format: "%.1f", readBandwidth / 1e9)) GB/s measured now with \(engine.threads) thread(s); \
+                read bandwidth   \(String(format: "%.1f", readBandwidth / 1e9)) GB/s measured now with \
+                \(engine.threads) thread(s); \
                 decode streams at \(String(format: "%.0f", 100 * stream / readBandwidth))% of it
                 fusion           \(engine.parallelismDescription)
-                peak memory      \(Report.gigabytes(peak)) resident\(peaks.count > 1 ? " on the largest rank (per rank: \(peaks.map(Report.gigabytes).joined(separator: ", ")))" : ""), \
-                \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint (\(Report.gigabytes(weights)))
+                peak memory      \(Report.gigabytes(peak)) resident\(perRank), \
+                \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint \
+                (\(Report.gigabytes(weights)))
                 """)
         }
-    
+
         /// Unfused, fused, unfused, fused on the same prompt in this process; reports the better
         /// of each pair and the fused / unfused ratio.
         private func compare(_ engine: Engine, prompt: [Int]) throws {
             guard engine.world.size > 1, engine.parallelism.mode == .tensorParallel else {
-                throw NemotronError.invalidArgument(name: "--compare-fusion", value: "with \(engine.world.size) process(es)",
-                                                    expected: "a tensor-parallel run (mpirun -np 2 or more): fusion needs a reduction")
+                throw NemotronError.invalidArgument(
+                    name: "--compare-fusion", value: "with \(engine.world.size) process(es)",
+                    expected: "a tensor-parallel run (mpirun -np 2 or more): fusion needs a reduction")
             }
             var best: [Bool: Generation] = [:]
             for fused in [false, true, false, true] {
                 engine.model.parallelism.fusedAllReduceNorm = fused
-                let result = try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first ?? Generation(promptTokens: prompt.count)
+                let result =
+                    try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first
+                    ?? Generation(promptTokens: prompt.count)
                 if result.decodeTokensPerSecond > best[fused]?.decodeTokensPerSecond ?? 0 { best[fused] = result }
             }
             let (fused, unfused) = (best[true]!, best[false]!)
             let decodeRatio = fused.decodeTokensPerSecond / unfused.decodeTokensPerSecond
             let prefillRatio = fused.prefillTokensPerSecond / unfused.prefillTokensPerSecond
             if json {
-                say(try Report.json([
-                    "processes": engine.world.size, "strategy": engine.settings.allReduceStrategy.rawValue,
-                    "fused_decode_tokens_per_second": fused.decodeTokensPerSecond,
-                    "unfused_decode_tokens_per_second": unfused.decodeTokensPerSecond,
-                    "fused_prefill_tokens_per_second": fused.prefillTokensPerSecond,
-                    "unfused_prefill_tokens_per_second": unfused.prefillTokensPerSecond,
-                    "decode_ratio": decodeRatio, "prefill_ratio": prefillRatio,
-                ]))
+                say(
+                    try Report.json([
+                        "processes": engine.world.size, "strategy": engine.settings.allReduceStrategy.rawValue,
+                        "fused_decode_tokens_per_second": fused.decodeTokensPerSecond,
+                        "unfused_decode_tokens_per_second": unfused.decodeTokensPerSecond,
+                        "fused_prefill_tokens_per_second": fused.prefillTokensPerSecond,
+                        "unfused_prefill_tokens_per_second": unfused.prefillTokensPerSecond,
+                        "decode_ratio": decodeRatio, "prefill_ratio": prefillRatio,
+                    ]))
                 return
             }
-            say("""
-                compare-fusion   \(engine.world.size) ranks, allreduce_strategy \(engine.settings.allReduceStrategy.rawValue), best of 2 runs each
-                decode           fused \(Report.rate(fused.decodeTokensPerSecond)) vs unfused \(Report.rate(unfused.decodeTokensPerSecond)) tokens/s: \
+            say(
+                """
+                compare-fusion   \(engine.world.size) ranks, allreduce_strategy \
+                \(engine.settings.allReduceStrategy.rawValue), best of 2 runs each
+                decode           fused \(Report.rate(fused.decodeTokensPerSecond)) vs unfused \
+                \(Report.rate(unfused.decodeTokensPerSecond)) tokens/s: \
                 \(String(format: "%.3f", decodeRatio))×
-                prefill          fused \(Report.rate(fused.prefillTokensPerSecond)) vs unfused \(Report.rate(unfused.prefillTokensPerSecond)) tokens/s: \
+                prefill          fused \(Report.rate(fused.prefillTokensPerSecond)) vs unfused \
+                \(Report.rate(unfused.prefillTokensPerSecond)) tokens/s: \
                 \(String(format: "%.3f", prefillRatio))×
                 """)
         }
-    
+
         /// Total throughput of a batch; under attention data parallelism also the same batch
         /// with a tensor-parallel engine loaded in this invocation.
         private func batch(_ engine: Engine, count: Int) throws {
             let V = engine.config.vocabSize
             let requests = (0..<count).map { i in
                 let length = max(1, promptTokens / 2 + i * promptTokens / max(1, 2 * count))
-                return Request(prompt: (0..<length).map { (7919 &+ (i &* 31 &+ $0) &* 104_729) % V }, maxNewTokens: newTokens)
+                return Request(
+                    prompt: (0..<length).map { (7919 &+ (i &* 31 &+ $0) &* 104_729) % V }, maxNewTokens: newTokens)
             }
             var lines: [String] = []
             func measure(_ engine: Engine) throws -> Double {
@@ -122,9 +147,12 @@ extension NemotronRun {
                 let prefill = results.map(\.prefillSeconds).max() ?? 0
                 let decode = Double(results.reduce(0) { $0 + max(0, $1.ids.count - 1) }) / max(wall - prefill, 1e-9)
                 let mode = engine.parallelism.mode.rawValue
-                lines.append("\(mode.padding(toLength: 24, withPad: " ", startingAt: 0)) \(count) prompts × \(newTokens) tokens on "
-                    + "\(engine.world.size) rank(s): \(String(format: "%.2f", wall)) s, \(Report.rate(Double(generated) / wall)) tokens/s overall, "
-                    + "decode \(Report.rate(decode)) tokens/s in total")
+                lines.append(
+                    "\(mode.padding(toLength: 24, withPad: " ", startingAt: 0)) \(count) prompts × \(newTokens) "
+                        + "tokens on "
+                        + "\(engine.world.size) rank(s): \(String(format: "%.2f", wall)) s, "
+                        + "\(Report.rate(Double(generated) / wall)) tokens/s overall, "
+                        + "decode \(Report.rate(decode)) tokens/s in total")
                 return decode
             }
             let first = try measure(engine)
@@ -132,7 +160,11 @@ extension NemotronRun {
                 var settings = engine.settings
                 settings.enableAttentionDP = false
                 let tensorParallel = try measure(try loadEngine(settings))
-                lines.append(String(format: "attention-DP / tensor-parallel total decode throughput: %.2f×", first / tensorParallel))
+                lines.append(
+                    String(
+                        format: "attention-DP / tensor-parallel total decode throughput: %.2f×",
+                        first / tensorParallel)
+                )
             }
             say(lines.joined(separator: "\n"))
         }

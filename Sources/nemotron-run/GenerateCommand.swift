@@ -6,11 +6,14 @@ import NemotronMPI
 extension NemotronRun {
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Generate text or tokens after one or more prompts (the default command).", discussion: RunConfig.flagHelp)
+            abstract: "Generate text or tokens after one or more prompts (the default command).",
+            discussion: RunConfig.flagHelp)
 
         @OptionGroup var options: ModelOptions
 
-        @Option(name: .long, help: "Prompts, one per line: plain text, or JSON objects with \"prompt\" (text) or \"tokens\" (ids).")
+        @Option(
+            name: .long,
+            help: "Prompts, one per line: plain text, or JSON objects with \"prompt\" (text) or \"tokens\" (ids).")
         var promptFile: String?
 
         @Flag(name: .long, help: "Wrap the prompt in the checkpoint's chat template.")
@@ -27,35 +30,49 @@ extension NemotronRun {
             let engine = try loadEngine(settings)
             if chat { try ChatTemplate.refuse(engine.tokenizer, model: settings.model) }
             let inputs = try engine.prompts()
-            let requests = inputs.enumerated().map { settings.request(prompt: $1.ids, keepLogits: $0 == 0 && logitsOutput != nil) }
+            let requests = inputs.enumerated().map {
+                settings.request(prompt: $1.ids, keepLogits: $0 == 0 && logitsOutput != nil)
+            }
             var view = GenerationView(engine: engine, requests: requests.count, json: json)
             let results = try engine.generate(requests) { view.show($0) }
             view.end()
             guard engine.world.isRoot else { return }
             if let logitsOutput, let first = results.first {
                 try SafetensorsWriter.write(
-                    [.init(name: "step_logits", shape: [first.stepLogits.count, engine.config.vocabSize], values: first.stepLogits.flatMap { $0 })],
+                    [
+                        .init(
+                            name: "step_logits", shape: [first.stepLogits.count, engine.config.vocabSize],
+                            values: first.stepLogits.flatMap { $0 })
+                    ],
                     to: logitsOutput)
             }
             if json {
-                for (input, result) in zip(inputs, results) { say(try Report.json(GenerationView.record(input, result))) }
+                for (input, result) in zip(inputs, results) {
+                    say(try Report.json(GenerationView.record(input, result)))
+                }
                 return
             }
             if !view.printsAsItGoes {
                 for (index, result) in results.enumerated() { say("[\(index)] " + GenerationView.text(result)) }
             }
             // The batch shares its passes: prompt tokens over the prefill time, each request's decode rate summed.
-            let generated = results.reduce(0) { $0 + $1.ids.count }, prompted = results.reduce(0) { $0 + $1.promptTokens }
+            let generated = results.reduce(0) { $0 + $1.ids.count }
+            let prompted = results.reduce(0) { $0 + $1.promptTokens }
             let prefillSeconds = results.map(\.prefillSeconds).max() ?? 0
             let prefill = prefillSeconds > 0 ? Double(prompted) / prefillSeconds : 0
-            Report.note("\(results.count) prompt(s), \(generated) tokens generated; finish: \(results.map(\.finishReason.rawValue).joined(separator: ", ")); "
-                + "prefill \(Report.rate(prefill)) tokens/s, decode \(Report.rate(results.reduce(0) { $0 + $1.decodeTokensPerSecond })) tokens/s")
+            Report.note(
+                "\(results.count) prompt(s), \(generated) tokens generated; finish: "
+                    + "\(results.map(\.finishReason.rawValue).joined(separator: ", ")); "
+                    + "prefill \(Report.rate(prefill)) tokens/s, decode "
+                    + "\(Report.rate(results.reduce(0) { $0 + $1.decodeTokensPerSecond })) tokens/s"
+            )
         }
     }
 
     struct Logits: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write the logits of one prefill over the tokens.",
-                                                        discussion: RunConfig.flagHelp)
+        static let configuration = CommandConfiguration(
+            abstract: "Write the logits of one prefill over the tokens.",
+            discussion: RunConfig.flagHelp)
 
         @OptionGroup var options: ModelOptions
 
@@ -67,7 +84,8 @@ extension NemotronRun {
             let tokens = try options.settings.tokens ?? []
             let logits = try engine.makeScheduler().prefillLogits(tokens)
             guard engine.world.isRoot else { return }
-            try SafetensorsWriter.write([.init(name: "logits", shape: [tokens.count, engine.config.vocabSize], values: logits)], to: output)
+            try SafetensorsWriter.write(
+                [.init(name: "logits", shape: [tokens.count, engine.config.vocabSize], values: logits)], to: output)
         }
     }
 }
@@ -85,7 +103,8 @@ struct GenerationView {
     private var finishedCount = 0
 
     init(engine: Engine, requests: Int, json: Bool) {
-        let root = engine.world.isRoot, local = !engine.parallelism.splitsRequests
+        let root = engine.world.isRoot
+        let local = !engine.parallelism.splitsRequests
         streams = root && local && !json && requests == 1
         printsAsItGoes = local && !json
         total = requests
@@ -124,7 +143,8 @@ struct GenerationView {
     static func record(_ input: (text: String?, ids: [Int]), _ result: Generation) -> [String: Any] {
         [
             "prompt": input.text ?? NSNull(), "text": result.text ?? NSNull(), "prompt_ids": input.ids,
-            "generated_ids": result.ids, "finish_reason": result.finishReason.rawValue, "prompt_tokens": input.ids.count,
+            "generated_ids": result.ids, "finish_reason": result.finishReason.rawValue,
+            "prompt_tokens": input.ids.count,
             "generated_tokens": result.ids.count, "prefill_tokens_per_second": result.prefillTokensPerSecond,
             "decode_tokens_per_second": result.decodeTokensPerSecond,
         ]
@@ -138,8 +158,11 @@ enum ChatTemplate {
         guard let tokenizer, tokenizer.chatTemplate != nil else {
             throw NemotronError.configKeyMissing(path: model + "/tokenizer_config.json", key: "chat_template")
         }
-        throw NemotronError.invalidArgument(name: "--chat", value: "(Jinja chat_template in \(model)/tokenizer_config.json)",
-            expected: "a prompt formatted by you: nemotron-run cannot render Jinja chat templates faithfully and does not approximate them; "
+        throw NemotronError.invalidArgument(
+            name: "--chat", value: "(Jinja chat_template in \(model)/tokenizer_config.json)",
+            expected:
+                "a prompt formatted by you: nemotron-run cannot render Jinja chat templates faithfully and does not "
+                + "approximate them; "
                 + "pass the formatted conversation with --prompt")
     }
 }

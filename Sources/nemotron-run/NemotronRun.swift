@@ -7,7 +7,10 @@ struct NemotronRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nemotron-run",
         abstract: "Nemotron-H inference on CPUs, one process or many under mpirun.",
-        subcommands: [Generate.self, Logits.self, Bench.self, BenchAllReduce.self, Inspect.self, Tokenize.self, Detokenize.self, BenchTokenizer.self],
+        subcommands: [
+            Generate.self, Logits.self, Bench.self, BenchAllReduce.self, Inspect.self, Tokenize.self, Detokenize.self,
+            BenchTokenizer.self,
+        ],
         defaultSubcommand: Generate.self)
 
     /// Parses and runs on every rank. Only rank 0 prints; every rank exits non-zero on error.

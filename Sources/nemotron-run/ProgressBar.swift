@@ -8,7 +8,8 @@ struct ProgressBar {
 
     func update(_ done: Int, of total: Int) {
         guard visible, total > 0 else { return }
-        let width = 30, filled = width * done / total
+        let width = 30
+        let filled = width * done / total
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         FileHandle.standardError.write(Data("\r\u{1B}[K\(label) \(bar) \(done)/\(total)".utf8))
     }

@@ -4,7 +4,9 @@ import NemotronMPI
 /// Output helpers shared by the commands; only rank 0 writes.
 enum Report {
     static func json(_ object: [String: Any]) throws -> String {
-        String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        String(
+            decoding: try JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
     }
 
     /// A status line on stderr, keeping stdout for results.

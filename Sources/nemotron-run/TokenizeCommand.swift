@@ -6,7 +6,8 @@ import NemotronMPI
 extension NemotronRun {
     struct Tokenize: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Encode one JSON string per line into one JSON array of token ids per line (no special tokens added).")
+            abstract:
+                "Encode one JSON string per line into one JSON array of token ids per line (no special tokens added).")
 
         @Option(name: .long, help: "Directory with tokenizer.json (and tokenizer_config.json).")
         var model: String
@@ -22,7 +23,8 @@ extension NemotronRun {
 
     struct Detokenize: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode one JSON array of token ids per line into one JSON string per line (special tokens kept).")
+            abstract: "Decode one JSON array of token ids per line into one JSON string per line (special tokens kept)."
+        )
 
         @Option(name: .long, help: "Directory with tokenizer.json.")
         var model: String
@@ -33,7 +35,9 @@ extension NemotronRun {
         func run() throws {
             let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
             try JSONLines.map(jsonl, expecting: "a JSON array of integers") { line in
-                guard let items = line as? [Any], let ids = items.map({ ($0 as? NSNumber)?.intValue }) as? [Int] else { return nil }
+                guard let items = line as? [Any], let ids = items.map({ ($0 as? NSNumber)?.intValue }) as? [Int] else {
+                    return nil
+                }
                 return tokenizer.decode(ids)
             }
         }
@@ -48,7 +52,8 @@ enum JSONLines {
         var out = ""
         for (number, line) in try read(path).enumerated() {
             guard let result = transform(line) else {
-                throw NemotronError.invalidArgument(name: "\(path) line \(number + 1)", value: "\(line)", expected: expected)
+                throw NemotronError.invalidArgument(
+                    name: "\(path) line \(number + 1)", value: "\(line)", expected: expected)
             }
             out += encode(result) + "\n"
         }
@@ -59,13 +64,15 @@ enum JSONLines {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw NemotronError.fileMissing(path: path, what: "a JSON-lines file")
         }
-        return try text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).enumerated().map { number, line in
+        return try text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).enumerated().map {
+            number, line in
             // JSONSerialization drops a U+FEFF that opens a string or follows an escape; JSONDecoder keeps it.
             if let string = try? JSONDecoder().decode(String.self, from: Data(line)) { return string }
             if let object = try? JSONDecoder().decode(TextObject.self, from: Data(line)) { return object }
             guard let value = try? JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed]) else {
-                throw NemotronError.invalidArgument(name: "\(path) line \(number + 1)", value: String(decoding: line.prefix(80), as: UTF8.self),
-                                                    expected: "valid JSON")
+                throw NemotronError.invalidArgument(
+                    name: "\(path) line \(number + 1)", value: String(decoding: line.prefix(80), as: UTF8.self),
+                    expected: "valid JSON")
             }
             return value
         }
@@ -77,7 +84,9 @@ enum JSONLines {
     }
 
     static func encode(_ value: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes]))
+            ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
 }
@@ -85,7 +94,8 @@ enum JSONLines {
 extension NemotronRun {
     struct BenchTokenizer: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "bench-tokenizer", abstract: "Measure encode and decode speed (MB/s of UTF-8 text, one thread).")
+            commandName: "bench-tokenizer",
+            abstract: "Measure encode and decode speed (MB/s of UTF-8 text, one thread).")
 
         @Option(name: .long, help: "Directory with tokenizer.json.")
         var model: String
@@ -100,9 +110,13 @@ extension NemotronRun {
             let tokenizer = try Tokenizer(directory: URL(fileURLWithPath: model))
             let texts = try JSONLines.read(jsonl).compactMap { $0 as? String ?? ($0 as? JSONLines.TextObject)?.text }
             // A cold tokenizer per pass: its piece cache must not carry over between passes.
-            let corpus = Array(repeating: texts, count: max(1, 4_000_000 / max(1, texts.reduce(0) { $0 + $1.utf8.count }))).flatMap { $0 }
+            let corpus = Array(
+                repeating: texts, count: max(1, 4_000_000 / max(1, texts.reduce(0) { $0 + $1.utf8.count }))
+            ).flatMap { $0 }
             let bytes = corpus.reduce(0) { $0 + $1.utf8.count }
-            var encodeBest = 0.0, decodeBest = 0.0, tokens = 0
+            var encodeBest = 0.0
+            var decodeBest = 0.0
+            var tokens = 0
             for _ in 0..<repeats {
                 let fresh = try Tokenizer(directory: URL(fileURLWithPath: model))
                 var start = Date()
@@ -114,8 +128,12 @@ extension NemotronRun {
                 decodeBest = max(decodeBest, Double(bytes) / Date().timeIntervalSince(start) / 1e6)
                 precondition(decoded.count == corpus.count)
             }
-            say(String(format: "bench-tokenizer: %d strings, %.2f MB, %d tokens; encode %.1f MB/s, decode %.1f MB/s (best of %d, one thread)",
-                       corpus.count, Double(bytes) / 1e6, tokens, encodeBest, decodeBest, repeats))
+            say(
+                String(
+                    format:
+                        "bench-tokenizer: %d strings, %.2f MB, %d tokens; encode %.1f MB/s, decode %.1f MB/s (best "
+                        + "of %d, one thread)",
+                    corpus.count, Double(bytes) / 1e6, tokens, encodeBest, decodeBest, repeats))
         }
     }
 }

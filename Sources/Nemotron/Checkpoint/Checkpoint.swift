@@ -21,13 +21,15 @@ public final class Checkpoint: @unchecked Sendable {
             }
             var opened: [String: SafetensorsFile] = [:]
             for (name, fileName) in weightMap.sorted(by: { $0.key < $1.key }) {
-                let file = try opened[fileName] ?? SafetensorsFile(path: directory.appendingPathComponent(fileName).path)
+                let file =
+                    try opened[fileName] ?? SafetensorsFile(path: directory.appendingPathComponent(fileName).path)
                 if opened[fileName] == nil {
                     opened[fileName] = file
                     files.append(file)
                 }
                 guard let entry = file.entries[name] else {
-                    throw NemotronError.tensorMissing(name: name, searched: "\(file.path), where \(index.path) says it is")
+                    throw NemotronError.tensorMissing(
+                        name: name, searched: "\(file.path), where \(index.path) says it is")
                 }
                 location[name] = (file, entry)
             }
@@ -36,7 +38,8 @@ public final class Checkpoint: @unchecked Sendable {
             files = [file]
             for (name, entry) in file.entries { location[name] = (file, entry) }
         } else {
-            throw NemotronError.fileMissing(path: directory.path,
+            throw NemotronError.fileMissing(
+                path: directory.path,
                 what: "a checkpoint directory with model.safetensors or model.safetensors.index.json")
         }
         self.files = files
@@ -57,8 +60,9 @@ public final class Checkpoint: @unchecked Sendable {
     func plainWeight(_ name: String, shapes: [[Int]]) throws -> (entry: SafetensorsFile.Entry, view: WeightMatrix) {
         let (file, entry) = try entry(name)
         guard let element = entry.elementType, let format = WeightFormat(element: element) else {
-            throw NemotronError.tensorDType(name: name, path: file.path, dtype: entry.dtypeName,
-                                            allowed: WeightFormat.plainElements.map(\.rawValue))
+            throw NemotronError.tensorDType(
+                name: name, path: file.path, dtype: entry.dtypeName,
+                allowed: WeightFormat.plainElements.map(\.rawValue))
         }
         guard shapes.contains(entry.shape) else {
             throw NemotronError.tensorShape(name: name, path: file.path, shape: entry.shape, expected: shapes[0])
@@ -72,8 +76,10 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// Matrix `[rows, cols]`, keeping only the listed row segments (concatenated in order) and
     /// the given column range. Zero-copy when the kept part is contiguous in the file.
-    public func matrix(_ name: String, rows: Int, cols: Int, rowSegments: [Range<Int>]? = nil,
-                       columns: Range<Int>? = nil) throws -> WeightMatrix {
+    public func matrix(
+        _ name: String, rows: Int, cols: Int, rowSegments: [Range<Int>]? = nil,
+        columns: Range<Int>? = nil
+    ) throws -> WeightMatrix {
         let (entry, whole) = try plainWeight(name, shapes: [[rows, cols]])
         let kept = try whole.slice(rowSegments: rowSegments ?? [0..<rows], columns: columns ?? 0..<cols, name: name)
         if kept.isCopy { release(whole.base, byteCount: entry.byteCount) }

@@ -30,10 +30,13 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw NemotronError.fileUnreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard fstat(fd, &info) == 0 else {
+            throw NemotronError.fileUnreadable(path: path, reason: String(cString: strerror(errno)))
+        }
         fileSize = Int(info.st_size)
         guard fileSize >= 8 else {
-            throw NemotronError.badSafetensors(path: path, reason: "file is \(fileSize) bytes, shorter than the 8-byte header length (truncated?)")
+            throw NemotronError.badSafetensors(
+                path: path, reason: "file is \(fileSize) bytes, shorter than the 8-byte header length (truncated?)")
         }
         guard let mapped = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
             throw NemotronError.fileUnreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
@@ -58,7 +61,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     private static func parseHeader(_ base: UnsafeRawPointer, fileSize: Int, path: String) throws -> [String: Entry] {
         let headerLength = Int(clamping: UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
         guard headerLength <= fileSize - 8 else {
-            throw NemotronError.badSafetensors(path: path,
+            throw NemotronError.badSafetensors(
+                path: path,
                 reason: "header length \(headerLength) runs past the end of the file (\(fileSize) bytes; truncated?)")
         }
         let header = Data(bytes: base + 8, count: headerLength)
@@ -73,17 +77,27 @@ public final class SafetensorsFile: @unchecked Sendable {
                 let shape = (info["shape"] as? [NSNumber])?.map(\.intValue),
                 let offsets = (info["data_offsets"] as? [NSNumber])?.map(\.intValue), offsets.count == 2
             else {
-                throw NemotronError.badSafetensors(path: path, reason: "entry for tensor '\(name)' lacks dtype, shape or data_offsets")
+                throw NemotronError.badSafetensors(
+                    path: path, reason: "entry for tensor '\(name)' lacks dtype, shape or data_offsets")
             }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, begin <= end, end <= dataSize else {
-                throw NemotronError.badSafetensors(path: path,
-                    reason: "tensor '\(name)' byte range [\(begin), \(end)) lies outside the data section (\(dataSize) bytes)")
+                throw NemotronError.badSafetensors(
+                    path: path,
+                    reason:
+                        "tensor '\(name)' byte range [\(begin), \(end)) lies outside the data section (\(dataSize) "
+                        + "bytes)"
+                )
             }
-            let entry = Entry(name: name, dtypeName: dtype, shape: shape, offset: dataStart + begin, byteCount: end - begin)
+            let entry = Entry(
+                name: name, dtypeName: dtype, shape: shape, offset: dataStart + begin, byteCount: end - begin)
             if let known = entry.elementType, entry.elementCount * known.byteSize != entry.byteCount {
-                throw NemotronError.badSafetensors(path: path,
-                    reason: "tensor '\(name)' spans \(entry.byteCount) bytes but shape \(shape) of \(dtype) needs \(entry.elementCount * known.byteSize)")
+                throw NemotronError.badSafetensors(
+                    path: path,
+                    reason:
+                        "tensor '\(name)' spans \(entry.byteCount) bytes but shape \(shape) of \(dtype) needs "
+                        + "\(entry.elementCount * known.byteSize)"
+                )
             }
             entries[name] = entry
         }

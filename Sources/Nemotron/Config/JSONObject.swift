@@ -81,7 +81,8 @@ struct JSONObject {
             let numbers = list.compactMap(Self.numeric)
             if numbers.count == list.count { return numbers.map(\.intValue) }
         }
-        throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "an integer or a list of integers")
+        throw NemotronError.configValue(
+            path: path, key: key, value: "\(value)", expected: "an integer or a list of integers")
     }
 
     /// Numbers as JSON numbers, as strings ("inf"), or in transformers 5's `{"__float__": "Infinity"}` form.
@@ -106,7 +107,9 @@ struct JSONObject {
     }
 
     private func missing<T>(_ keys: [String], _ fallback: T?) throws -> T {
-        guard let fallback else { throw NemotronError.configKeyMissing(path: path, key: keys.joined(separator: "' or '")) }
+        guard let fallback else {
+            throw NemotronError.configKeyMissing(path: path, key: keys.joined(separator: "' or '"))
+        }
         return fallback
     }
 }

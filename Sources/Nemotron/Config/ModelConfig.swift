@@ -76,11 +76,13 @@ extension ModelConfig {
     init(json c: JSONObject) throws {
         let modelType = try c.string("model_type")
         guard modelType == "nemotron_h" else {
-            throw NemotronError.configValue(path: c.path, key: "model_type", value: "\"\(modelType)\"", expected: "\"nemotron_h\"")
+            throw NemotronError.configValue(
+                path: c.path, key: "model_type", value: "\"\(modelType)\"", expected: "\"nemotron_h\"")
         }
         layerKinds = try Self.layerKinds(c)
         if let declared = try c.optionalInt("num_hidden_layers"), declared != layerKinds.count {
-            throw NemotronError.configValue(path: c.path, key: "num_hidden_layers", value: "\(declared)",
+            throw NemotronError.configValue(
+                path: c.path, key: "num_hidden_layers", value: "\(declared)",
                 expected: "\(layerKinds.count), the length of the layer pattern")
         }
         hiddenSize = try c.int("hidden_size")
@@ -90,7 +92,8 @@ extension ModelConfig {
         eosTokenIds = try c.intList("eos_token_id") ?? []
 
         let kinds = Set(layerKinds)
-        numHeads = kinds.contains(.attention) ? try c.int("num_attention_heads") : try c.int("num_attention_heads", default: 1)
+        numHeads =
+            kinds.contains(.attention) ? try c.int("num_attention_heads") : try c.int("num_attention_heads", default: 1)
         numKVHeads = try c.int("num_key_value_heads", default: numHeads)
         headDim = try c.int("head_dim", "attention_head_dim", default: hiddenSize / max(numHeads, 1))
 
@@ -110,7 +113,8 @@ extension ModelConfig {
         numExperts = try c.int("n_routed_experts", "num_local_experts", default: needsMoE ? nil : 0)
         expertsPerToken = try c.int("num_experts_per_tok", default: needsMoE ? nil : 0)
         moeFFNSize = try c.int("moe_intermediate_size", default: needsMoE ? nil : 0)
-        sharedExpertFFNSize = try c.int("moe_shared_expert_intermediate_size", default: needsMoE ? nil : 0)
+        sharedExpertFFNSize =
+            try c.int("moe_shared_expert_intermediate_size", default: needsMoE ? nil : 0)
             * c.int("n_shared_experts", default: 1)
         moeLatentSize = try c.optionalInt("moe_latent_size")
         routerGroups = try c.int("n_group", default: 1)
@@ -119,7 +123,8 @@ extension ModelConfig {
         normTopKProb = try c.bool("norm_topk_prob", default: true)
 
         for key in ["attention_bias", "mlp_bias", "use_bias"] where try c.bool(key, default: false) {
-            throw NemotronError.configValue(path: c.path, key: key, value: "true",
+            throw NemotronError.configValue(
+                path: c.path, key: key, value: "true",
                 expected: "false (no known Nemotron-H checkpoint has these biases; nemotron-run does not support them)")
         }
         try validate(path: c.path)
@@ -135,12 +140,17 @@ extension ModelConfig {
             } else if let list = value as? [String], list.allSatisfy({ $0.count == 1 }) {
                 characters = list.map { Character($0) }
             } else {
-                throw NemotronError.configValue(path: c.path, key: key, value: "\(value)", expected: "a string of \(LayerKind.patternCharacters)")
+                throw NemotronError.configValue(
+                    path: c.path, key: key, value: "\(value)", expected: "a string of \(LayerKind.patternCharacters)")
             }
             return try characters.enumerated().map { index, character in
                 guard let kind = LayerKind(rawValue: character) else {
-                    throw NemotronError.configValue(path: c.path, key: key, value: "'\(character)' at position \(index)",
-                        expected: "one of the pattern characters \(LayerKind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))")
+                    throw NemotronError.configValue(
+                        path: c.path, key: key, value: "'\(character)' at position \(index)",
+                        expected:
+                            "one of the pattern characters "
+                            + "\(LayerKind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))"
+                    )
                 }
                 return kind
             }
@@ -149,11 +159,13 @@ extension ModelConfig {
             throw NemotronError.configKeyMissing(path: c.path, key: "hybrid_override_pattern' or 'layers_block_type")
         }
         guard let list = value as? [String] else {
-            throw NemotronError.configValue(path: c.path, key: key, value: "\(value)", expected: "a list of layer type names")
+            throw NemotronError.configValue(
+                path: c.path, key: key, value: "\(value)", expected: "a list of layer type names")
         }
         return try list.enumerated().map { index, name in
             guard let kind = LayerKind(blockType: name) else {
-                throw NemotronError.configValue(path: c.path, key: key, value: "\"\(name)\" at position \(index)",
+                throw NemotronError.configValue(
+                    path: c.path, key: key, value: "\"\(name)\" at position \(index)",
                     expected: "one of \(LayerKind.blockTypes.joined(separator: ", "))")
             }
             return kind
@@ -165,7 +177,8 @@ extension ModelConfig {
         guard let pair = value as? [Any], pair.count == 2, let lo = JSONObject.number(pair[0]),
             let hi = JSONObject.number(pair[1]), lo <= hi
         else {
-            throw NemotronError.configValue(path: c.path, key: key, value: "\(value)", expected: "[low, high] with low <= high")
+            throw NemotronError.configValue(
+                path: c.path, key: key, value: "\(value)", expected: "[low, high] with low <= high")
         }
         return Float(lo)...Float(hi)
     }
@@ -177,24 +190,37 @@ extension ModelConfig {
         try require(hiddenSize > 0, "hidden_size", hiddenSize, "a positive integer")
         try require(vocabSize > 0, "vocab_size", vocabSize, "a positive integer")
         if layerKinds.isEmpty {
-            throw NemotronError.configValue(path: path, key: "hybrid_override_pattern", value: "\"\"", expected: "at least one layer")
+            throw NemotronError.configValue(
+                path: path, key: "hybrid_override_pattern", value: "\"\"", expected: "at least one layer")
         }
         if has(.mamba) {
-            try require(mambaHeads > 0 && mambaHeadDim > 0 && ssmStateSize > 0, "mamba_num_heads", mambaHeads, "positive Mamba sizes")
-            try require(mambaGroups > 0 && mambaHeads % mambaGroups == 0, "n_groups", mambaGroups, "a divisor of mamba_num_heads (\(mambaHeads))")
+            try require(
+                mambaHeads > 0 && mambaHeadDim > 0 && ssmStateSize > 0, "mamba_num_heads", mambaHeads,
+                "positive Mamba sizes")
+            try require(
+                mambaGroups > 0 && mambaHeads % mambaGroups == 0, "n_groups", mambaGroups,
+                "a divisor of mamba_num_heads (\(mambaHeads))")
             try require(convKernel >= 1, "conv_kernel", convKernel, "at least 1")
         }
         if has(.attention) {
             try require(numHeads > 0 && headDim > 0, "num_attention_heads", numHeads, "a positive integer")
-            try require(numKVHeads > 0 && numHeads % numKVHeads == 0, "num_key_value_heads", numKVHeads, "a divisor of num_attention_heads (\(numHeads))")
+            try require(
+                numKVHeads > 0 && numHeads % numKVHeads == 0, "num_key_value_heads", numKVHeads,
+                "a divisor of num_attention_heads (\(numHeads))")
         }
         if has(.mlp) { try require(ffnSize > 0, "intermediate_size", ffnSize, "a positive integer") }
         if has(.moe) {
             try require(numExperts > 0, "n_routed_experts", numExperts, "a positive integer")
-            try require((1...numExperts).contains(expertsPerToken), "num_experts_per_tok", expertsPerToken, "1...\(numExperts)")
-            try require(routerGroups > 0 && numExperts % routerGroups == 0, "n_group", routerGroups, "a divisor of n_routed_experts (\(numExperts))")
-            try require((1...routerGroups).contains(routerTopKGroups), "topk_group", routerTopKGroups, "1...\(routerGroups)")
-            try require(routerGroups == 1 || numExperts / routerGroups >= 2, "n_group", routerGroups, "groups of at least 2 experts")
+            try require(
+                (1...numExperts).contains(expertsPerToken), "num_experts_per_tok", expertsPerToken, "1...\(numExperts)")
+            try require(
+                routerGroups > 0 && numExperts % routerGroups == 0, "n_group", routerGroups,
+                "a divisor of n_routed_experts (\(numExperts))")
+            try require(
+                (1...routerGroups).contains(routerTopKGroups), "topk_group", routerTopKGroups, "1...\(routerGroups)")
+            try require(
+                routerGroups == 1 || numExperts / routerGroups >= 2, "n_group", routerGroups,
+                "groups of at least 2 experts")
             try require(moeFFNSize > 0, "moe_intermediate_size", moeFFNSize, "a positive integer")
         }
     }

@@ -40,26 +40,41 @@ public struct RunConfig: Sendable, Equatable {
 
     /// Every key, in the order `inspect` prints them.
     public static let keys: [ConfigKey] = [
-        .init("model", \.model, help: "Checkpoint directory (config.json, *.safetensors); relative to the config file.",
-              parse: { value, source in try source.path(String.configValue(value, key: "model", source: source)) }),
-        .init("threads", \.threads, help: "Compute threads per process (0: cores / processes).", check: .atLeast(1, orZero: true)),
+        .init(
+            "model", \.model, help: "Checkpoint directory (config.json, *.safetensors); relative to the config file.",
+            parse: { value, source in try source.path(String.configValue(value, key: "model", source: source)) }),
+        .init(
+            "threads", \.threads, help: "Compute threads per process (0: cores / processes).",
+            check: .atLeast(1, orZero: true)),
         .init("max_new_tokens", \.maxNewTokens, help: "Maximum tokens to generate.", check: .atLeast(0)),
         .init("temperature", \.temperature, help: "Sampling temperature; 0 is greedy.", check: .atLeast(0)),
         .init("top_k", \.topK, help: "Keep only the k most likely tokens; 0 is off.", check: .atLeast(0)),
-        .init("top_p", \.topP, help: "Keep the smallest set of tokens with this total probability; 1 is off.", check: .probability),
+        .init(
+            "top_p", \.topP, help: "Keep the smallest set of tokens with this total probability; 1 is off.",
+            check: .probability),
         .init("seed", \.seed, help: "Random seed for sampling.", check: .atLeast(0)),
         .init("tokens", \.tokens, help: "Prompt token ids, comma-separated (e.g. 1,2,3)."),
-        .init("prompts", \.prompts, flag: "prompt", help: "Prompt text; repeat the flag for several prompts, generated together."),
-        .init("stop", \.stop, help: "Stop when the generated text contains this string (repeatable); it is not printed."),
+        .init(
+            "prompts", \.prompts, flag: "prompt",
+            help: "Prompt text; repeat the flag for several prompts, generated together."),
+        .init(
+            "stop", \.stop, help: "Stop when the generated text contains this string (repeatable); it is not printed."),
         .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
-        .init("tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
-              check: .atLeast(1, orZero: true)),
-        .init("fuse_allreduce_norm", \.fuseAllReduceNorm, help: "Fuse each layer's AllReduce with the residual add and next RMSNorm."),
+        .init(
+            "tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
+            check: .atLeast(1, orZero: true)),
+        .init(
+            "fuse_allreduce_norm", \.fuseAllReduceNorm,
+            help: "Fuse each layer's AllReduce with the residual add and next RMSNorm."),
         .init("allreduce_strategy", \.allReduceStrategy, help: "How block-boundary reductions run."),
-        .init("enable_attention_dp", \.enableAttentionDP, flag: "attention-dp",
-              help: "Attention data parallelism: each rank serves its own prompts; MoE experts are split over the ranks."),
-        .init("prefill_chunk", \.prefillChunk, help: "Prompt tokens per sequence in one prefill pass; smaller bounds memory.",
-              check: .atLeast(1)),
+        .init(
+            "enable_attention_dp", \.enableAttentionDP, flag: "attention-dp",
+            help: "Attention data parallelism: each rank serves its own prompts; MoE experts are split over the "
+                + "ranks."),
+        .init(
+            "prefill_chunk", \.prefillChunk,
+            help: "Prompt tokens per sequence in one prefill pass; smaller bounds memory.",
+            check: .atLeast(1)),
     ]
 
     public static var keyNames: [String] { keys.map(\.name) }
@@ -102,8 +117,12 @@ public struct RunConfig: Sendable, Equatable {
         while i < arguments.count {
             let argument = arguments[i]
             guard argument.hasPrefix("--"), let key = Self.keys.first(where: { "--" + $0.flag == argument }) else {
-                throw NemotronError.invalidArgument(name: argument, value: "(unknown)",
-                                                    expected: "a known option: see --help (settings flags: \(Self.keys.map { "--" + $0.flag }.joined(separator: ", ")))")
+                throw NemotronError.invalidArgument(
+                    name: argument, value: "(unknown)",
+                    expected:
+                        "a known option: see --help (settings flags: "
+                        + "\(Self.keys.map { "--" + $0.flag }.joined(separator: ", ")))"
+                )
             }
             if key.isSwitch {
                 try key.apply(.flag("true"), &self, .commandLine)
@@ -111,7 +130,8 @@ public struct RunConfig: Sendable, Equatable {
                 continue
             }
             guard i + 1 < arguments.count else {
-                throw NemotronError.invalidArgument(name: argument, value: "(missing)", expected: "a value after \(argument)")
+                throw NemotronError.invalidArgument(
+                    name: argument, value: "(missing)", expected: "a value after \(argument)")
             }
             try key.apply(.flag(arguments[i + 1]), &self, .commandLine)
             i += 2
@@ -135,10 +155,11 @@ public struct RunConfig: Sendable, Equatable {
 
     /// Help lines for the settings flags, generated from the keys.
     public static var flagHelp: String {
-        "Settings (flags override --config file keys):\n" + keys.map { key in
-            let flag = "--\(key.flag)\(key.isSwitch ? "" : " <\(key.expected)>")"
-            return "  \(flag.padding(toLength: 40, withPad: " ", startingAt: 0)) \(key.help) (key \(key.name))"
-        }.joined(separator: "\n")
+        "Settings (flags override --config file keys):\n"
+            + keys.map { key in
+                let flag = "--\(key.flag)\(key.isSwitch ? "" : " <\(key.expected)>")"
+                return "  \(flag.padding(toLength: 40, withPad: " ", startingAt: 0)) \(key.help) (key \(key.name))"
+            }.joined(separator: "\n")
     }
 
     /// The sampling parameters of this run.
@@ -194,9 +215,11 @@ public struct ConfigKey: Sendable {
 
     /// A key stored at `field`; `flag` defaults to the name with dashes; `parse` overrides the
     /// type's own parsing.
-    init<Value: ConfigValue>(_ name: String, _ field: WritableKeyPath<RunConfig, Value> & Sendable, flag: String? = nil,
-                             help: String, check: ConfigCheck<Value>? = nil,
-                             parse: (@Sendable (ConfigInput, ConfigSource) throws -> Value)? = nil) {
+    init<Value: ConfigValue>(
+        _ name: String, _ field: WritableKeyPath<RunConfig, Value> & Sendable, flag: String? = nil,
+        help: String, check: ConfigCheck<Value>? = nil,
+        parse: (@Sendable (ConfigInput, ConfigSource) throws -> Value)? = nil
+    ) {
         self.name = name
         self.flag = flag ?? name.replacingOccurrences(of: "_", with: "-")
         self.help = help
@@ -205,7 +228,8 @@ public struct ConfigKey: Sendable {
         apply = { input, config, source in
             let value = try parse?(input, source) ?? Value.configValue(input, key: name, source: source)
             if let check, !check.accepts(value) {
-                throw NemotronError.configValue(path: source.name, key: name, value: "\(value)", expected: check.expected)
+                throw NemotronError.configValue(
+                    path: source.name, key: name, value: "\(value)", expected: check.expected)
             }
             config[keyPath: field] = Value.merging(config[keyPath: field], value, from: input)
         }
@@ -221,7 +245,9 @@ public struct ConfigCheck<Value>: Sendable {
 
 extension ConfigCheck where Value == Int {
     static func atLeast(_ minimum: Int, orZero: Bool = false) -> ConfigCheck {
-        ConfigCheck(expected: "an integer >= \(minimum)" + (orZero ? " (or 0: automatic)" : "")) { $0 >= minimum || (orZero && $0 == 0) }
+        ConfigCheck(expected: "an integer >= \(minimum)" + (orZero ? " (or 0: automatic)" : "")) {
+            $0 >= minimum || (orZero && $0 == 0)
+        }
     }
 }
 
@@ -249,7 +275,9 @@ extension ConfigValue {
     static func mismatch(_ input: ConfigInput, key: String, source: ConfigSource) -> NemotronError {
         switch input {
         case .yaml(let value): return .configValue(path: source.name, key: key, value: "\(value)", expected: expected)
-        case .flag(let text): return .invalidArgument(name: "--" + key.replacingOccurrences(of: "_", with: "-"), value: "'\(text)'", expected: expected)
+        case .flag(let text):
+            return .invalidArgument(
+                name: "--" + key.replacingOccurrences(of: "_", with: "-"), value: "'\(text)'", expected: expected)
         }
     }
 }
@@ -349,11 +377,14 @@ extension Int: ListElement {
     public static func element(_ yaml: Any, source: String) throws -> Int? { yaml as? Int }
     /// `--tokens 1,2,3`
     public static func elements(flag text: String, key: String) throws -> [Int] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
         if parts == [""] { return [] }
         return try parts.map {
             guard let id = Int($0) else {
-                throw NemotronError.invalidArgument(name: "--\(key)", value: "'\($0)'", expected: "comma-separated integers")
+                throw NemotronError.invalidArgument(
+                    name: "--\(key)", value: "'\($0)'", expected: "comma-separated integers")
             }
             return id
         }
@@ -416,8 +447,9 @@ public enum Prompt: Sendable, Equatable {
         {
             self = .tokens(ints)
         } else {
-            throw NemotronError.invalidArgument(name: source, value: "\(value)",
-                                                expected: "a string, or an object with a \"prompt\" string or a \"tokens\" list of integers")
+            throw NemotronError.invalidArgument(
+                name: source, value: "\(value)",
+                expected: "a string, or an object with a \"prompt\" string or a \"tokens\" list of integers")
         }
     }
 

@@ -42,7 +42,10 @@ public enum FuseAllReduceNorm: String, CaseIterable, Sendable {
     public func resolve(tpSize: Int, attentionDataParallel: Bool) -> (enabled: Bool, reason: String) {
         if tpSize == 1 { return (false, "disabled by itself: tp_size is 1, there is nothing to reduce") }
         if attentionDataParallel {
-            return (false, "disabled by itself: attention data parallelism is on, so layers have no tensor-parallel reduction")
+            return (
+                false,
+                "disabled by itself: attention data parallelism is on, so layers have no tensor-parallel reduction"
+            )
         }
         switch self {
         case .auto: return (true, "auto: tp_size is \(tpSize)")

@@ -1,7 +1,8 @@
 /// The collectives nemotron-run needs between ranks. A forward pass issues them only through
 /// `ForwardCollectives`, the scheduler only through `StepCollectives`, start-up through
 /// `agreeing`, and the bench and inspect reports through `gather(text:)` after their run, so
-/// the order of collectives is the same on every rank and can be read in those places. Two conformers: `SingleProcess` here and the MPI one in NemotronMPI.
+/// the order of collectives is the same on every rank and can be read in those places. Two conformers: `SingleProcess`
+/// here and the MPI one in NemotronMPI.
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var size: Int { get }
@@ -10,12 +11,14 @@ public protocol Communicator: AnyObject {
     /// The fused block boundary as one collective: `residual += Σ_ranks partial`, then
     /// `normed = RMSNorm(residual) · weight` per row of `width` (the norm is the collective's
     /// epilogue). `partial` may be overwritten.
-    func allReduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                          rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>)
+    func allReduceAddNorm(
+        _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>)
     /// Rank `root`'s `count` integers copied to every rank.
     func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int)
     /// Concatenates each rank's `counts[rank]` floats on `root` (`output` used only there).
-    func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int)
+    func gather(
+        _ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int)
     /// The largest of every rank's value, on every rank.
     func allReduceMax(_ value: Int) -> Int
     /// Every rank's value, in rank order, on every rank.
@@ -33,10 +36,13 @@ extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
     /// Reduction, then the residual add and norm in one pass per row.
-    public func allReduceAddNorm(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                                 rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    public func allReduceAddNorm(
+        _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         allReduceSum(partial, count: rows * width)
-        ResidualNorm.addAndNormalizeEachRow(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+        ResidualNorm.addAndNormalizeEachRow(
+            partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
     }
 
     /// Every rank's text, in rank order, on rank 0.
@@ -74,7 +80,9 @@ public final class SingleProcess: Communicator {
     public var size: Int { 1 }
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int) {}
-    public func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int) {
+    public func gather(
+        _ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int
+    ) {
         if output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: count) }
     }
     public func allReduceMax(_ value: Int) -> Int { value }

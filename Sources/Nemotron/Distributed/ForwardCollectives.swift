@@ -3,7 +3,8 @@
 /// other ranks. In one pass (`NemotronH.forward`) every rank issues them in this order:
 ///
 ///     for each layer i:
-///       enterBlock            i ≥ 1, fused: AllReduce(previous partial) + residual + RMSNorm, one collective (tensor group)
+///       enterBlock            i ≥ 1, fused: AllReduce(previous partial) + residual + RMSNorm, one collective (tensor
+/// group)
 ///       mixer of layer i:
 ///         sumGroupStatistics  Mamba when tp > n_groups: AllReduce of the [T, G] gated-norm sums (tensor group)
 ///         exchangeExperts     MoE under attention DP: all-gather of token counts, routed inputs and routing,
@@ -21,12 +22,16 @@ struct ForwardCollectives {
     /// Entry of block i ≥ 1, or before `norm_f`: `residual += Σ_ranks partial; normed = RMSNorm(residual)`.
     /// Fused: the "pre-allreduce", one collective with the add and norm as its epilogue.
     /// Unfused: the partial was reduced by `leaveBlock`, so add and norm run as two local passes.
-    func enterBlock(_ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, norm: [Float], eps: Float,
-                    tokens T: Int, width H: Int, into normed: UnsafeMutablePointer<Float>) {
+    func enterBlock(
+        _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, norm: [Float], eps: Float,
+        tokens T: Int, width H: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         if fused {
-            tensorGroup.allReduceAddNorm(partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
+            tensorGroup.allReduceAddNorm(
+                partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
         } else {
-            ResidualNorm.addThenNormInTwoPasses(partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
+            ResidualNorm.addThenNormInTwoPasses(
+                partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
         }
     }
 
@@ -49,17 +54,23 @@ struct ForwardCollectives {
     func expertTokenCounts(_ local: Int) -> [Int] { parallelism.world.allGather(local) }
 
     /// Concatenates every rank's `[T_r, width]` rows into `output` (`[ΣT, width]`).
-    func gatherExpertInputs(_ rows: UnsafePointer<Float>, width: Int, counts: [Int], into output: UnsafeMutablePointer<Float>) {
+    func gatherExpertInputs(
+        _ rows: UnsafePointer<Float>, width: Int, counts: [Int], into output: UnsafeMutablePointer<Float>
+    ) {
         parallelism.world.allGather(rows, into: output, counts: counts.map { $0 * width })
     }
 
     /// Sums `[ΣT, width]` over the ranks and leaves this rank's `[T_r, width]` rows in `output`.
-    func scatterExpertOutputs(_ rows: UnsafePointer<Float>, width: Int, counts: [Int], into output: UnsafeMutablePointer<Float>) {
+    func scatterExpertOutputs(
+        _ rows: UnsafePointer<Float>, width: Int, counts: [Int], into output: UnsafeMutablePointer<Float>
+    ) {
         parallelism.world.reduceScatter(rows, into: output, counts: counts.map { $0 * width })
     }
 
     /// Each rank's `[rows, V_rank]` LM-head slice, concatenated in rank order on rank 0.
-    func gatherLogits(_ local: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+    func gatherLogits(
+        _ local: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int]
+    ) {
         tensorGroup.gather(local, count: count, into: output, counts: counts, root: 0)
     }
 }

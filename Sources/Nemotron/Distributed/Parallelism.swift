@@ -28,7 +28,8 @@ public struct Parallelism {
         self.world = world
         self.mode = mode
         tensorGroup = mode == .tensorParallel ? world : SingleProcess()
-        (fusedAllReduceNorm, fusionReason) = fuse.resolve(tpSize: world.size, attentionDataParallel: mode == .attentionDataParallel)
+        (fusedAllReduceNorm, fusionReason) = fuse.resolve(
+            tpSize: world.size, attentionDataParallel: mode == .attentionDataParallel)
     }
 
     /// The sizes and ranks alone, for the shard plan.

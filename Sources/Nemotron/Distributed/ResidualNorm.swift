@@ -6,8 +6,10 @@
 public enum ResidualNorm {
     /// Per row of `width`: `residual += sum; normed = RMSNorm(residual)`, one pass over memory
     /// (a row stays in L1 between its add and its scaling).
-    public static func addAndNormalizeEachRow(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                               rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    public static func addAndNormalizeEachRow(
+        _ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         weight.withUnsafeBufferPointer { w in
             for row in 0..<rows {
                 let r = residual + row * width
@@ -19,21 +21,25 @@ public enum ResidualNorm {
 
     /// Per row in `rows` of `width`: `residual += Σ_k sources[k]` (rank order) and
     /// `normed = RMSNorm(residual)`, reading each source once.
-    public static func sumAddAndNormalizeEachRow(_ sources: [UnsafePointer<Float>], residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                                  rows: Range<Int>, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    public static func sumAddAndNormalizeEachRow(
+        _ sources: [UnsafePointer<Float>], residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Range<Int>, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         sources.withUnsafeBufferPointer { sources in
             weight.withUnsafeBufferPointer { w in
                 for row in rows {
                     let offset = row * width
                     addSum(sources, offset: offset, count: width, into: residual + offset)
-                    RMSNorm.normalize(residual + offset, weight: w.baseAddress!, eps: eps, width: width, into: normed + offset)
+                    RMSNorm.normalize(
+                        residual + offset, weight: w.baseAddress!, eps: eps, width: width, into: normed + offset)
                 }
             }
         }
     }
 
     /// `out[i] = Σ_k sources[k][i]` in rank order for i in `range`.
-    public static func sum(_ sources: [UnsafePointer<Float>], range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    public static func sum(_ sources: [UnsafePointer<Float>], range: Range<Int>, into out: UnsafeMutablePointer<Float>)
+    {
         sources.withUnsafeBufferPointer { sources in
             var i = range.lowerBound
             while i + 8 <= range.upperBound {
@@ -50,8 +56,10 @@ public enum ResidualNorm {
     }
 
     /// The unfused boundary: `residual += sum` over all rows, then RMSNorm as a separate pass.
-    public static func addThenNormInTwoPasses(_ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-                                   rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>) {
+    public static func addThenNormInTwoPasses(
+        _ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+    ) {
         add(sum, into: residual, count: rows * width)
         RMSNorm.apply(residual, weight: weight, eps: eps, tokens: rows, width: width, into: normed)
     }
@@ -72,8 +80,10 @@ public enum ResidualNorm {
     }
 
     /// `target[i] = target[i] + Σ_k sources[k][offset + i]`
-    private static func addSum(_ sources: UnsafeBufferPointer<UnsafePointer<Float>>, offset: Int, count: Int,
-                               into target: UnsafeMutablePointer<Float>) {
+    private static func addSum(
+        _ sources: UnsafeBufferPointer<UnsafePointer<Float>>, offset: Int, count: Int,
+        into target: UnsafeMutablePointer<Float>
+    ) {
         var i = 0
         while i + 8 <= count {
             store(load(target + i) + total(sources, offset + i), target + i)
@@ -87,7 +97,9 @@ public enum ResidualNorm {
         }
     }
 
-    @inline(__always) private static func total(_ sources: UnsafeBufferPointer<UnsafePointer<Float>>, _ i: Int) -> SIMD8<Float> {
+    @inline(__always) private static func total(_ sources: UnsafeBufferPointer<UnsafePointer<Float>>, _ i: Int)
+        -> SIMD8<Float>
+    {
         var s = load(sources[0] + i)
         for k in 1..<sources.count { s += load(sources[k] + i) }
         return s

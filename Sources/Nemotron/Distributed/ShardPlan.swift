@@ -40,15 +40,19 @@ public struct ShardPlan: Sendable, Equatable {
         let experts = layout.expertSize
         if experts > 1 && c.has(.moe) && c.numExperts % experts != 0 {
             let legal = (1...c.numExperts).filter { c.numExperts % $0 == 0 }
-            throw NemotronError.parallel(reason: "attention data parallelism over \(experts) ranks divides the routed experts between them: "
-                + "n_routed_experts (\(c.numExperts)) must be divisible by it; legal process counts: \(legal.map(String.init).joined(separator: ", "))")
+            throw NemotronError.parallel(
+                reason: "attention data parallelism over \(experts) ranks divides the routed experts between them: "
+                    + "n_routed_experts (\(c.numExperts)) must be divisible by it; legal process counts: "
+                    + "\(legal.map(String.init).joined(separator: ", "))"
+            )
         }
         expertRange = Partition.part(c.numExperts, experts, layout.expertRank)
         let (tp, rank) = (layout.tensorSize, layout.tensorRank)
         if let problem = Self.problem(config: c, tpSize: tp, alignment: alignment) {
             let legal = Self.legalSizes(config: c, alignment: alignment)
-            throw NemotronError.parallel(reason: "tensor-parallel size \(tp) does not fit this model: \(problem); "
-                + "legal sizes for this model: \(legal.map(String.init).joined(separator: ", "))")
+            throw NemotronError.parallel(
+                reason: "tensor-parallel size \(tp) does not fit this model: \(problem); "
+                    + "legal sizes for this model: \(legal.map(String.init).joined(separator: ", "))")
         }
         mambaHeadRange = Partition.part(c.mambaHeads, tp, rank)
         replicatesMambaGroups = c.has(.mamba) && tp > c.mambaGroups
@@ -64,32 +68,44 @@ public struct ShardPlan: Sendable, Equatable {
 
     /// An intermediate width split into whole blocks (a width of 0, for an absent layer kind, stays empty).
     private static func widthPart(_ width: Int, _ parts: Int, _ index: Int, _ alignment: Int) -> Range<Int> {
-        width % alignment == 0 ? Partition.part(width, parts, index, alignment: alignment) : Partition.part(width, parts, index)
+        width % alignment == 0
+            ? Partition.part(width, parts, index, alignment: alignment) : Partition.part(width, parts, index)
     }
 
     /// One line per concern for `inspect`: what this rank holds of `config`'s global sizes.
     public func summary(for c: ModelConfig) -> [String] {
         func r(_ range: Range<Int>, _ total: Int) -> String { "\(range.lowerBound)..<\(range.upperBound) of \(total)" }
         if layout.expertSize > 1 {
-            return ["attention data parallel: every layer whole on this rank, no per-layer collective",
-                    "routed experts \(r(expertRange, c.numExperts)) (expert parallel: tokens all-gathered before the experts, "
-                    + "outputs reduce-scattered back)"]
+            return [
+                "attention data parallel: every layer whole on this rank, no per-layer collective",
+                "routed experts \(r(expertRange, c.numExperts)) (expert parallel: tokens all-gathered before the "
+                    + "experts, "
+                    + "outputs reduce-scattered back)",
+            ]
         }
         var lines: [String] = []
         if c.has(.mamba) {
-            lines.append("mamba heads \(r(mambaHeadRange, c.mambaHeads)), B/C groups \(r(mambaGroupRange, c.mambaGroups))"
-                + (replicatesMambaGroups ? " (replicated: \(tpSize / c.mambaGroups) ranks per group, gated-norm sums reduced)" : ""))
+            lines.append(
+                "mamba heads \(r(mambaHeadRange, c.mambaHeads)), B/C groups \(r(mambaGroupRange, c.mambaGroups))"
+                    + (replicatesMambaGroups
+                        ? " (replicated: \(tpSize / c.mambaGroups) ranks per group, gated-norm sums reduced)" : ""))
         }
         if c.has(.attention) {
-            lines.append("q heads \(r(qHeadRange, c.numHeads)), kv heads \(r(kvHeadRange, c.numKVHeads))"
-                + (replicatesKVHeads ? " (replicated on \(tpSize / c.numKVHeads) ranks)" : ""))
+            lines.append(
+                "q heads \(r(qHeadRange, c.numHeads)), kv heads \(r(kvHeadRange, c.numKVHeads))"
+                    + (replicatesKVHeads ? " (replicated on \(tpSize / c.numKVHeads) ranks)" : ""))
         }
         if c.has(.mlp) { lines.append("mlp width \(r(ffnRange, c.ffnSize))") }
         if c.has(.moe) {
-            lines.append("every expert's width \(r(moeFFNRange, c.moeFFNSize)), shared expert \(r(sharedFFNRange, c.sharedExpertFFNSize)); "
-                + "router" + (c.moeLatentSize != nil ? " and latent projections" : "") + " replicated")
+            lines.append(
+                "every expert's width \(r(moeFFNRange, c.moeFFNSize)), shared expert "
+                    + "\(r(sharedFFNRange, c.sharedExpertFFNSize)); "
+                    + "router" + (c.moeLatentSize != nil ? " and latent projections" : "") + " replicated")
         }
-        lines.append("lm head vocab rows \(r(vocabRange, c.vocabSize)); embedding replicated (memory-mapped: only looked-up rows are paged in)")
+        lines.append(
+            "lm head vocab rows \(r(vocabRange, c.vocabSize)); embedding replicated (memory-mapped: only looked-up "
+                + "rows are paged in)"
+        )
         return lines
     }
 
@@ -102,7 +118,9 @@ public struct ShardPlan: Sendable, Equatable {
                 return "n_groups (\(c.mambaGroups)) must divide it or be divisible by it"
             }
             if (c.mambaHeads / tp * c.mambaHeadDim) % alignment != 0 {
-                return "each rank's out_proj inputs (\(c.mambaHeads / tp) heads × \(c.mambaHeadDim)) would cut a weight block of \(alignment)"
+                return
+                    "each rank's out_proj inputs (\(c.mambaHeads / tp) heads × \(c.mambaHeadDim)) would cut a weight "
+                    + "block of \(alignment)"
             }
         }
         if c.has(.attention) {
@@ -111,13 +129,21 @@ public struct ShardPlan: Sendable, Equatable {
                 return "num_key_value_heads (\(c.numKVHeads)) must divide it or be divisible by it"
             }
             if (c.numHeads / tp * c.headDim) % alignment != 0 {
-                return "each rank's o_proj inputs (\(c.numHeads / tp) heads × \(c.headDim)) would cut a weight block of \(alignment)"
+                return
+                    "each rank's o_proj inputs (\(c.numHeads / tp) heads × \(c.headDim)) would cut a weight block of "
+                    + "\(alignment)"
             }
         }
-        for (present, width, key) in [(c.has(.mlp), c.ffnSize, "intermediate_size"), (c.has(.moe), c.moeFFNSize, "moe_intermediate_size"),
-                                      (c.has(.moe), c.sharedExpertFFNSize, "moe_shared_expert_intermediate_size")] where present {
-            if width % alignment != 0 { return "\(key) (\(width)) is not a whole number of weight blocks of \(alignment)" }
-            if width / alignment < tp { return "\(key) (\(width)) has fewer than one weight block of \(alignment) per rank" }
+        for (present, width, key) in [
+            (c.has(.mlp), c.ffnSize, "intermediate_size"), (c.has(.moe), c.moeFFNSize, "moe_intermediate_size"),
+            (c.has(.moe), c.sharedExpertFFNSize, "moe_shared_expert_intermediate_size"),
+        ] where present {
+            if width % alignment != 0 {
+                return "\(key) (\(width)) is not a whole number of weight blocks of \(alignment)"
+            }
+            if width / alignment < tp {
+                return "\(key) (\(width)) has fewer than one weight block of \(alignment) per rank"
+            }
         }
         if c.vocabSize < tp { return "vocab_size (\(c.vocabSize)) is smaller than it" }
         return nil

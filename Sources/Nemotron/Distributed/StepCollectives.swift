@@ -19,7 +19,8 @@ struct StepCollectives {
     /// Rank 0's decisions copied to every rank of the tensor group: ids, then finish reasons
     /// (0: still running, else 1 + the index in `FinishReason.allCases`).
     func broadcastDecisions(_ decisions: inout [(id: Int, reason: FinishReason?)]) {
-        let group = parallelism.tensorGroup, n = decisions.count
+        let group = parallelism.tensorGroup
+        let n = decisions.count
         guard group.size > 1, n > 0 else { return }
         var message = [Int32](repeating: 0, count: 2 * n)
         if group.isRoot {

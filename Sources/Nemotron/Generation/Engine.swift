@@ -11,28 +11,38 @@ public final class Engine {
 
     /// Loads on every rank and agrees on success first: a failure on any rank (a bad file, an
     /// illegal tensor-parallel size) makes every rank throw, and only rank 0 reports it.
-    public static func load(settings: RunConfig, world: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws -> Engine {
+    public static func load(settings: RunConfig, world: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws
+        -> Engine
+    {
         try world.agreeing { try Engine(settings: settings, world: world, progress: progress) }
     }
 
     public init(settings: RunConfig, world: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws {
         let size = settings.tensorParallelSize
         if size != 0 && size != world.size {
-            throw NemotronError.parallel(reason: "tensor_parallel_size is \(size) but \(world.size) process(es) are running; "
-                + "start with `mpirun -np \(size)` or drop the key (the MPI world size is the tensor-parallel size)")
+            throw NemotronError.parallel(
+                reason: "tensor_parallel_size is \(size) but \(world.size) process(es) are running; "
+                    + "start with `mpirun -np \(size)` or drop the key (the MPI world size is the tensor-parallel size)"
+            )
         }
         guard !settings.model.isEmpty else {
-            throw NemotronError.invalidArgument(name: "model", value: "(none)", expected: "a checkpoint directory: pass --model DIR or set 'model' in the config file")
+            throw NemotronError.invalidArgument(
+                name: "model", value: "(none)",
+                expected: "a checkpoint directory: pass --model DIR or set 'model' in the config file")
         }
         self.settings = settings
-        let parallelism = Parallelism(world: world, mode: settings.enableAttentionDP ? .attentionDataParallel : .tensorParallel,
-                                      fuse: settings.fuseAllReduceNorm)
+        let parallelism = Parallelism(
+            world: world, mode: settings.enableAttentionDP ? .attentionDataParallel : .tensorParallel,
+            fuse: settings.fuseAllReduceNorm)
         let directory = URL(fileURLWithPath: settings.model)
-        model = try NemotronH(directory: directory, parallelism: parallelism, compute: ComputePolicy(prefill: settings.computeDType),
-                              progress: progress)
-        let threads = settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
+        model = try NemotronH(
+            directory: directory, parallelism: parallelism, compute: ComputePolicy(prefill: settings.computeDType),
+            progress: progress)
+        let threads =
+            settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
         workspace = Workspace(threads: threads)
-        let hasTokenizer = FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path)
+        let hasTokenizer = FileManager.default.fileExists(
+            atPath: directory.appendingPathComponent("tokenizer.json").path)
         tokenizer = hasTokenizer ? try Tokenizer(directory: directory) : nil
     }
 
@@ -44,12 +54,15 @@ public final class Engine {
 
     /// A scheduler for one run's requests; `ignoreEOS` lets requests run to their budget.
     public func makeScheduler(ignoreEOS: Bool = false) -> Scheduler {
-        Scheduler(model: model, workspace: workspace, tokenizer: tokenizer, stopIds: ignoreEOS ? [] : stopIds,
-                  prefillChunk: settings.prefillChunk)
+        Scheduler(
+            model: model, workspace: workspace, tokenizer: tokenizer, stopIds: ignoreEOS ? [] : stopIds,
+            prefillChunk: settings.prefillChunk)
     }
 
     /// Runs `requests` to the end (see `Scheduler.run`).
-    public func generate(_ requests: [Request], ignoreEOS: Bool = false, onEvent: (GenerationEvent) -> Void = { _ in }) throws -> [Generation] {
+    public func generate(_ requests: [Request], ignoreEOS: Bool = false, onEvent: (GenerationEvent) -> Void = { _ in })
+        throws -> [Generation]
+    {
         let scheduler = makeScheduler(ignoreEOS: ignoreEOS)
         for request in requests { try scheduler.submit(request) }
         return scheduler.run(onEvent: onEvent)
@@ -58,8 +71,12 @@ public final class Engine {
     /// One line describing how this run is parallelised, for run headers and `inspect`.
     public var parallelismDescription: String {
         let p = parallelism
-        let mode = p.mode == .attentionDataParallel ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
-        return "\(world.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm \(p.fusedAllReduceNorm ? "on" : "off") (\(p.fusionReason)); "
+        let mode =
+            p.mode == .attentionDataParallel
+            ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
+        return
+            "\(world.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm "
+            + "\(p.fusedAllReduceNorm ? "on" : "off") (\(p.fusionReason)); "
             + "allreduce_strategy \(settings.allReduceStrategy.rawValue); compute \(model.compute.description)"
     }
 
@@ -68,8 +85,9 @@ public final class Engine {
     public func prompts() throws -> [(text: String?, ids: [Int])] {
         let prompts = settings.allPrompts
         guard !prompts.isEmpty else {
-            throw NemotronError.invalidArgument(name: "prompt", value: "(none)",
-                                                expected: "--prompt TEXT, --prompt-file FILE, --tokens IDS, or 'prompts'/'tokens' in the config file")
+            throw NemotronError.invalidArgument(
+                name: "prompt", value: "(none)",
+                expected: "--prompt TEXT, --prompt-file FILE, --tokens IDS, or 'prompts'/'tokens' in the config file")
         }
         let validator = makeScheduler()
         return try prompts.map { prompt in
@@ -79,8 +97,9 @@ public final class Engine {
                 return (nil, ids)
             case .text(let text):
                 guard let tokenizer else {
-                    throw NemotronError.fileMissing(path: URL(fileURLWithPath: settings.model).appendingPathComponent("tokenizer.json").path,
-                                                    what: "the checkpoint's tokenizer, needed for text prompts (or give --tokens)")
+                    throw NemotronError.fileMissing(
+                        path: URL(fileURLWithPath: settings.model).appendingPathComponent("tokenizer.json").path,
+                        what: "the checkpoint's tokenizer, needed for text prompts (or give --tokens)")
                 }
                 let ids = tokenizer.encodePrompt(text)
                 try validator.validate(ids)

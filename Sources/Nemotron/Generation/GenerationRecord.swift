@@ -48,7 +48,8 @@ enum GenerationRecord {
             g.timedDecodeSteps = input.int()
             let textBytes = input.int()
             if textBytes >= 0 { g.text = String(decoding: input.take(textBytes), as: UTF8.self) }
-            let rows = input.count(below: input.remaining / 4 + 1), width = input.count(below: input.remaining / 4 + 1)
+            let rows = input.count(below: input.remaining / 4 + 1)
+            let width = input.count(below: input.remaining / 4 + 1)
             g.stepLogits = (0..<rows).map { _ in (0..<width).map { _ in input.float() } }
             records.append((request, g))
         }
@@ -57,9 +58,15 @@ enum GenerationRecord {
 
     private struct Writer {
         var bytes: [UInt8] = []
-        mutating func int(_ value: Int) { withUnsafeBytes(of: Int64(value).littleEndian) { bytes.append(contentsOf: $0) } }
-        mutating func double(_ value: Double) { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-        mutating func float(_ value: Float) { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        mutating func int(_ value: Int) {
+            withUnsafeBytes(of: Int64(value).littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        mutating func double(_ value: Double) {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        mutating func float(_ value: Float) {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+        }
     }
 
     private struct Reader {
@@ -69,7 +76,9 @@ enum GenerationRecord {
         var remaining: Int { bytes.count - offset }
 
         mutating func take(_ count: Int) -> ArraySlice<UInt8> {
-            precondition(count >= 0 && count <= remaining, "generation record: \(count) bytes wanted at offset \(offset), \(remaining) left")
+            precondition(
+                count >= 0 && count <= remaining,
+                "generation record: \(count) bytes wanted at offset \(offset), \(remaining) left")
             defer { offset += count }
             return bytes[offset..<offset + count]
         }
@@ -82,7 +91,9 @@ enum GenerationRecord {
         /// A count in `0..<limit`.
         mutating func count(below limit: Int) -> Int {
             let value = int()
-            precondition(value >= 0 && value < limit, "generation record: count \(value) at offset \(offset - 8) outside 0..<\(limit)")
+            precondition(
+                value >= 0 && value < limit,
+                "generation record: count \(value) at offset \(offset - 8) outside 0..<\(limit)")
             return value
         }
     }

@@ -9,8 +9,10 @@ public struct Request: Sendable {
     /// Keep the logits row that chose each token (`Generation.stepLogits`).
     public var keepLogits: Bool
 
-    public init(prompt: [Int], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), stop: [String] = [],
-                keepLogits: Bool = false) {
+    public init(
+        prompt: [Int], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), stop: [String] = [],
+        keepLogits: Bool = false
+    ) {
         self.prompt = prompt
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling

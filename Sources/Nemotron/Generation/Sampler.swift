@@ -30,7 +30,8 @@ public struct Sampler {
     }
 
     /// Chooses a token id from one row of logits `[V]`.
-    public mutating func sample<Row: RandomAccessCollection>(_ logits: Row) -> Int where Row.Element == Float, Row.Index == Int {
+    public mutating func sample<Row: RandomAccessCollection>(_ logits: Row) -> Int
+    where Row.Element == Float, Row.Index == Int {
         let base = logits.startIndex
         if parameters.isGreedy { return Self.argmax(logits) - base }
         var candidates = logits.indices.map { (id: $0 - base, logit: logits[$0] / parameters.temperature) }
@@ -41,7 +42,8 @@ public struct Sampler {
         let total = probabilities.reduce(0, +)
         probabilities = probabilities.map { $0 / total }
         if parameters.topP < 1 {
-            var cumulative: Float = 0, keep = 0
+            var cumulative: Float = 0
+            var keep = 0
             while keep < probabilities.count && (keep == 0 || cumulative < parameters.topP) {
                 cumulative += probabilities[keep]
                 keep += 1
@@ -57,7 +59,8 @@ public struct Sampler {
     }
 
     /// Index of the largest value; the first one on ties.
-    public static func argmax<Row: RandomAccessCollection>(_ values: Row) -> Int where Row.Element == Float, Row.Index == Int {
+    public static func argmax<Row: RandomAccessCollection>(_ values: Row) -> Int
+    where Row.Element == Float, Row.Index == Int {
         var best = values.startIndex
         for i in values.indices where values[i] > values[best] { best = i }
         return best

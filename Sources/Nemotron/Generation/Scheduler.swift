@@ -63,7 +63,9 @@ public final class Scheduler {
 
     /// `stopIds` end a request when chosen (pass none to ignore EOS). `tokenizer` turns tokens
     /// into text and is needed for stop strings.
-    public init(model: NemotronH, workspace: Workspace, tokenizer: Tokenizer?, stopIds: Set<Int>, prefillChunk: Int = 512) {
+    public init(
+        model: NemotronH, workspace: Workspace, tokenizer: Tokenizer?, stopIds: Set<Int>, prefillChunk: Int = 512
+    ) {
         self.model = model
         self.workspace = workspace
         self.tokenizer = tokenizer
@@ -75,10 +77,13 @@ public final class Scheduler {
 
     /// Throws when a token id is outside the vocabulary or the prompt is empty.
     public func validate(_ tokens: [Int]) throws {
-        guard !tokens.isEmpty else { throw NemotronError.invalidTokens(reason: "the token list is empty; give at least one token id") }
+        guard !tokens.isEmpty else {
+            throw NemotronError.invalidTokens(reason: "the token list is empty; give at least one token id")
+        }
         let V = model.config.vocabSize
         if let index = tokens.firstIndex(where: { !(0..<V).contains($0) }) {
-            throw NemotronError.invalidTokens(reason: "token id \(tokens[index]) at position \(index) is outside the vocabulary 0..<\(V)")
+            throw NemotronError.invalidTokens(
+                reason: "token id \(tokens[index]) at position \(index) is outside the vocabulary 0..<\(V)")
         }
     }
 
@@ -88,8 +93,9 @@ public final class Scheduler {
     public func submit(_ request: Request) throws -> Int {
         try validate(request.prompt)
         if !request.stop.isEmpty && tokenizer == nil {
-            throw NemotronError.invalidArgument(name: "stop", value: "\(request.stop)",
-                                                expected: "a checkpoint with tokenizer.json (stop strings match text)")
+            throw NemotronError.invalidArgument(
+                name: "stop", value: "\(request.stop)",
+                expected: "a checkpoint with tokenizer.json (stop strings match text)")
         }
         requests.append(request)
         let id = requests.count - 1
@@ -128,7 +134,8 @@ public final class Scheduler {
         }
         // Requests whose prompt this pass completed, or every one in a decode pass, get a token.
         let deciding = members.indices.filter { !members[$0].isPrefilling }
-        var decisions = decidesTokens ? decide(deciding.map { (members[$0], $0) }, logits: logits) : deciding.map { _ in (0, nil) }
+        var decisions =
+            decidesTokens ? decide(deciding.map { (members[$0], $0) }, logits: logits) : deciding.map { _ in (0, nil) }
         if !model.parallelism.splitsRequests { collectives.broadcastDecisions(&decisions) }
         for (k, decision) in zip(deciding, decisions) {
             events += record(decision, for: members[k], logits: logits.isEmpty ? nil : logits.row(k))
@@ -180,8 +187,11 @@ public final class Scheduler {
                 continue
             }
             let text = decidesTokens ? tokenizer.map { TextStream(tokenizer: $0, stops: request.stop) } : nil
-            active.append(Running(id: id, request: request, sequence: model.makeSequence(capacity: request.prompt.count + request.maxNewTokens),
-                                  text: text))
+            active.append(
+                Running(
+                    id: id, request: request,
+                    sequence: model.makeSequence(capacity: request.prompt.count + request.maxNewTokens),
+                    text: text))
         }
         waiting = []
         return events
@@ -200,7 +210,9 @@ public final class Scheduler {
     }
 
     /// Applies one decision to a request: its id, text and kept logits, and its end.
-    private func record(_ decision: (id: Int, reason: FinishReason?), for r: Running, logits: UnsafeBufferPointer<Float>?) -> [GenerationEvent] {
+    private func record(
+        _ decision: (id: Int, reason: FinishReason?), for r: Running, logits: UnsafeBufferPointer<Float>?
+    ) -> [GenerationEvent] {
         r.generation.ids.append(decision.id)
         if r.request.keepLogits, let logits { r.generation.stepLogits.append(Array(logits)) }
         var delta = r.released

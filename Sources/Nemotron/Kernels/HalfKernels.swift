@@ -10,8 +10,10 @@ import CKernels
 enum HalfKernels {
     static let tileFloats = 1 << 21
 
-    static func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-                       _ context: KernelContext) {
+    static func linear(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ context: KernelContext
+    ) {
         if tokens <= MatMul.streamingMaxTokens {
             stream(x, tokens: tokens, w, into: y, context.workspace)
         } else if w.format == .bf16 && context.policy.prefill == .bf16 && MatMul.hasBF16Dot {
@@ -21,8 +23,10 @@ enum HalfKernels {
         }
     }
 
-    private static func stream(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-                               _ workspace: Workspace) {
+    private static func stream(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
         let weights = UncheckedSendable(w.base.assumingMemoryBound(to: UInt16.self))
         var input = UncheckedSendable(x)
         if w.format == .bf16 {
@@ -34,14 +38,18 @@ enum HalfKernels {
         let kernel = w.format == .bf16 ? ck_gemv_bf16 : ck_gemv_f16
         // 64-row blocks claimed dynamically: the cores' speeds differ under outside load.
         workspace.pool.forBlocks(w.rows, block: 64) { rows in
-            kernel(weights.value, w.cols, rows.lowerBound, rows.upperBound, input.value, w.cols, tokens, output.value, w.rows)
+            kernel(
+                weights.value, w.cols, rows.lowerBound, rows.upperBound, input.value, w.cols, tokens, output.value,
+                w.rows)
         }
     }
 
     /// Both operands in bf16, f32 accumulation; rows split over the threads, each packing its
     /// own 32-row weight panels into its scratch.
-    private static func bf16GEMM(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-                                 _ workspace: Workspace) {
+    private static func bf16GEMM(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
         let pairs = (w.cols + 1) / 2
         let converted = UnsafeMutableRawPointer(workspace.buffer(.bf16Input, count: tokens * pairs))
             .bindMemory(to: UInt16.self, capacity: tokens * pairs * 2)
@@ -50,21 +58,26 @@ enum HalfKernels {
             if w.cols % 2 == 1 { converted[t * pairs * 2 + w.cols] = 0 }
         }
         let scratchBytes = (ck_gemm_bf16_scratch(w.cols) + 63) & ~63
-        let scratch = UnsafeMutableRawPointer(workspace.buffer(.gemmScratch, count: workspace.threads * scratchBytes / 4 + 16))
-        let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), UnsafePointer(converted), y, scratch))
+        let scratch = UnsafeMutableRawPointer(
+            workspace.buffer(.gemmScratch, count: workspace.threads * scratchBytes / 4 + 16))
+        let shared = UncheckedSendable(
+            (w.base.assumingMemoryBound(to: UInt16.self), UnsafePointer(converted), y, scratch))
         let panels = (w.rows + 31) / 32
         workspace.pool.forParts(workspace.threads) { part in
             let (weights, input, output, scratch) = shared.value
             let range = Partition.part(panels, workspace.threads, part)
             let rows = range.lowerBound * 32..<min(w.rows, range.upperBound * 32)
             guard !rows.isEmpty else { return }
-            ck_gemm_bf16(weights, w.cols, rows.lowerBound, rows.upperBound, input, tokens, output, w.rows,
-                         scratch + part * scratchBytes)
+            ck_gemm_bf16(
+                weights, w.cols, rows.lowerBound, rows.upperBound, input, tokens, output, w.rows,
+                scratch + part * scratchBytes)
         }
     }
 
-    private static func tiled(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-                              _ workspace: Workspace) {
+    private static func tiled(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
         // About 8 MiB of f32 per tile: measured sgemm(512×N×2048) at 130 GFLOP/s for N = 256 and
         // 169 for N = 2048 (2 threads); larger tiles amortise OpenBLAS's packing of x.
         let tileRows = max(16, min(w.rows, tileFloats / max(w.cols, 1)))

@@ -1,8 +1,10 @@
 /// RMSNorm over rows (docs/architecture.md): `out[t, j] = w[j] · x[t, j] / sqrt(mean_j x[t, j]² + eps)`, f32.
 enum RMSNorm {
     /// x, out: `[tokens, width]`; weight: `[width]`. `out` may alias `x`.
-    static func apply(_ x: UnsafePointer<Float>, weight: [Float], eps: Float, tokens: Int, width: Int,
-                      into out: UnsafeMutablePointer<Float>) {
+    static func apply(
+        _ x: UnsafePointer<Float>, weight: [Float], eps: Float, tokens: Int, width: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         weight.withUnsafeBufferPointer { w in
             for t in 0..<tokens {
                 normalize(x + t * width, weight: w.baseAddress!, eps: eps, width: width, into: out + t * width)
@@ -11,19 +13,24 @@ enum RMSNorm {
     }
 
     /// One row: `out[j] = w[j] · (x[j] · inverseRMS(x))`. `out` may alias `x`.
-    static func normalize(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, eps: Float, width: Int,
-                          into out: UnsafeMutablePointer<Float>) {
+    static func normalize(
+        _ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, eps: Float, width: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         scale(x, weight: w, inverse: inverseRMS(x, count: width, eps: eps), width: width, into: out)
     }
 
     /// `out[j] = w[j] · (x[j] · inverse)` for `width` values, 8 lanes at a time (lanes do not
     /// change per-element rounding). `out` may alias `x`.
-    static func scale(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, inverse: Float, width: Int,
-                      into out: UnsafeMutablePointer<Float>) {
+    static func scale(
+        _ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, inverse: Float, width: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         let inverseV = SIMD8<Float>(repeating: inverse)
         var j = 0
         while j + 8 <= width {
-            let product = UnsafeRawPointer(w + j).loadUnaligned(as: SIMD8<Float>.self)
+            let product =
+                UnsafeRawPointer(w + j).loadUnaligned(as: SIMD8<Float>.self)
                 * (UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) * inverseV)
             UnsafeMutableRawPointer(out + j).storeBytes(of: product, as: SIMD8<Float>.self)
             j += 8

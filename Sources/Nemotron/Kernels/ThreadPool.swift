@@ -29,7 +29,8 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Splits `0..<count` into up to `threads` contiguous parts (multiples of `alignment` except
     /// the last, at least `minimumPerThread` items each) and runs `body` on each concurrently.
-    func forRanges(_ count: Int, alignment: Int = 1, minimumPerThread: Int = 1, _ body: @escaping (Range<Int>) -> Void) {
+    func forRanges(_ count: Int, alignment: Int = 1, minimumPerThread: Int = 1, _ body: @escaping (Range<Int>) -> Void)
+    {
         let parts = max(1, min(threads, count / max(minimumPerThread, 1)))
         guard parts > 1 else {
             if count > 0 { body(0..<count) }

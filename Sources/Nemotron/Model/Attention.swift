@@ -6,12 +6,12 @@ import Foundation
 /// heads they read (split, or replicated when tp > hkv); the output is this rank's partial sum
 /// of o_proj.
 struct Attention {
-    let headDim: Int        // dh
-    let localHeads: Int     // hq_local
-    let localKVHeads: Int   // hkv_local
-    let firstHead: Int      // global q head of local head 0
-    let firstKVHead: Int    // global kv head of local kv head 0
-    let queriesPerKV: Int   // hq / hkv (global)
+    let headDim: Int  // dh
+    let localHeads: Int  // hq_local
+    let localKVHeads: Int  // hkv_local
+    let firstHead: Int  // global q head of local head 0
+    let firstKVHead: Int  // global kv head of local kv head 0
+    let queriesPerKV: Int  // hq / hkv (global)
     let scale: Float
 
     /// `[hq_local·dh, H]`, `[hkv_local·dh, H]` ×2, and `[H, hq_local·dh]` (this rank's o_proj columns).
@@ -31,24 +31,33 @@ struct Attention {
         firstKVHead = plan.kvHeadRange.lowerBound
         queriesPerKV = c.numHeads / c.numKVHeads
         scale = 1 / Float(dh).squareRoot()
-        qProj = try checkpoint.matrix(name(WeightNames.Attention.qProj), rows: c.numHeads * dh, cols: c.hiddenSize,
-                                      rowSegments: [rows(plan.qHeadRange)])
-        kProj = try checkpoint.matrix(name(WeightNames.Attention.kProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
-                                      rowSegments: [rows(plan.kvHeadRange)])
-        vProj = try checkpoint.matrix(name(WeightNames.Attention.vProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
-                                      rowSegments: [rows(plan.kvHeadRange)])
-        oProj = try checkpoint.matrix(name(WeightNames.Attention.oProj), rows: c.hiddenSize, cols: c.numHeads * dh,
-                                      columns: rows(plan.qHeadRange))
+        qProj = try checkpoint.matrix(
+            name(WeightNames.Attention.qProj), rows: c.numHeads * dh, cols: c.hiddenSize,
+            rowSegments: [rows(plan.qHeadRange)])
+        kProj = try checkpoint.matrix(
+            name(WeightNames.Attention.kProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
+            rowSegments: [rows(plan.kvHeadRange)])
+        vProj = try checkpoint.matrix(
+            name(WeightNames.Attention.vProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
+            rowSegments: [rows(plan.kvHeadRange)])
+        oProj = try checkpoint.matrix(
+            name(WeightNames.Attention.oProj), rows: c.hiddenSize, cols: c.numHeads * dh,
+            columns: rows(plan.qHeadRange))
     }
 
     func makeState(capacity: Int) -> KVCache { KVCache(width: localKVHeads * headDim, capacity: capacity) }
 
     /// u `[T, H]` normed input (the rows of every sequence in the batch) → out `[T, H]` partial
     /// sum of o_proj over ranks. Each segment appends to and attends over its own KV cache.
-    func forward(_ u: UnsafePointer<Float>, segments: [Segment<KVCache>], pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
-        let ws = pass.workspace, kernels = pass.kernels
+    func forward(
+        _ u: UnsafePointer<Float>, segments: [Segment<KVCache>], pass: ForwardPass,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        let ws = pass.workspace
+        let kernels = pass.kernels
         let T = segments.last?.rows.upperBound ?? 0
-        let qWidth = localHeads * headDim, kvWidth = localKVHeads * headDim
+        let qWidth = localHeads * headDim
+        let kvWidth = localKVHeads * headDim
         let q = ws.buffer(.queries, count: T * qWidth)
         let k = ws.buffer(.keys, count: T * kvWidth)
         let v = ws.buffer(.values, count: T * kvWidth)
@@ -58,8 +67,9 @@ struct Attention {
         var pasts: [Int] = []
         for segment in segments {
             pasts.append(segment.state.count)
-            segment.state.append(keys: k + segment.rows.lowerBound * kvWidth, values: v + segment.rows.lowerBound * kvWidth,
-                                 tokens: segment.rows.count)
+            segment.state.append(
+                keys: k + segment.rows.lowerBound * kvWidth, values: v + segment.rows.lowerBound * kvWidth,
+                tokens: segment.rows.count)
         }
         let context = segments.map(\.state.count).max() ?? 0
         let attended = ws.buffer(.attentionOutput, count: T * qWidth)
@@ -83,9 +93,11 @@ struct Attention {
                 for (segment, past) in short {
                     let cache = segment.state
                     for t in segment.rows {
-                        attend(query: q + t * qWidth + j * headDim, keys: cache.keys + kv * headDim, values: cache.values + kv * headDim,
-                               stride: kvWidth, length: past + t - segment.rows.lowerBound + 1, scores: p,
-                               into: attended + t * qWidth + j * headDim)
+                        attend(
+                            query: q + t * qWidth + j * headDim, keys: cache.keys + kv * headDim,
+                            values: cache.values + kv * headDim,
+                            stride: kvWidth, length: past + t - segment.rows.lowerBound + 1, scores: p,
+                            into: attended + t * qWidth + j * headDim)
                     }
                 }
             }
@@ -98,22 +110,31 @@ struct Attention {
 
     /// Per head: `scores = scale · Q·Kᵀ` (`[n, context]`, one GEMM), a causal softmax per row
     /// (row t sees positions 0 ... past + t), then `out = P·V` (one GEMM).
-    private func attendWithGEMM(_ q: UnsafePointer<Float>, segment: Segment<KVCache>, past: Int, workspace ws: Workspace,
-                                into attended: UnsafeMutablePointer<Float>) {
-        let qWidth = localHeads * headDim, kvWidth = localKVHeads * headDim
-        let n = segment.rows.count, context = past + n, cache = segment.state
+    private func attendWithGEMM(
+        _ q: UnsafePointer<Float>, segment: Segment<KVCache>, past: Int, workspace ws: Workspace,
+        into attended: UnsafeMutablePointer<Float>
+    ) {
+        let qWidth = localHeads * headDim
+        let kvWidth = localKVHeads * headDim
+        let n = segment.rows.count
+        let context = past + n
+        let cache = segment.state
         let scores = ws.buffer(.promptScores, count: n * context)
         for j in 0..<localHeads {
             let kv = (firstHead + j) / queriesPerKV - firstKVHead
-            MatMul.gemm(q + segment.rows.lowerBound * qWidth + j * headDim, lda: qWidth, rows: n, cache.keys + kv * headDim, ldb: kvWidth,
-                        transposeB: true, columns: context, depth: headDim, alpha: scale, into: scores, ldc: context)
+            MatMul.gemm(
+                q + segment.rows.lowerBound * qWidth + j * headDim, lda: qWidth, rows: n, cache.keys + kv * headDim,
+                ldb: kvWidth,
+                transposeB: true, columns: context, depth: headDim, alpha: scale, into: scores, ldc: context)
             let shared = UncheckedSendable(scores)
             ws.pool.forRanges(n, minimumPerThread: 16) { rows in
                 for t in rows { Self.causalSoftmax(shared.value + t * context, length: past + t + 1, width: context) }
             }
-            MatMul.gemm(scores, lda: context, rows: n, cache.values + kv * headDim, ldb: kvWidth, transposeB: false,
-                        columns: headDim, depth: context, alpha: 1, into: attended + segment.rows.lowerBound * qWidth + j * headDim,
-                        ldc: qWidth)
+            MatMul.gemm(
+                scores, lda: context, rows: n, cache.values + kv * headDim, ldb: kvWidth, transposeB: false,
+                columns: headDim, depth: context, alpha: 1,
+                into: attended + segment.rows.lowerBound * qWidth + j * headDim,
+                ldc: qWidth)
         }
     }
 
@@ -132,8 +153,10 @@ struct Attention {
     }
 
     /// One query over the first `length` cached positions: softmax(q·kᵀ·scale)·v.
-    private func attend(query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
-                        length: Int, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    private func attend(
+        query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
+        length: Int, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>
+    ) {
         var maxScore = -Float.infinity
         for s in 0..<length {
             var dot: Float = 0
@@ -149,7 +172,8 @@ struct Attention {
         }
         for e in 0..<headDim { out[e] = 0 }
         for s in 0..<length {
-            let weight = scores[s] / total, value = values + s * stride
+            let weight = scores[s] / total
+            let value = values + s * stride
             for e in 0..<headDim { out[e] += weight * value[e] }
         }
     }

@@ -12,16 +12,16 @@ import Foundation
 /// of squares over all of them: the mixer sums its `[T, G]` partial sums across the ranks with
 /// `ForwardCollectives.sumGroupStatistics`, its one collective.
 struct Mamba2Mixer {
-    let headDim: Int          // P
-    let stateSize: Int        // N
-    let localHeads: Int       // nh_local
-    let localGroups: Int      // G_local
-    let headsPerGroup: Int    // nh / G (global)
-    let firstHead: Int        // global index of local head 0
-    let firstGroup: Int       // global index of local group 0
-    let convKernel: Int       // K
-    let groupWidth: Int       // Di / G channels per gated-norm group
-    let groupCount: Int       // G (global)
+    let headDim: Int  // P
+    let stateSize: Int  // N
+    let localHeads: Int  // nh_local
+    let localGroups: Int  // G_local
+    let headsPerGroup: Int  // nh / G (global)
+    let firstHead: Int  // global index of local head 0
+    let firstGroup: Int  // global index of local group 0
+    let convKernel: Int  // K
+    let groupWidth: Int  // Di / G channels per gated-norm group
+    let groupCount: Int  // G (global)
     let replicatesGroups: Bool
     let eps: Float
     let dtLimit: ClosedRange<Float>
@@ -41,14 +41,15 @@ struct Mamba2Mixer {
     /// `[H, Di_local]`: this rank's columns of out_proj.
     let outProj: WeightMatrix
 
-    var localInner: Int { localHeads * headDim }                            // Di_local
+    var localInner: Int { localHeads * headDim }  // Di_local
     var localConvChannels: Int { localInner + 2 * localGroups * stateSize }  // Dc_local
-    var localProjection: Int { localInner + localConvChannels + localHeads } // Dp_local
+    var localProjection: Int { localInner + localConvChannels + localHeads }  // Dp_local
 
     init(layer: Int, config c: ModelConfig, plan: ShardPlan, checkpoint: Checkpoint) throws {
         let name = { WeightNames.layer(layer, $0) }
         let (P, N, Di, GN) = (c.mambaHeadDim, c.ssmStateSize, c.mambaInner, c.mambaGroups * c.ssmStateSize)
-        let heads = plan.mambaHeadRange, groups = plan.mambaGroupRange
+        let heads = plan.mambaHeadRange
+        let groups = plan.mambaGroupRange
         headDim = P
         stateSize = N
         localHeads = heads.count
@@ -67,13 +68,17 @@ struct Mamba2Mixer {
         let groupChannels = groups.lowerBound * N..<groups.upperBound * N
         func shifted(_ r: Range<Int>, _ by: Int) -> Range<Int> { r.lowerBound + by..<r.upperBound + by }
         // Checkpoint in_proj rows are [z (Di) | x (Di) | B (G·N) | C (G·N) | dt (nh)].
-        inProj = try checkpoint.matrix(name(WeightNames.Mamba.inProj), rows: c.inProjSize, cols: c.hiddenSize, rowSegments: [
-            headChannels, shifted(headChannels, Di), shifted(groupChannels, 2 * Di), shifted(groupChannels, 2 * Di + GN),
-            shifted(heads, 2 * Di + 2 * GN),
-        ])
+        inProj = try checkpoint.matrix(
+            name(WeightNames.Mamba.inProj), rows: c.inProjSize, cols: c.hiddenSize,
+            rowSegments: [
+                headChannels, shifted(headChannels, Di), shifted(groupChannels, 2 * Di),
+                shifted(groupChannels, 2 * Di + GN),
+                shifted(heads, 2 * Di + 2 * GN),
+            ])
         // Conv channels are [x (Di) | B (G·N) | C (G·N)].
         let channels = [headChannels, shifted(groupChannels, Di), shifted(groupChannels, Di + GN)].flatMap { Array($0) }
-        let K = c.convKernel, Dc = c.convChannels
+        let K = c.convKernel
+        let Dc = c.convChannels
         let fullWeight = try checkpoint.floats(name(WeightNames.Mamba.conv1dWeight), shapes: [[Dc, 1, K], [Dc, K]])
         convWeight = (0..<K).flatMap { j in channels.map { fullWeight[$0 * K + j] } }
         if c.useConvBias {
@@ -86,7 +91,8 @@ struct Mamba2Mixer {
         d = try checkpoint.vector(name(WeightNames.Mamba.d), count: c.mambaHeads, range: heads)
         dtBias = try checkpoint.vector(name(WeightNames.Mamba.dtBias), count: c.mambaHeads, range: heads)
         normWeight = try checkpoint.vector(name(WeightNames.Mamba.norm), count: Di, range: headChannels)
-        outProj = try checkpoint.matrix(name(WeightNames.Mamba.outProj), rows: c.hiddenSize, cols: Di, columns: headChannels)
+        outProj = try checkpoint.matrix(
+            name(WeightNames.Mamba.outProj), rows: c.hiddenSize, cols: Di, columns: headChannels)
         precondition(!plan.replicatesMambaGroups || localHeads <= headsPerGroup, "a rank's heads span one group")
     }
 
@@ -96,8 +102,12 @@ struct Mamba2Mixer {
 
     /// u `[T, H]` normed input (the rows of every sequence in the batch) → out `[T, H]` partial
     /// sum of out_proj over ranks. Conv and scan run per sequence segment, on its own state.
-    func forward(_ u: UnsafePointer<Float>, segments: [Segment<MambaState>], pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
-        let T = segments.last?.rows.upperBound ?? 0, ws = pass.workspace
+    func forward(
+        _ u: UnsafePointer<Float>, segments: [Segment<MambaState>], pass: ForwardPass,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        let T = segments.last?.rows.upperBound ?? 0
+        let ws = pass.workspace
         let projection = ws.buffer(.mambaProjection, count: T * localProjection)
         MatMul.linear(u, tokens: T, inProj, into: projection, pass.kernels)
         let xBC = ws.buffer(.convOutput, count: T * localConvChannels)
@@ -113,9 +123,14 @@ struct Mamba2Mixer {
     /// Per segment: `xBC[t, c] = silu(b[c] + Σ_j w[j, c] · input[t − (K−1) + j, c])`, where inputs
     /// before the segment's first row come from its conv state; afterwards the last K−1 raw
     /// inputs become the new state.
-    private func convolve(_ projection: UnsafePointer<Float>, segments: [Segment<MambaState>], workspace ws: Workspace,
-                          into xBC: UnsafeMutablePointer<Float>) {
-        let Dc = localConvChannels, K = convKernel, history = K - 1, stride = localProjection
+    private func convolve(
+        _ projection: UnsafePointer<Float>, segments: [Segment<MambaState>], workspace ws: Workspace,
+        into xBC: UnsafeMutablePointer<Float>
+    ) {
+        let Dc = localConvChannels
+        let K = convKernel
+        let history = K - 1
+        let stride = localProjection
         let raw = projection + localInner
         let shared = UncheckedSendable((raw, xBC, segments))
         convWeight.withUnsafeBufferPointer { w in
@@ -131,7 +146,10 @@ struct Mamba2Mixer {
                             for j in 0..<K {
                                 // Position t − (K−1) + j relative to the segment start.
                                 let local = t - first - history + j
-                                let row = local < 0 ? UnsafePointer(segment.state.conv + (history + local) * Dc) : raw + (first + local) * stride
+                                let row =
+                                    local < 0
+                                    ? UnsafePointer(segment.state.conv + (history + local) * Dc)
+                                    : raw + (first + local) * stride
                                 let wj = w.baseAddress! + j * Dc
                                 for c in channels { o[c] += wj[c] * row[c] }
                             }
@@ -146,7 +164,9 @@ struct Mamba2Mixer {
 
     /// Keeps the last K−1 raw inputs of the segment (older state rows shift in when it is short).
     private func updateConvState(_ segment: Segment<MambaState>, raw: UnsafePointer<Float>) {
-        let Dc = localConvChannels, history = convKernel - 1, n = segment.rows.count
+        let Dc = localConvChannels
+        let history = convKernel - 1
+        let n = segment.rows.count
         guard history > 0 else { return }
         let conv = segment.state.conv
         let kept = max(0, history - n)
@@ -161,8 +181,10 @@ struct Mamba2Mixer {
 
     /// Per head h (group g), token t: `S = exp(dt·A)·S + dt·x ⊗ B`, `y = S·C + D·x` (docs/architecture.md),
     /// each segment on its own SSM state.
-    private func scan(_ xBC: UnsafePointer<Float>, dtRaw: UnsafePointer<Float>, segments: [Segment<MambaState>],
-                      workspace ws: Workspace, into y: UnsafeMutablePointer<Float>) {
+    private func scan(
+        _ xBC: UnsafePointer<Float>, dtRaw: UnsafePointer<Float>, segments: [Segment<MambaState>],
+        workspace ws: Workspace, into y: UnsafeMutablePointer<Float>
+    ) {
         let shared = UncheckedSendable((xBC, dtRaw, y, segments))
         ws.pool.forRanges(localHeads) { heads in
             let (xBC, dtRaw, y, segments) = shared.value
@@ -181,7 +203,9 @@ struct Mamba2Mixer {
                         let out = y + t * localInner + h * headDim
                         for p in 0..<headDim {
                             let Sp = S + p * stateSize
-                            out[p] = SSM.update(Sp, decay: decay, input: dt * x[p], B: B, C: C, count: stateSize) + d[h] * x[p]
+                            out[p] =
+                                SSM.update(Sp, decay: decay, input: dt * x[p], B: B, C: C, count: stateSize) + d[h]
+                                * x[p]
                         }
                     }
                 }
@@ -192,15 +216,19 @@ struct Mamba2Mixer {
     // MARK: - Gated grouped RMSNorm
 
     /// `v = y ⊙ silu(z)`, then RMSNorm within each group of `Di/G` channels (norm_before_gate = False).
-    private func gatedNorm(_ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int, pass: ForwardPass) {
+    private func gatedNorm(
+        _ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int, pass: ForwardPass
+    ) {
         for t in 0..<T {
-            let v = y + t * localInner, zt = z + t * localProjection
+            let v = y + t * localInner
+            let zt = z + t * localProjection
             for c in 0..<localInner { v[c] *= Activation.silu(zt[c]) }
         }
         // Sums of squares per token and group, `[T, G]`, at this rank's groups' columns. A rank
         // holds whole groups, or (replicated groups) `chunk` channels of one whose other
         // channels sit on its peers: then the sums are added up across ranks.
-        let chunk = min(groupWidth, localInner), G = groupCount
+        let chunk = min(groupWidth, localInner)
+        let G = groupCount
         let sums = pass.workspace.buffer(.groupStatistics, count: T * G)
         if replicatesGroups { sums.initialize(repeating: 0, count: T * G) }
         for t in 0..<T {
@@ -213,7 +241,8 @@ struct Mamba2Mixer {
             for t in 0..<T {
                 for q in 0..<localInner / chunk {
                     let v = y + t * localInner + q * chunk
-                    let inverse = RMSNorm.inverseRMS(sumOfSquares: sums[t * G + firstGroup + q], count: groupWidth, eps: eps)
+                    let inverse = RMSNorm.inverseRMS(
+                        sumOfSquares: sums[t * G + firstGroup + q], count: groupWidth, eps: eps)
                     RMSNorm.scale(v, weight: w.baseAddress! + q * chunk, inverse: inverse, width: chunk, into: v)
                 }
             }
@@ -225,10 +254,13 @@ struct Mamba2Mixer {
 enum SSM {
     /// `S[n] = decay·S[n] + input·B[n]` for n < count; returns `Σ_n S[n]·C[n]`.
     @inline(__always)
-    static func update(_ S: UnsafeMutablePointer<Float>, decay: Float, input: Float, B: UnsafePointer<Float>,
-                       C: UnsafePointer<Float>, count: Int) -> Float {
+    static func update(
+        _ S: UnsafeMutablePointer<Float>, decay: Float, input: Float, B: UnsafePointer<Float>,
+        C: UnsafePointer<Float>, count: Int
+    ) -> Float {
         var acc = SIMD8<Float>()
-        let decayV = SIMD8<Float>(repeating: decay), inputV = SIMD8<Float>(repeating: input)
+        let decayV = SIMD8<Float>(repeating: decay)
+        let inputV = SIMD8<Float>(repeating: input)
         var n = 0
         while n + 8 <= count {
             let s = UnsafeRawPointer(S + n).loadUnaligned(as: SIMD8<Float>.self)

@@ -11,7 +11,8 @@ enum Mixer {
     init(kind: LayerKind, layer: Int, config: ModelConfig, plan: ShardPlan, checkpoint: Checkpoint) throws {
         switch kind {
         case .mamba: self = .mamba(try Mamba2Mixer(layer: layer, config: config, plan: plan, checkpoint: checkpoint))
-        case .attention: self = .attention(try Attention(layer: layer, config: config, plan: plan, checkpoint: checkpoint))
+        case .attention:
+            self = .attention(try Attention(layer: layer, config: config, plan: plan, checkpoint: checkpoint))
         case .mlp: self = .mlp(try MLP(layer: layer, config: config, plan: plan, checkpoint: checkpoint))
         case .moe: self = .moe(try MoE(layer: layer, config: config, plan: plan, checkpoint: checkpoint))
         }
@@ -23,7 +24,8 @@ enum Mixer {
         func mlp(_ m: MLP) -> Int { m.upProj.byteCount + m.downProj.byteCount }
         switch self {
         case .mamba(let m): return (m.inProj.byteCount + m.outProj.byteCount, 0)
-        case .attention(let a): return (a.qProj.byteCount + a.kProj.byteCount + a.vProj.byteCount + a.oProj.byteCount, 0)
+        case .attention(let a):
+            return (a.qProj.byteCount + a.kProj.byteCount + a.vProj.byteCount + a.oProj.byteCount, 0)
         case .mlp(let m): return (mlp(m), 0)
         case .moe(let m):
             let latent = (m.fc1LatentProj?.byteCount ?? 0) + (m.fc2LatentProj?.byteCount ?? 0)
@@ -41,24 +43,32 @@ enum Mixer {
 
     /// u `[T, H]` normed input, the rows of every sequence in the batch (`segments`, each with
     /// this layer's state of its sequence) → out `[T, H]` partial sum over ranks.
-    func forward(_ u: UnsafePointer<Float>, segments: [Segment<LayerState>], pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
+    func forward(
+        _ u: UnsafePointer<Float>, segments: [Segment<LayerState>], pass: ForwardPass,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         let tokens = segments.last?.rows.upperBound ?? 0
         switch self {
         case .mamba(let mixer):
             let states = segments.map { segment -> Segment<MambaState> in
-                guard case .mamba(let state) = segment.state else { preconditionFailure("layer state does not match its mixer") }
+                guard case .mamba(let state) = segment.state else {
+                    preconditionFailure("layer state does not match its mixer")
+                }
                 return Segment(rows: segment.rows, state: state)
             }
             mixer.forward(u, segments: states, pass: pass, into: out)
         case .attention(let mixer):
             let caches = segments.map { segment -> Segment<KVCache> in
-                guard case .attention(let cache) = segment.state else { preconditionFailure("layer state does not match its mixer") }
+                guard case .attention(let cache) = segment.state else {
+                    preconditionFailure("layer state does not match its mixer")
+                }
                 return Segment(rows: segment.rows, state: cache)
             }
             mixer.forward(u, segments: caches, pass: pass, into: out)
         case .mlp(let mixer):
-            mixer.forward(u, tokens: tokens, hidden: pass.workspace.buffer(.mlpHidden, count: tokens * mixer.localWidth),
-                          pass.kernels, into: out)
+            mixer.forward(
+                u, tokens: tokens, hidden: pass.workspace.buffer(.mlpHidden, count: tokens * mixer.localWidth),
+                pass.kernels, into: out)
         case .moe(let mixer):
             mixer.forward(u, tokens: tokens, pass: pass, into: out)
         }

@@ -29,11 +29,15 @@ struct MoE {
         expertInputSize = c.expertInputSize
         expertRange = plan.expertRange
         experts = try plan.expertRange.map { e in
-            try MLP(checkpoint: checkpoint, upName: name(WeightNames.MoE.expertUpProj(e)), downName: name(WeightNames.MoE.expertDownProj(e)),
-                    inputSize: c.expertInputSize, width: c.moeFFNSize, range: plan.moeFFNRange)
+            try MLP(
+                checkpoint: checkpoint, upName: name(WeightNames.MoE.expertUpProj(e)),
+                downName: name(WeightNames.MoE.expertDownProj(e)),
+                inputSize: c.expertInputSize, width: c.moeFFNSize, range: plan.moeFFNRange)
         }
-        sharedExpert = try MLP(checkpoint: checkpoint, upName: name(WeightNames.MoE.sharedUpProj), downName: name(WeightNames.MoE.sharedDownProj),
-                               inputSize: c.hiddenSize, width: c.sharedExpertFFNSize, range: plan.sharedFFNRange)
+        sharedExpert = try MLP(
+            checkpoint: checkpoint, upName: name(WeightNames.MoE.sharedUpProj),
+            downName: name(WeightNames.MoE.sharedDownProj),
+            inputSize: c.hiddenSize, width: c.sharedExpertFFNSize, range: plan.sharedFFNRange)
         if let latent = c.moeLatentSize {
             fc1LatentProj = try checkpoint.matrix(name(WeightNames.MoE.fc1LatentProj), rows: latent, cols: c.hiddenSize)
             fc2LatentProj = try checkpoint.matrix(name(WeightNames.MoE.fc2LatentProj), rows: c.hiddenSize, cols: latent)
@@ -46,7 +50,8 @@ struct MoE {
     /// u `[T, H]` normed input → out `[T, H]` partial sum over ranks (complete under attention
     /// data parallelism, where experts are exchanged instead).
     func forward(_ u: UnsafePointer<Float>, tokens T: Int, pass: ForwardPass, into out: UnsafeMutablePointer<Float>) {
-        let ws = pass.workspace, kernels = pass.kernels
+        let ws = pass.workspace
+        let kernels = pass.kernels
         let choices = router.route(u, tokens: T, logits: ws.buffer(.router, count: T * router.numExperts), kernels)
         ws.routingTrace?.experts[layer] = choices.map { $0.experts.sorted() }
 
@@ -78,9 +83,14 @@ struct MoE {
 
     /// Expert parallelism: all ranks' inputs and choices are gathered, this rank's experts run
     /// on every token routed to them, and each rank gets back its rows summed over the ranks.
-    private func routeAcrossRanks(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], pass: ForwardPass,
-                                  into routed: UnsafeMutablePointer<Float>) {
-        let width = expertInputSize, k = router.expertsPerToken, ws = pass.workspace, exchange = pass.collectives
+    private func routeAcrossRanks(
+        _ input: UnsafePointer<Float>, choices: [MoERouter.Choice], pass: ForwardPass,
+        into routed: UnsafeMutablePointer<Float>
+    ) {
+        let width = expertInputSize
+        let k = router.expertsPerToken
+        let ws = pass.workspace
+        let exchange = pass.collectives
         let counts = exchange.expertTokenCounts(choices.count)
         let total = counts.reduce(0, +)
         let allInput = ws.buffer(.gatheredTokens, count: total * width)
@@ -88,9 +98,13 @@ struct MoE {
         // Routing travels as floats: [expert ids (exact below 2^24) | weights] per token.
         var mine = choices.flatMap { $0.experts.map(Float.init) + $0.weights }
         let allRouting = ws.buffer(.gatheredRouting, count: total * 2 * k)
-        mine.withUnsafeMutableBufferPointer { exchange.gatherExpertInputs($0.baseAddress!, width: 2 * k, counts: counts, into: allRouting) }
+        mine.withUnsafeMutableBufferPointer {
+            exchange.gatherExpertInputs($0.baseAddress!, width: 2 * k, counts: counts, into: allRouting)
+        }
         let allChoices = (0..<total).map { t in
-            MoERouter.Choice(experts: (0..<k).map { Int(allRouting[t * 2 * k + $0]) }, weights: (0..<k).map { allRouting[t * 2 * k + k + $0] })
+            MoERouter.Choice(
+                experts: (0..<k).map { Int(allRouting[t * 2 * k + $0]) },
+                weights: (0..<k).map { allRouting[t * 2 * k + k + $0] })
         }
         let allRouted = ws.buffer(.gatheredRouted, count: total * width)
         allRouted.initialize(repeating: 0, count: total * width)
@@ -100,9 +114,13 @@ struct MoE {
 
     /// `routed[t] += w · Expert_e(input[t])` for every (token, expert) choice, expert by expert in
     /// index order (as transformers accumulates), batching each expert's tokens into one GEMM.
-    private func runExperts(_ input: UnsafePointer<Float>, choices: [MoERouter.Choice], _ kernels: KernelContext,
-                            into routed: UnsafeMutablePointer<Float>) {
-        let T = choices.count, width = expertInputSize, ws = kernels.workspace
+    private func runExperts(
+        _ input: UnsafePointer<Float>, choices: [MoERouter.Choice], _ kernels: KernelContext,
+        into routed: UnsafeMutablePointer<Float>
+    ) {
+        let T = choices.count
+        let width = expertInputSize
+        let ws = kernels.workspace
         var assigned = [[(token: Int, weight: Float)]](repeating: [], count: experts.count)
         for (t, choice) in choices.enumerated() {
             for (e, w) in zip(choice.experts, choice.weights) where expertRange.contains(e) {
@@ -113,10 +131,13 @@ struct MoE {
         let hidden = ws.buffer(.expertHidden, count: T * (experts.first?.localWidth ?? 0))
         let output = ws.buffer(.expertOutput, count: T * max(hiddenSize, width))
         for (e, rows) in assigned.enumerated() where !rows.isEmpty {
-            for (i, row) in rows.enumerated() { (tokens + i * width).update(from: input + row.token * width, count: width) }
+            for (i, row) in rows.enumerated() {
+                (tokens + i * width).update(from: input + row.token * width, count: width)
+            }
             experts[e].forward(tokens, tokens: rows.count, hidden: hidden, kernels, into: output)
             for (i, row) in rows.enumerated() {
-                let source = output + i * width, target = routed + row.token * width
+                let source = output + i * width
+                let target = routed + row.token * width
                 for j in 0..<width { target[j] += source[j] * row.weight }
             }
         }

@@ -35,7 +35,9 @@ struct MoERouter {
     }
 
     /// Routes `T` normed tokens `[T, H]`; `logits` is `[T, E]` scratch.
-    func route(_ u: UnsafePointer<Float>, tokens T: Int, logits: UnsafeMutablePointer<Float>, _ kernels: KernelContext) -> [Choice] {
+    func route(_ u: UnsafePointer<Float>, tokens T: Int, logits: UnsafeMutablePointer<Float>, _ kernels: KernelContext)
+        -> [Choice]
+    {
         MatMul.linear(u, tokens: T, gate, into: logits, kernels)
         return (0..<T).map { choose(logits + $0 * numExperts) }
     }
@@ -45,7 +47,9 @@ struct MoERouter {
         var forChoice = (0..<numExperts).map { scores[$0] + correctionBias[$0] }
         if groups > 1 {
             let size = numExperts / groups
-            let groupScores = (0..<groups).map { g in Self.top(2, of: Array(forChoice[g * size..<(g + 1) * size])).reduce(0) { $0 + $1.value } }
+            let groupScores = (0..<groups).map { g in
+                Self.top(2, of: Array(forChoice[g * size..<(g + 1) * size])).reduce(0) { $0 + $1.value }
+            }
             let kept = Set(Self.top(topKGroups, of: groupScores).map(\.index))
             for g in 0..<groups where !kept.contains(g) {
                 for e in g * size..<(g + 1) * size { forChoice[e] = -.infinity }

@@ -22,8 +22,10 @@ public final class NemotronH {
     let lmHead: WeightMatrix
 
     /// `progress(done, total)` is called as blocks load.
-    public init(checkpoint: Checkpoint, config: ModelConfig, parallelism: Parallelism, compute: ComputePolicy = ComputePolicy(),
-                progress: (Int, Int) -> Void = { _, _ in }) throws {
+    public init(
+        checkpoint: Checkpoint, config: ModelConfig, parallelism: Parallelism, compute: ComputePolicy = ComputePolicy(),
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws {
         self.config = config
         self.parallelism = parallelism
         self.compute = compute
@@ -42,11 +44,15 @@ public final class NemotronH {
     }
 
     /// Loads `config.json` and the weights of this rank from a checkpoint directory.
-    public convenience init(directory: URL, parallelism: Parallelism = Parallelism(world: SingleProcess()),
-                            compute: ComputePolicy = ComputePolicy(), progress: (Int, Int) -> Void = { _, _ in }) throws {
+    public convenience init(
+        directory: URL, parallelism: Parallelism = Parallelism(world: SingleProcess()),
+        compute: ComputePolicy = ComputePolicy(), progress: (Int, Int) -> Void = { _, _ in }
+    ) throws {
         let config = try ModelConfig(directory: directory)
-        try self.init(checkpoint: try Checkpoint(directory: directory), config: config, parallelism: parallelism, compute: compute,
-                      progress: progress)
+        try self.init(
+            checkpoint: try Checkpoint(directory: directory), config: config, parallelism: parallelism,
+            compute: compute,
+            progress: progress)
     }
 
     /// Fresh state for one sequence; `capacity` sizes the KV caches (they grow if exceeded).
@@ -61,7 +67,9 @@ public final class NemotronH {
     }
 
     /// Runs `tokens` of one sequence through the model, advancing its state.
-    public func forward(_ tokens: [Int], sequence: SequenceState, logits rows: LogitRows, workspace ws: Workspace) -> Logits {
+    public func forward(_ tokens: [Int], sequence: SequenceState, logits rows: LogitRows, workspace ws: Workspace)
+        -> Logits
+    {
         forward([(tokens, sequence)], logits: rows, workspace: ws)
     }
 
@@ -69,12 +77,17 @@ public final class NemotronH {
     /// so every matrix product serves them all, while conv, scan and attention run on each
     /// sequence's own state. Returns logits on rank 0 of the tensor group: every row (`.all`),
     /// or each sequence's last row in batch order (`.last`). Collectives: `ForwardCollectives`.
-    public func forward(_ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace) -> Logits {
-        let pass = ForwardPass(kernels: KernelContext(workspace: ws, policy: compute),
-                               collectives: ForwardCollectives(parallelism: parallelism))
+    public func forward(
+        _ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace
+    ) -> Logits {
+        let pass = ForwardPass(
+            kernels: KernelContext(workspace: ws, policy: compute),
+            collectives: ForwardCollectives(parallelism: parallelism))
         let tokens = batch.flatMap(\.tokens)
         var ranges: [Range<Int>] = []
-        for item in batch { ranges.append((ranges.last?.upperBound ?? 0)..<(ranges.last?.upperBound ?? 0) + item.tokens.count) }
+        for item in batch {
+            ranges.append((ranges.last?.upperBound ?? 0)..<(ranges.last?.upperBound ?? 0) + item.tokens.count)
+        }
         let (T, H, eps) = (tokens.count, config.hiddenSize, config.normEps)
         let partial = ws.buffer(.mixerOutput, count: T * H)
         let residual = ws.buffer(.residual, count: T * H)
@@ -86,26 +99,33 @@ public final class NemotronH {
                 // The embedding is complete on every rank: layer 0 has no pre-allreduce.
                 RMSNorm.apply(residual, weight: block.norm, eps: eps, tokens: T, width: H, into: normed)
             } else {
-                pass.collectives.enterBlock(partial, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed)
+                pass.collectives.enterBlock(
+                    partial, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed)
             }
             let segments = zip(ranges, batch).map { Segment(rows: $0, state: $1.sequence.layers[block.index]) }
             block.mixer.forward(normed, segments: segments, pass: pass, into: partial)
             pass.collectives.leaveBlock(partial, count: T * H)
         }
         // The final allreduce, fused with the residual add and norm_f.
-        pass.collectives.enterBlock(partial, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed)
+        pass.collectives.enterBlock(
+            partial, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed)
         for item in batch { item.sequence.position += item.tokens.count }
 
         if rows == .all { return head(normed, rows: T, pass: pass) }
         // Gather each sequence's last row, then one LM-head product for all of them.
         let last = ws.buffer(.lastRows, count: batch.count * H)
-        for (i, range) in ranges.enumerated() { (last + i * H).update(from: normed + (range.upperBound - 1) * H, count: H) }
+        for (i, range) in ranges.enumerated() {
+            (last + i * H).update(from: normed + (range.upperBound - 1) * H, count: H)
+        }
         return head(last, rows: batch.count, pass: pass)
     }
 
     /// LM head on this rank's vocabulary rows, then the slices gathered into `[rows, V]` on rank 0.
     private func head(_ out: UnsafePointer<Float>, rows: Int, pass: ForwardPass) -> Logits {
-        let V = config.vocabSize, localV = lmHead.rows, tp = plan.tpSize, ws = pass.workspace
+        let V = config.vocabSize
+        let localV = lmHead.rows
+        let tp = plan.tpSize
+        let ws = pass.workspace
         let local = ws.buffer(.logits, count: rows * localV)
         MatMul.linear(out, tokens: rows, lmHead, into: local, pass.kernels)
         let counts = (0..<tp).map { Partition.part(V, tp, $0).count * rows }
@@ -118,7 +138,8 @@ public final class NemotronH {
         for r in 0..<tp {
             let vocab = Partition.part(V, tp, r)
             for row in 0..<rows {
-                (logits + row * V + vocab.lowerBound).update(from: gathered + offset + row * vocab.count, count: vocab.count)
+                (logits + row * V + vocab.lowerBound).update(
+                    from: gathered + offset + row * vocab.count, count: vocab.count)
             }
             offset += rows * vocab.count
         }
@@ -134,7 +155,9 @@ public final class NemotronH {
     /// `k` of the `E` routed experts run per token, and one embedding row.
     public var bytesReadPerToken: Double {
         let expertShare = config.has(.moe) ? Double(config.expertsPerToken) / Double(config.numExperts) : 0
-        let mixers = blocks.reduce(0.0) { $0 + Double($1.mixer.matrixBytes.dense) + Double($1.mixer.matrixBytes.experts) * expertShare }
+        let mixers = blocks.reduce(0.0) {
+            $0 + Double($1.mixer.matrixBytes.dense) + Double($1.mixer.matrixBytes.experts) * expertShare
+        }
         return mixers + Double(lmHead.byteCount) + Double(embeddings.rowBytes)
     }
 

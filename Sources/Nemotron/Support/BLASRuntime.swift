@@ -1,5 +1,5 @@
-import COpenBLAS
 import CKernels
+import COpenBLAS
 import Foundation
 
 /// OpenBLAS 0.3.21 (Debian 12) does not recognise recent CPUs (e.g. Intel model 207) and silently
@@ -17,7 +17,9 @@ public enum BLASRuntime {
 
     /// The core type matching this CPU's features, from /proc/cpuinfo flags.
     public static func preferredCoreType(cpuFlags: Set<String>) -> String? {
-        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) {
+            return "SkylakeX"
+        }
         if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
         return nil
     }

@@ -7,8 +7,10 @@ import Foundation
 public enum MemoryBandwidth {
     /// Best of `repeats` passes over all weight files, in bytes per second.
     public static func read(_ checkpoint: Checkpoint, pool: ThreadPool, repeats: Int = 3) -> Double {
-        let regions = checkpoint.files.compactMap { file in file.entries.values.min { $0.offset < $1.offset }.map { (file, $0) } }
-            .map { file, first in (base: UncheckedSendable(file.pointer(first) - first.offset), bytes: file.fileSize) }
+        let regions = checkpoint.files.compactMap { file in
+            file.entries.values.min { $0.offset < $1.offset }.map { (file, $0) }
+        }
+        .map { file, first in (base: UncheckedSendable(file.pointer(first) - first.offset), bytes: file.fileSize) }
         let total = regions.reduce(0) { $0 + $1.bytes }
         var best = 0.0
         for _ in 0..<repeats {
@@ -16,7 +18,8 @@ public enum MemoryBandwidth {
             for region in regions {
                 let chunk = 1 << 20
                 pool.forRanges((region.bytes + chunk - 1) / chunk) { chunks in
-                    let low = chunks.lowerBound * chunk, high = min(region.bytes, chunks.upperBound * chunk)
+                    let low = chunks.lowerBound * chunk
+                    let high = min(region.bytes, chunks.upperBound * chunk)
                     sink(ck_read_sum(region.base.value + low, high - low))
                 }
             }

@@ -35,7 +35,8 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
         case .configValue(let path, let key, let value, let expected):
             return "\(path): key '\(key)' has value \(value); expected \(expected)"
         case .unknownConfigKeys(let path, let keys, let allowed):
-            return "\(path): unknown key\(keys.count > 1 ? "s" : "") \(keys.map { "'\($0)'" }.joined(separator: ", ")); "
+            return
+                "\(path): unknown key\(keys.count > 1 ? "s" : "") \(keys.map { "'\($0)'" }.joined(separator: ", ")); "
                 + "allowed keys: \(allowed.joined(separator: ", "))"
         case .invalidTokens(let reason):
             return "invalid tokens: \(reason)"

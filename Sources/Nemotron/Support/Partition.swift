@@ -4,7 +4,8 @@ public enum Partition {
     /// Part `index` of `count` items split `parts` ways: the first `count % parts` parts get
     /// one item more.
     public static func part(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
-        let base = count / parts, extra = count % parts
+        let base = count / parts
+        let extra = count % parts
         let start = index * base + min(index, extra)
         return start..<start + base + (index < extra ? 1 : 0)
     }
@@ -12,7 +13,8 @@ public enum Partition {
     /// Part `index` of `count` items split `parts` ways in whole units of `alignment` items
     /// (`count` must be a multiple of `alignment`): a split that never cuts a block.
     public static func part(_ count: Int, _ parts: Int, _ index: Int, alignment: Int) -> Range<Int> {
-        precondition(alignment >= 1 && count % alignment == 0, "\(count) items do not divide into blocks of \(alignment)")
+        precondition(
+            alignment >= 1 && count % alignment == 0, "\(count) items do not divide into blocks of \(alignment)")
         let units = part(count / alignment, parts, index)
         return units.lowerBound * alignment..<units.upperBound * alignment
     }

@@ -13,8 +13,10 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Keeps owned copies alive; empty when everything points into a mapping the model keeps.
     let owners: [OwnedBytes]
 
-    public init(rows: Int, cols: Int, format: WeightFormat, base: UnsafeRawPointer, scales: WeightScales = .none,
-                owners: [OwnedBytes] = []) {
+    public init(
+        rows: Int, cols: Int, format: WeightFormat, base: UnsafeRawPointer, scales: WeightScales = .none,
+        owners: [OwnedBytes] = []
+    ) {
         precondition(cols % format.blockSize == 0, "\(cols) columns are not whole blocks of \(format.blockSize)")
         self.rows = rows
         self.cols = cols
@@ -37,7 +39,8 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Dequantizes `count` consecutive rows starting at `first` into `out` (`count·cols` floats).
     func rows(from first: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
-        let source = base + first * rowBytes, n = count * cols
+        let source = base + first * rowBytes
+        let n = count * cols
         switch format {
         case .f32: out.update(from: source.assumingMemoryBound(to: Float.self), count: n)
         case .bf16: ck_bf16_to_f32(source.assumingMemoryBound(to: UInt16.self), out, n)
@@ -51,22 +54,26 @@ public struct WeightMatrix: @unchecked Sendable {
     public func slice(rowSegments: [Range<Int>], columns: Range<Int>, name: String) throws -> WeightMatrix {
         let block = format.blockSize
         guard columns.lowerBound % block == 0, columns.upperBound % block == 0 || columns.upperBound == cols else {
-            throw NemotronError.parallel(reason: "tensor '\(name)' (\(format)): columns \(columns.lowerBound)..<\(columns.upperBound) "
-                + "would cut its blocks of \(block) inputs")
+            throw NemotronError.parallel(
+                reason: "tensor '\(name)' (\(format)): columns \(columns.lowerBound)..<\(columns.upperBound) "
+                    + "would cut its blocks of \(block) inputs")
         }
         let segments = Self.merged(rowSegments.filter { !$0.isEmpty })
         let keptRows = segments.reduce(0) { $0 + $1.count }
         if columns == 0..<cols && segments.count <= 1 {
             let first = segments.first?.lowerBound ?? 0
-            return WeightMatrix(rows: keptRows, cols: cols, format: format, base: base + first * rowBytes,
-                                scales: scales.rows(from: first), owners: owners)
+            return WeightMatrix(
+                rows: keptRows, cols: cols, format: format, base: base + first * rowBytes,
+                scales: scales.rows(from: first), owners: owners)
         }
         let bytes = format.bytes(elements: columns.lowerBound)..<format.bytes(elements: columns.upperBound)
         let data = Self.copy(base, rowBytes: rowBytes, segments: segments, bytes: bytes)
-        let (keptScales, scaleOwner) = scales.slice(rowSegments: segments, blocks: columns.lowerBound / block..<columns.upperBound / block,
-                                                    copy: Self.copy)
-        return WeightMatrix(rows: keptRows, cols: columns.count, format: format, base: UnsafeRawPointer(data.pointer),
-                            scales: keptScales, owners: [data] + (scaleOwner.map { [$0] } ?? []))
+        let (keptScales, scaleOwner) = scales.slice(
+            rowSegments: segments, blocks: columns.lowerBound / block..<columns.upperBound / block,
+            copy: Self.copy)
+        return WeightMatrix(
+            rows: keptRows, cols: columns.count, format: format, base: UnsafeRawPointer(data.pointer),
+            scales: keptScales, owners: [data] + (scaleOwner.map { [$0] } ?? []))
     }
 
     /// Copies byte range `bytes` of every row in `segments` (rows `rowBytes` apart) into a new allocation.
@@ -75,7 +82,8 @@ public struct WeightMatrix: @unchecked Sendable {
         let owned = OwnedBytes(byteCount: rows * bytes.count)
         var out = 0
         for row in segments.joined() {
-            (owned.pointer + out * bytes.count).copyMemory(from: base + row * rowBytes + bytes.lowerBound, byteCount: bytes.count)
+            (owned.pointer + out * bytes.count).copyMemory(
+                from: base + row * rowBytes + bytes.lowerBound, byteCount: bytes.count)
             out += 1
         }
         return owned
@@ -111,12 +119,15 @@ public enum WeightScales: @unchecked Sendable {
     /// The scales of the rows from `first` on (a contiguous row slice).
     func rows(from first: Int) -> WeightScales {
         guard case .perBlock(let base, let element, let blocksPerRow) = self else { return self }
-        return .perBlock(base: base + first * blocksPerRow * element.byteSize, element: element, blocksPerRow: blocksPerRow)
+        return .perBlock(
+            base: base + first * blocksPerRow * element.byteSize, element: element, blocksPerRow: blocksPerRow)
     }
 
     /// The scales of the kept rows and blocks, copied with `copy` when they are per block.
-    func slice(rowSegments: [Range<Int>], blocks: Range<Int>,
-               copy: (UnsafeRawPointer, Int, [Range<Int>], Range<Int>) -> OwnedBytes) -> (WeightScales, OwnedBytes?) {
+    func slice(
+        rowSegments: [Range<Int>], blocks: Range<Int>,
+        copy: (UnsafeRawPointer, Int, [Range<Int>], Range<Int>) -> OwnedBytes
+    ) -> (WeightScales, OwnedBytes?) {
         guard case .perBlock(let base, let element, let blocksPerRow) = self else { return (self, nil) }
         let size = element.byteSize
         let owned = copy(base, blocksPerRow * size, rowSegments, blocks.lowerBound * size..<blocks.upperBound * size)

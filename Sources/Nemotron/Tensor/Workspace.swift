@@ -7,38 +7,38 @@ import COpenBLAS
 public final class Workspace {
     /// What each buffer holds; shapes are per rank (`local` sizes from the ShardPlan).
     enum Slot: CaseIterable {
-        case mixerOutput       // [T, H] the current mixer's output (this rank's partial sum)
-        case residual          // [T, H] residual stream
-        case normed            // [T, H] normed input of the current mixer
-        case lastRows          // [sequences, H] each sequence's last normed row
-        case logits            // [rows, V_local] LM-head output
-        case gatheredLogits    // [rows, V] on rank 0, as gathered: [rank][row][V_rank]
-        case orderedLogits     // [rows, V] on rank 0, row-major: what a forward pass returns
-        case weightTile        // widened weight tile for prefill GEMMs
-        case preparedInput     // [T, in] activations in the order the bf16 streaming kernel reads
-        case bf16Input         // [T, in] activations rounded to bf16 for the bf16 GEMM
-        case gemmScratch       // per-thread packed weight panels of the bf16 GEMM
-        case mambaProjection   // Mamba in_proj output [T, Dp_local]
-        case convOutput        // Mamba [T, Dc_local] conv + SiLU output
-        case groupStatistics   // Mamba [T, G] per-group sums of squares when groups are replicated
-        case ssmOutput         // Mamba [T, Di_local] SSM output, gated and normed in place
-        case queries           // attention [T, hq_local·dh]
-        case keys              // attention [T, hkv_local·dh]
-        case values            // attention [T, hkv_local·dh]
-        case attentionOutput   // attention [T, hq_local·dh]
-        case decodeScores      // attention [hq_local, capacity] softmax rows of one-token segments
-        case promptScores      // attention [rows, context] one head's scores (prefill GEMM path)
-        case mlpHidden         // MLP [T, I_local] relu² hidden
-        case router            // MoE [T, E] router scores
-        case expertInput       // MoE [T, Hin] routed input (latent when LatentMoE)
-        case expertTokens      // MoE [T, Hin] tokens gathered for one expert
-        case expertHidden      // MoE [T, Im_local]
-        case expertOutput      // MoE [T, Hin]
-        case routedSum         // MoE [T, Hin]
-        case sharedExpertHidden // MoE shared expert [T, Is_local]
-        case gatheredTokens    // MoE, attention DP: [ΣT, Hin] every rank's routed inputs
-        case gatheredRouting   // MoE, attention DP: [ΣT, 2k] every rank's expert ids and weights
-        case gatheredRouted    // MoE, attention DP: [ΣT, Hin] this rank's experts' outputs
+        case mixerOutput  // [T, H] the current mixer's output (this rank's partial sum)
+        case residual  // [T, H] residual stream
+        case normed  // [T, H] normed input of the current mixer
+        case lastRows  // [sequences, H] each sequence's last normed row
+        case logits  // [rows, V_local] LM-head output
+        case gatheredLogits  // [rows, V] on rank 0, as gathered: [rank][row][V_rank]
+        case orderedLogits  // [rows, V] on rank 0, row-major: what a forward pass returns
+        case weightTile  // widened weight tile for prefill GEMMs
+        case preparedInput  // [T, in] activations in the order the bf16 streaming kernel reads
+        case bf16Input  // [T, in] activations rounded to bf16 for the bf16 GEMM
+        case gemmScratch  // per-thread packed weight panels of the bf16 GEMM
+        case mambaProjection  // Mamba in_proj output [T, Dp_local]
+        case convOutput  // Mamba [T, Dc_local] conv + SiLU output
+        case groupStatistics  // Mamba [T, G] per-group sums of squares when groups are replicated
+        case ssmOutput  // Mamba [T, Di_local] SSM output, gated and normed in place
+        case queries  // attention [T, hq_local·dh]
+        case keys  // attention [T, hkv_local·dh]
+        case values  // attention [T, hkv_local·dh]
+        case attentionOutput  // attention [T, hq_local·dh]
+        case decodeScores  // attention [hq_local, capacity] softmax rows of one-token segments
+        case promptScores  // attention [rows, context] one head's scores (prefill GEMM path)
+        case mlpHidden  // MLP [T, I_local] relu² hidden
+        case router  // MoE [T, E] router scores
+        case expertInput  // MoE [T, Hin] routed input (latent when LatentMoE)
+        case expertTokens  // MoE [T, Hin] tokens gathered for one expert
+        case expertHidden  // MoE [T, Im_local]
+        case expertOutput  // MoE [T, Hin]
+        case routedSum  // MoE [T, Hin]
+        case sharedExpertHidden  // MoE shared expert [T, Is_local]
+        case gatheredTokens  // MoE, attention DP: [ΣT, Hin] every rank's routed inputs
+        case gatheredRouting  // MoE, attention DP: [ΣT, 2k] every rank's expert ids and weights
+        case gatheredRouted  // MoE, attention DP: [ΣT, Hin] this rank's experts' outputs
     }
 
     public let pool: ThreadPool

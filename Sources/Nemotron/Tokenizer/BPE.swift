@@ -47,10 +47,13 @@ struct BPE: Sendable {
             queue.removeAll(keepingCapacity: true)
             for i in 0..<n - 1 { push(i, merges) }
             while let top = pop() {
-                let position = Int(top & 0xFFFF_FFFF), rank = Int32(top >> 32)
+                let position = Int(top & 0xFFFF_FFFF)
+                let rank = Int32(top >> 32)
                 let right = Int(next[position])
                 // Skip entries made stale by an earlier merge around them.
-                guard !removed[position], right >= 0, let merge = merges[symbols[position], symbols[right]], merge.rank == rank else {
+                guard !removed[position], right >= 0, let merge = merges[symbols[position], symbols[right]],
+                    merge.rank == rank
+                else {
                     continue
                 }
                 symbols[position] = merge.id
@@ -83,7 +86,8 @@ struct BPE: Sendable {
             queue[0] = last
             var parent = 0
             while true {
-                let left = 2 * parent + 1, right = left + 1
+                let left = 2 * parent + 1
+                let right = left + 1
                 var smallest = parent
                 if left < queue.count && queue[left] < queue[smallest] { smallest = left }
                 if right < queue.count && queue[right] < queue[smallest] { smallest = right }
@@ -125,10 +129,14 @@ struct MergeTable: Sendable {
     }
 
     @inline(__always)
-    private static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
+    private static func key(_ a: Int32, _ b: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+    }
 
     @inline(__always)
-    private static func slot(_ key: UInt64, _ mask: Int) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 29) & mask }
+    private static func slot(_ key: UInt64, _ mask: Int) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 29) & mask
+    }
 
     subscript(a: Int32, b: Int32) -> (rank: Int32, id: Int32)? {
         let key = Self.key(a, b)
@@ -181,9 +189,11 @@ struct PieceTable {
         var i = Int(truncatingIfNeeded: hash) & mask
         while slots[i].keyLength != 0 {
             let slot = slots[i]
-            if slot.hash == hash && Int(slot.keyLength) == bytes.count && keys.withUnsafeBufferPointer({
-                memcmp($0.baseAddress! + Int(slot.keyStart), bytes.baseAddress!, bytes.count) == 0
-            }) {
+            if slot.hash == hash && Int(slot.keyLength) == bytes.count
+                && keys.withUnsafeBufferPointer({
+                    memcmp($0.baseAddress! + Int(slot.keyStart), bytes.baseAddress!, bytes.count) == 0
+                })
+            {
                 out += values[Int(slot.valueStart)..<Int(slot.valueStart + slot.valueCount)]
                 return true
             }
@@ -203,8 +213,9 @@ struct PieceTable {
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
         while slots[i].keyLength != 0 { i = (i + 1) & mask }
-        slots[i] = Slot(hash: hash, keyStart: Int32(keys.count), keyLength: Int32(bytes.count), valueStart: Int32(values.count),
-                        valueCount: Int32(ids.count))
+        slots[i] = Slot(
+            hash: hash, keyStart: Int32(keys.count), keyLength: Int32(bytes.count), valueStart: Int32(values.count),
+            valueCount: Int32(ids.count))
         keys += bytes
         values += ids
         count += 1

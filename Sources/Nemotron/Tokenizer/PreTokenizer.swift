@@ -8,7 +8,8 @@ import Foundation
 enum SplitPattern {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
-    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|`
+    /// ` ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     case llama3
     /// `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|`
     /// `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|`
@@ -17,8 +18,11 @@ enum SplitPattern {
     case regex(NSRegularExpression)
 
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
-    static let llama3Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    static let tekkenSource = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"#
+    static let llama3Source =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"#
+        + #" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let tekkenSource =
+        #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"#
         + #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|"#
         + #"\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
@@ -29,8 +33,9 @@ enum SplitPattern {
         case Self.tekkenSource: self = .tekken
         default:
             do { self = .regex(try NSRegularExpression(pattern: source)) } catch {
-                throw NemotronError.invalidArgument(name: "tokenizer.json pre_tokenizer Split pattern", value: source,
-                                                    expected: "a regular expression NSRegularExpression accepts")
+                throw NemotronError.invalidArgument(
+                    name: "tokenizer.json pre_tokenizer Split pattern", value: source,
+                    expected: "a regular expression NSRegularExpression accepts")
             }
         }
     }
@@ -75,7 +80,8 @@ enum SplitPattern {
         var pieces: [Range<Int>] = []
         var last = 0
         for match in regex.matches(in: string, range: NSRange(location: 0, length: utf8Offset.count - 1)) {
-            let lower = utf8Offset[match.range.lowerBound], upper = utf8Offset[match.range.upperBound]
+            let lower = utf8Offset[match.range.lowerBound]
+            let upper = utf8Offset[match.range.upperBound]
             if lower > last { pieces.append(last..<lower) }
             if upper > lower { pieces.append(lower..<upper) }
             last = upper
@@ -127,9 +133,17 @@ private struct Scanner {
     func scalar(at i: Int) -> (Class, Int) {
         let b = bytes[i]
         if b < 0x80 { return (Self.ascii[Int(b)], 1) }
-        var value: UInt32, length: Int
-        if b >= 0xF0 { value = UInt32(b & 0x07); length = 4 } else if b >= 0xE0 { value = UInt32(b & 0x0F); length = 3 } else {
-            value = UInt32(b & 0x1F); length = 2
+        var value: UInt32
+        var length: Int
+        if b >= 0xF0 {
+            value = UInt32(b & 0x07)
+            length = 4
+        } else if b >= 0xE0 {
+            value = UInt32(b & 0x0F)
+            length = 3
+        } else {
+            value = UInt32(b & 0x1F)
+            length = 2
         }
         length = min(length, count - i)
         for k in 1..<max(length, 1) { value = value << 6 | UInt32(bytes[i + k] & 0x3F) }
@@ -176,7 +190,8 @@ private struct Scanner {
             let b = lower(bytes[i + 2])
             let pair = (a, b)
             if pair == (UInt8(ascii: "r"), UInt8(ascii: "e")) || pair == (UInt8(ascii: "v"), UInt8(ascii: "e"))
-                || pair == (UInt8(ascii: "l"), UInt8(ascii: "l")) {
+                || pair == (UInt8(ascii: "l"), UInt8(ascii: "l"))
+            {
                 return i + 3
             }
             return nil
@@ -197,7 +212,8 @@ private struct Scanner {
     /// `\s*[\r\n]+` from a whitespace scalar at `i`: through the last CR or LF of the
     /// whitespace run, or nil when the run has none.
     func whitespaceThroughNewline(at i: Int) -> Int? {
-        var j = i, lastNewline: Int?
+        var j = i
+        var lastNewline: Int?
         while j < count {
             let (c, n) = scalar(at: j)
             guard c.isWhitespace else { break }
@@ -224,7 +240,8 @@ private struct Scanner {
         if c.isLetter { return run(from: i) { $0.isLetter } }
         if c.isPrefix && next?.isLetter == true { return run(from: i + n) { $0.isLetter } }
         if c == .number {
-            var j = i, digits = 0
+            var j = i
+            var digits = 0
             while j < count && digits < 3 {
                 let (k, m) = scalar(at: j)
                 guard k == .number else { break }
@@ -257,7 +274,9 @@ private struct Scanner {
         let start = bytes[i] == 0x20 ? i + n : i
         if start == i ? c.isSymbol : cls(start)?.isSymbol == true {
             var end = run(from: start) { $0.isSymbol }
-            while end < count && (bytes[end] == 0x0D || bytes[end] == 0x0A || bytes[end] == UInt8(ascii: "/")) { end += 1 }
+            while end < count && (bytes[end] == 0x0D || bytes[end] == 0x0A || bytes[end] == UInt8(ascii: "/")) {
+                end += 1
+            }
             return end
         }
         return whitespaceThroughNewline(at: i) ?? whitespace(at: i)
@@ -267,7 +286,8 @@ private struct Scanner {
     /// upper run backs off to the last scalar that is in both sets when no lowercase letter
     /// follows it; the lowercase run then holds just that scalar.
     func lowerTailWord(at p: Int) -> Int? {
-        var j = p, lastBothEnd: Int?
+        var j = p
+        var lastBothEnd: Int?
         while j < count {
             let (c, m) = scalar(at: j)
             guard c.isUpperSet else { break }
@@ -300,5 +320,6 @@ enum ByteLevel {
         return map.map { Unicode.Scalar(UInt32($0))! }
     }()
 
-    static let scalarToByte: [UInt32: UInt8] = Dictionary(uniqueKeysWithValues: byteToScalar.enumerated().map { ($1.value, UInt8($0)) })
+    static let scalarToByte: [UInt32: UInt8] = Dictionary(
+        uniqueKeysWithValues: byteToScalar.enumerated().map { ($1.value, UInt8($0)) })
 }

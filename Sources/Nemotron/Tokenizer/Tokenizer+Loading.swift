@@ -7,24 +7,35 @@ extension Tokenizer {
         let file = directory.appendingPathComponent("tokenizer.json")
         let json = try JSONObject(contentsOf: file)
         let configURL = directory.appendingPathComponent("tokenizer_config.json")
-        let config = FileManager.default.fileExists(atPath: configURL.path) ? try JSONObject(contentsOf: configURL) : nil
+        let config =
+            FileManager.default.fileExists(atPath: configURL.path) ? try JSONObject(contentsOf: configURL) : nil
         try self.init(json: json, config: config)
     }
 
     init(json: JSONObject, config: JSONObject?) throws {
         let path = json.path
         func unsupported(_ part: String, _ value: Any) -> NemotronError {
-            .configValue(path: path, key: part, value: "\(value)", expected: "a part nemotron-run's tokenizer supports (byte-level BPE)")
+            .configValue(
+                path: path, key: part, value: "\(value)",
+                expected: "a part nemotron-run's tokenizer supports (byte-level BPE)")
         }
-        func typeName(_ value: Any?) -> String { (value as? [String: Any])?["type"] as? String ?? "\(value ?? "missing")" }
+        func typeName(_ value: Any?) -> String {
+            (value as? [String: Any])?["type"] as? String ?? "\(value ?? "missing")"
+        }
 
         // Model: BPE without subword prefixes, suffixes or dropout.
         guard let model = json.values["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE" else {
             throw unsupported("model.type", typeName(json.values["model"]))
         }
-        guard let vocabulary = model["vocab"] as? [String: Any] else { throw NemotronError.configKeyMissing(path: path, key: "model.vocab") }
-        if let prefix = model["continuing_subword_prefix"] as? String, !prefix.isEmpty { throw unsupported("model.continuing_subword_prefix", prefix) }
-        if let suffix = model["end_of_word_suffix"] as? String, !suffix.isEmpty { throw unsupported("model.end_of_word_suffix", suffix) }
+        guard let vocabulary = model["vocab"] as? [String: Any] else {
+            throw NemotronError.configKeyMissing(path: path, key: "model.vocab")
+        }
+        if let prefix = model["continuing_subword_prefix"] as? String, !prefix.isEmpty {
+            throw unsupported("model.continuing_subword_prefix", prefix)
+        }
+        if let suffix = model["end_of_word_suffix"] as? String, !suffix.isEmpty {
+            throw unsupported("model.end_of_word_suffix", suffix)
+        }
         if let dropout = model["dropout"], !(dropout is NSNull) { throw unsupported("model.dropout", dropout) }
 
         // Normalizer: none, or NFC.
@@ -45,7 +56,9 @@ extension Tokenizer {
             switch p["type"] as? String {
             case "Sequence": for item in p["pretokenizers"] as? [Any] ?? [] { try readPreTokenizer(item) }
             case "ByteLevel":
-                if p["add_prefix_space"] as? Bool == true { throw unsupported("pre_tokenizer.ByteLevel.add_prefix_space", true) }
+                if p["add_prefix_space"] as? Bool == true {
+                    throw unsupported("pre_tokenizer.ByteLevel.add_prefix_space", true)
+                }
                 if p["use_regex"] as? Bool ?? true {
                     guard pattern == nil else { throw unsupported("pre_tokenizer", "two split patterns") }
                     pattern = .gpt2
@@ -54,12 +67,14 @@ extension Tokenizer {
             case "Split":
                 let source: String
                 switch p["pattern"] as? [String: Any] {
-                case let .some(pattern) where pattern["Regex"] is String: source = pattern["Regex"] as! String
-                case let .some(pattern) where pattern["String"] is String:
+                case .some(let pattern) where pattern["Regex"] is String: source = pattern["Regex"] as! String
+                case .some(let pattern) where pattern["String"] is String:
                     source = NSRegularExpression.escapedPattern(for: pattern["String"] as! String)
                 default: throw unsupported("pre_tokenizer.Split.pattern", p["pattern"] ?? "missing")
                 }
-                guard (p["behavior"] as? String ?? "Isolated") == "Isolated", p["invert"] as? Bool != true, pattern == nil, !byteLevel else {
+                guard (p["behavior"] as? String ?? "Isolated") == "Isolated", p["invert"] as? Bool != true,
+                    pattern == nil, !byteLevel
+                else {
                     throw unsupported("pre_tokenizer.Split", p)
                 }
                 pattern = try SplitPattern(source: source)
@@ -84,8 +99,12 @@ extension Tokenizer {
         var added: [(bytes: [UInt8], id: Int32)] = []
         var specialIds: Set<Int> = []
         for case let token as [String: Any] in json.values["added_tokens"] as? [Any] ?? [] {
-            guard let content = token["content"] as? String, let id = token["id"].flatMap(JSONObject.numeric) else { continue }
-            if token["lstrip"] as? Bool == true || token["rstrip"] as? Bool == true || token["single_word"] as? Bool == true {
+            guard let content = token["content"] as? String, let id = token["id"].flatMap(JSONObject.numeric) else {
+                continue
+            }
+            if token["lstrip"] as? Bool == true || token["rstrip"] as? Bool == true
+                || token["single_word"] as? Bool == true
+            {
                 throw unsupported("added_tokens[\(content)] lstrip/rstrip/single_word", true)
             }
             vocab[content] = Int32(id.intValue)
@@ -106,15 +125,23 @@ extension Tokenizer {
         self.tokenBytes = tokenBytes
         byteSymbols = (0..<256).map { modelVocab[String(ByteLevel.byteToScalar[$0])] ?? -1 }
         // Byte fallback would only apply to a byte whose character the vocabulary lacks.
-        if model["byte_fallback"] as? Bool == true && byteSymbols.contains(-1) { throw unsupported("model.byte_fallback", true) }
+        if model["byte_fallback"] as? Bool == true && byteSymbols.contains(-1) {
+            throw unsupported("model.byte_fallback", true)
+        }
         unknownId = (model["unk_token"] as? String).flatMap { modelVocab[$0] } ?? -1
         fuseUnknown = model["fuse_unk"] as? Bool ?? false
 
         var merges: [(a: Int32, b: Int32, merged: Int32)] = []
         for merge in model["merges"] as? [Any] ?? [] {
             let parts: [String]
-            if let text = merge as? String { parts = text.split(separator: " ", maxSplits: 1).map(String.init) } else { parts = merge as? [String] ?? [] }
-            guard parts.count == 2, let a = modelVocab[parts[0]], let b = modelVocab[parts[1]], let merged = modelVocab[parts[0] + parts[1]] else {
+            if let text = merge as? String {
+                parts = text.split(separator: " ", maxSplits: 1).map(String.init)
+            } else {
+                parts = merge as? [String] ?? []
+            }
+            guard parts.count == 2, let a = modelVocab[parts[0]], let b = modelVocab[parts[1]],
+                let merged = modelVocab[parts[0] + parts[1]]
+            else {
                 merges.append((-1, -1, -1))  // keeps the ranks of the merges after it
                 continue
             }
@@ -165,10 +192,13 @@ extension PostProcessor {
                 var template: [Piece] = []
                 for case let piece as [String: Any] in processor["single"] as? [Any] ?? [] {
                     if let sequence = piece["Sequence"] as? [String: Any] {
-                        guard sequence["id"] as? String == "A" else { throw unsupported("post_processor.single", piece) }
+                        guard sequence["id"] as? String == "A" else {
+                            throw unsupported("post_processor.single", piece)
+                        }
                         template.append(.sequence)
                     } else if let name = (piece["SpecialToken"] as? [String: Any])?["id"] as? String,
-                        let ids = (specials[name] as? [String: Any])?["ids"] as? [Any] {
+                        let ids = (specials[name] as? [String: Any])?["ids"] as? [Any]
+                    {
                         template.append(.special(ids.compactMap { JSONObject.numeric($0)?.intValue }))
                     } else {
                         throw unsupported("post_processor.single", piece)

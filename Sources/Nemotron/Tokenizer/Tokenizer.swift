@@ -63,10 +63,12 @@ public struct Tokenizer: Sendable {
         var ids: [Int32] = []
         ids.reserveCapacity(bytes.count / 3 + 1)
         var scratch = BPE.Scratch()
-        var start = 0, i = 0
+        var start = 0
+        var i = 0
         while i < bytes.count {
             if let (length, id) = addedTokens.match(bytes, at: i) {
-                encodePlain(UnsafeBufferPointer(rebasing: bytes[start..<i]), into: &ids, table: &table, scratch: &scratch)
+                encodePlain(
+                    UnsafeBufferPointer(rebasing: bytes[start..<i]), into: &ids, table: &table, scratch: &scratch)
                 ids.append(id)
                 i += length
                 start = i
@@ -74,12 +76,15 @@ public struct Tokenizer: Sendable {
                 i += 1
             }
         }
-        encodePlain(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]), into: &ids, table: &table, scratch: &scratch)
+        encodePlain(
+            UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]), into: &ids, table: &table, scratch: &scratch)
         return ids
     }
 
-    private func encodePlain(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32], table: inout PieceTable,
-                             scratch: inout BPE.Scratch) {
+    private func encodePlain(
+        _ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32], table: inout PieceTable,
+        scratch: inout BPE.Scratch
+    ) {
         guard !text.isEmpty else { return }
         var symbols: [Int32] = []
         func encodePiece(_ range: Range<Int>) {
@@ -122,7 +127,9 @@ struct AddedTokens: Sendable {
             var node: Int32 = 0
             for b in token.bytes {
                 let key = Int(node) << 8 | Int(b)
-                if let child = children[key] { node = child } else {
+                if let child = children[key] {
+                    node = child
+                } else {
                     ids.append(-1)
                     children[key] = Int32(ids.count - 1)
                     node = Int32(ids.count - 1)
@@ -139,7 +146,8 @@ struct AddedTokens: Sendable {
     @inline(__always)
     func match(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int) -> (Int, Int32)? {
         guard firstBytes[Int(bytes[i])] else { return nil }
-        var node: Int32 = 0, best: (Int, Int32)?
+        var node: Int32 = 0
+        var best: (Int, Int32)?
         var j = i
         while j < bytes.count, let child = children[Int(node) << 8 | Int(bytes[j])] {
             node = child
@@ -197,7 +205,8 @@ public struct StreamingDecoder {
 
     /// Length of the longest prefix that does not end inside a UTF-8 sequence.
     static func completePrefix(_ bytes: [UInt8]) -> Int {
-        var i = bytes.count - 1, back = 0
+        var i = bytes.count - 1
+        var back = 0
         while i >= 0 && back < 4 && bytes[i] & 0xC0 == 0x80 {
             i -= 1
             back += 1

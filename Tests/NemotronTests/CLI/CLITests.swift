@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 /// Runs the built `nemotron-run` binary as a user would.
@@ -13,7 +14,9 @@ enum CLI {
     /// The products directory holds both the test bundle and the executable.
     static var binary: URL {
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("nemotron-run").path), directory.path != "/" {
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("nemotron-run").path),
+            directory.path != "/"
+        {
             directory.deleteLastPathComponent()
         }
         return directory.appendingPathComponent("nemotron-run")
@@ -22,13 +25,16 @@ enum CLI {
     /// The environment without variables a singleton MPI_Init may have left, which would make a
     /// child mpirun or MPI program think it belongs to this job.
     static var cleanEnvironment: [String: String] {
-        ProcessInfo.processInfo.environment.filter { key, _ in !["OMPI_", "PMIX_", "OPAL_"].contains { key.hasPrefix($0) } }
+        ProcessInfo.processInfo.environment.filter { key, _ in
+            !["OMPI_", "PMIX_", "OPAL_"].contains { key.hasPrefix($0) }
+        }
     }
 
     /// Runs the binary with its output going to files (no pipe can fill up), killing it after `timeout`.
     static func run(_ arguments: [String], executable: URL = binary, timeout: TimeInterval = 120) throws -> Output {
         let directory = try TemporaryDirectory()
-        let outURL = directory.file("stdout"), errURL = directory.file("stderr")
+        let outURL = directory.file("stdout")
+        let errURL = directory.file("stderr")
         try Data().write(to: outURL)
         try Data().write(to: errURL)
         let process = Process()
@@ -45,8 +51,9 @@ enum CLI {
             Issue.record("\(arguments) did not finish within \(timeout) s")
         }
         process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                      stderr: try String(contentsOf: errURL, encoding: .utf8))
+        return Output(
+            status: process.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
+            stderr: try String(contentsOf: errURL, encoding: .utf8))
     }
 }
 
@@ -55,18 +62,24 @@ extension ProcessSuites {
     struct CLITests {
         let dense = Fixture.all[0]
 
-        func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
+        func tokens(_ fixture: Fixture) throws -> String {
+            try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",")
+        }
 
         @Test("logits writes [T, V] matching transformers", arguments: [Fixture.all[0], Fixture.all[1]])
         func logits(fixture: Fixture) throws {
             let directory = try TemporaryDirectory()
             let output = directory.file("logits.safetensors")
-            let run = try CLI.run(["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture), "--output", output.path])
+            let run = try CLI.run([
+                "logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture), "--output", output.path,
+            ])
             #expect(run.status == 0, "\(run.stderr)")
             let written = try Reference(url: output)
             let reference = try fixture.reference
             #expect(try written.shape("logits") == reference.shape("prefill_logits"))
-            #expect(maxAbsDifference(try written.floats("logits"), try reference.floats("prefill_logits")) <= fixture.tolerance)
+            #expect(
+                maxAbsDifference(try written.floats("logits"), try reference.floats("prefill_logits"))
+                    <= fixture.tolerance)
         }
 
         @Test("generate --json prints greedy ids and writes step logits", arguments: [Fixture.all[0], Fixture.all[2]])
@@ -75,33 +88,46 @@ extension ProcessSuites {
             let output = directory.file("steps.safetensors")
             let reference = try fixture.reference
             let expected = try reference.ints("greedy_ids")
-            let run = try CLI.run(["generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                                   "--max-new-tokens", "\(expected.count)", "--temperature", "0", "--json", "--logits-output", output.path])
+            let run = try CLI.run([
+                "generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                "--max-new-tokens", "\(expected.count)", "--temperature", "0", "--json", "--logits-output", output.path,
+            ])
             #expect(run.status == 0, "\(run.stderr)")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
             #expect(json["generated_ids"] as? [Int] == expected)
-            #expect(maxAbsDifference(try Reference(url: output).floats("step_logits"), try reference.floats("step_logits")) <= fixture.tolerance)
+            #expect(
+                maxAbsDifference(try Reference(url: output).floats("step_logits"), try reference.floats("step_logits"))
+                    <= fixture.tolerance)
         }
 
         @Test("--config works with every command, flags override it")
         func configFile() throws {
             let directory = try TemporaryDirectory()
             let config = directory.file("run.yaml")
-            try "model: \(dense.directory.path)\ntokens: [\(try tokens(dense))]\nmax_new_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
+            try "model: \(dense.directory.path)\ntokens: [\(try tokens(dense))]\nmax_new_tokens: 3\n".write(
+                to: config, atomically: false, encoding: .utf8)
             let generate = try CLI.run(["generate", "--config", config.path, "--json", "--max-new-tokens", "2"])
             #expect(generate.status == 0, "\(generate.stderr)")
-            #expect((try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int]
+            #expect(
+                (try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any])?["generated_ids"]
+                    as? [Int]
                     == Array(try dense.reference.ints("greedy_ids").prefix(2)))
-            #expect(try CLI.run(["logits", "--config", config.path, "--output", directory.file("l.safetensors").path]).status == 0)
+            #expect(
+                try CLI.run(["logits", "--config", config.path, "--output", directory.file("l.safetensors").path])
+                    .status == 0)
             #expect(try CLI.run(["inspect", "--config", config.path]).status == 0)
-            #expect(try CLI.run(["bench", "--config", config.path, "--prompt-tokens", "8", "--new-tokens", "3"]).status == 0)
+            #expect(
+                try CLI.run(["bench", "--config", config.path, "--prompt-tokens", "8", "--new-tokens", "3"]).status == 0
+            )
         }
 
         @Test("inspect reports settings, layer kinds, parameters, dtypes and the BLAS core")
         func inspect() throws {
             let run = try CLI.run(["inspect", "--model", Fixture.all[3].directory.path])
             #expect(run.status == 0, "\(run.stderr)")
-            for text in ["M-M*M-*M", "mamba2 4, attention 2, mlp 2, moe 0", "parameters         263168", "BF16", "blas core"] {
+            for text in [
+                "M-M*M-*M", "mamba2 4, attention 2, mlp 2, moe 0", "parameters         263168", "BF16", "blas core",
+            ] {
                 #expect(run.stdout.contains(text), "missing \(text)")
             }
             #expect(!run.stdout.contains("Prescott"))
@@ -109,7 +135,9 @@ extension ProcessSuites {
 
         @Test("bench prints prefill and decode tokens/s and peak memory")
         func bench() throws {
-            let run = try CLI.run(["bench", "--model", dense.directory.path, "--prompt-tokens", "16", "--new-tokens", "4", "--json"])
+            let run = try CLI.run([
+                "bench", "--model", dense.directory.path, "--prompt-tokens", "16", "--new-tokens", "4", "--json",
+            ])
             #expect(run.status == 0, "\(run.stderr)")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
             #expect((json["prefill_tokens_per_second"] as? Double ?? 0) > 0)
@@ -118,14 +146,22 @@ extension ProcessSuites {
         }
 
         /// Each bad input: non-zero exit, one "error:" line naming the culprit, nothing on stdout.
-        @Test("bad inputs fail clearly", arguments: [
-            (["--tokens", "1,2,600"], "token id 600 at position 2 is outside the vocabulary 0..<512"),
-            (["--tokens", ""], "the token list is empty"),
-            (["--tokens", "1,x"], "--tokens = 'x' is invalid"),
-            (["--tokens", "1", "--threads", "-1"], "key 'threads' has value -1; expected an integer >= 1 (or 0: automatic)"),
-            (["--tokens", "1", "--compute-dtype", "f64"], "key 'compute_dtype' has value f64; expected one of f32, bf16"),
-            (["--tokens", "1", "--no-such-flag", "1"], "--no-such-flag = (unknown) is invalid"),
-        ])
+        @Test(
+            "bad inputs fail clearly",
+            arguments: [
+                (["--tokens", "1,2,600"], "token id 600 at position 2 is outside the vocabulary 0..<512"),
+                (["--tokens", ""], "the token list is empty"),
+                (["--tokens", "1,x"], "--tokens = 'x' is invalid"),
+                (
+                    ["--tokens", "1", "--threads", "-1"],
+                    "key 'threads' has value -1; expected an integer >= 1 (or 0: automatic)"
+                ),
+                (
+                    ["--tokens", "1", "--compute-dtype", "f64"],
+                    "key 'compute_dtype' has value f64; expected one of f32, bf16"
+                ),
+                (["--tokens", "1", "--no-such-flag", "1"], "--no-such-flag = (unknown) is invalid"),
+            ])
         func badArguments(arguments: [String], message: String) throws {
             let run = try CLI.run(["generate", "--model", dense.directory.path] + arguments)
             #expect(run.status != 0)
@@ -139,29 +175,37 @@ extension ProcessSuites {
             let config = directory.file("run.yaml")
             try "model: \(dense.directory.path)\nmax_tokens: 3\n".write(to: config, atomically: false, encoding: .utf8)
             let unknownKey = try CLI.run(["generate", "--config", config.path, "--tokens", "1"])
-            #expect(unknownKey.status != 0 && unknownKey.stderr.contains("\(config.path): unknown key 'max_tokens'; allowed keys: model,"))
+            #expect(
+                unknownKey.status != 0
+                    && unknownKey.stderr.contains("\(config.path): unknown key 'max_tokens'; allowed keys: model,"))
 
             let missing = try CLI.run(["generate", "--model", directory.file("nowhere").path, "--tokens", "1"])
             #expect(missing.status != 0 && missing.stderr.contains("nowhere/config.json: not found"))
 
             let broken = try directory.copy(dense)
             let configURL = broken.appendingPathComponent("config.json")
-            var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+            var json = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
             json["hidden_size"] = nil
             try JSONSerialization.data(withJSONObject: json).write(to: configURL)
             let missingKey = try CLI.run(["generate", "--model", broken.path, "--tokens", "1"])
-            #expect(missingKey.status != 0 && missingKey.stderr.contains("config.json: required key 'hidden_size' is missing"))
+            #expect(
+                missingKey.status != 0
+                    && missingKey.stderr.contains("config.json: required key 'hidden_size' is missing"))
         }
 
         @Test("the example configs run", arguments: ["tiny.yaml", "sampling-example.yaml"])
         func exampleConfigs(file: String) throws {
-            let configs = Fixture.root.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let configs = Fixture.root.deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent()
                 .appendingPathComponent("configs")
             let run = try CLI.run(["generate", "--config", configs.appendingPathComponent(file).path, "--json"])
             #expect(run.status == 0, "\(run.stderr)")
-            let records = run.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        #expect(!records.isEmpty)
-        #expect(records.allSatisfy { ($0?["generated_ids"] as? [Int])?.isEmpty == false })
+            let records = run.stdout.split(separator: "\n").map {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            #expect(!records.isEmpty)
+            #expect(records.allSatisfy { ($0?["generated_ids"] as? [Int])?.isEmpty == false })
         }
     }
 }

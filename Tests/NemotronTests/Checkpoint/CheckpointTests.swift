@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 @Suite("Checkpoint loading and bad inputs")
@@ -8,7 +9,8 @@ struct CheckpointTests {
     func rewriteHeader(_ url: URL, _ change: (inout [String: Any]) -> Void) throws {
         let data = try Data(contentsOf: url)
         let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        var header = try #require(try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + length)) as? [String: Any])
+        var header = try #require(
+            try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + length)) as? [String: Any])
         change(&header)
         var json = try JSONSerialization.data(withJSONObject: header)
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
@@ -96,7 +98,9 @@ struct CheckpointTests {
     func missingTensor() throws {
         let directory = try TemporaryDirectory()
         let copy = try directory.copy(dense)
-        try rewriteHeader(copy.appendingPathComponent("model.safetensors")) { $0["backbone.layers.3.mixer.q_proj.weight"] = nil }
+        try rewriteHeader(copy.appendingPathComponent("model.safetensors")) {
+            $0["backbone.layers.3.mixer.q_proj.weight"] = nil
+        }
         #expect(loadError(copy).hasPrefix("tensor 'backbone.layers.3.mixer.q_proj.weight' is missing"))
     }
 
@@ -109,7 +113,11 @@ struct CheckpointTests {
             entry["shape"] = [64, 128]
             header["backbone.layers.3.mixer.q_proj.weight"] = entry
         }
-        #expect(loadError(copy).hasSuffix("tensor 'backbone.layers.3.mixer.q_proj.weight' has shape [64, 128]; expected [128, 64] from config.json"))
+        #expect(
+            loadError(copy).hasSuffix(
+                "tensor 'backbone.layers.3.mixer.q_proj.weight' has shape [64, 128]; expected [128, 64] from "
+                    + "config.json"
+            ))
     }
 
     @Test("a byte count that does not match dtype and shape")
@@ -121,7 +129,8 @@ struct CheckpointTests {
             entry["shape"] = [65]
             header["backbone.norm_f.weight"] = entry
         }
-        #expect(loadError(copy).contains("tensor 'backbone.norm_f.weight' spans 256 bytes but shape [65] of F32 needs 260"))
+        #expect(
+            loadError(copy).contains("tensor 'backbone.norm_f.weight' spans 256 bytes but shape [65] of F32 needs 260"))
     }
 
     @Test("an index that points at a file without the tensor")

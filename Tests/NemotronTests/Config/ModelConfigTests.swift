@@ -1,16 +1,19 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 @Suite("ModelConfig decoding")
 struct ModelConfigTests {
     /// A minimal valid config in the old (remote-code) spelling; tests replace or drop keys.
-    static var base: [String: Any] { [
-        "model_type": "nemotron_h", "hidden_size": 64, "vocab_size": 512, "hybrid_override_pattern": "M*-E",
-        "num_attention_heads": 8, "num_key_value_heads": 2, "mamba_num_heads": 16, "mamba_head_dim": 8,
-        "ssm_state_size": 16, "n_groups": 2, "intermediate_size": 128, "n_routed_experts": 8,
-        "num_experts_per_tok": 2, "moe_intermediate_size": 32, "moe_shared_expert_intermediate_size": 48,
-    ] }
+    static var base: [String: Any] {
+        [
+            "model_type": "nemotron_h", "hidden_size": 64, "vocab_size": 512, "hybrid_override_pattern": "M*-E",
+            "num_attention_heads": 8, "num_key_value_heads": 2, "mamba_num_heads": 16, "mamba_head_dim": 8,
+            "ssm_state_size": 16, "n_groups": 2, "intermediate_size": 128, "n_routed_experts": 8,
+            "num_experts_per_tok": 2, "moe_intermediate_size": 32, "moe_shared_expert_intermediate_size": 48,
+        ]
+    }
 
     func decode(_ changes: [String: Any?] = [:]) throws -> ModelConfig {
         var values = Self.base
@@ -38,8 +41,14 @@ struct ModelConfigTests {
         let kinds: [LayerKind] = [.mamba, .attention, .mlp, .moe]
         #expect(try decode().layerKinds == kinds)
         #expect(try decode(["hybrid_override_pattern": ["M", "*", "-", "E"]]).layerKinds == kinds)
-        #expect(try decode(["hybrid_override_pattern": nil, "layers_block_type": ["linear_attention", "full_attention", "mlp", "moe"]]).layerKinds == kinds)
-        #expect(try decode(["hybrid_override_pattern": nil, "layers_block_type": ["mamba", "attention", "mlp", "moe"]]).layerKinds == kinds)
+        #expect(
+            try decode([
+                "hybrid_override_pattern": nil,
+                "layers_block_type": ["linear_attention", "full_attention", "mlp", "moe"],
+            ]).layerKinds == kinds)
+        #expect(
+            try decode(["hybrid_override_pattern": nil, "layers_block_type": ["mamba", "attention", "mlp", "moe"]])
+                .layerKinds == kinds)
     }
 
     @Test("key aliases")
@@ -72,13 +81,19 @@ struct ModelConfigTests {
 
     @Test("clear errors for bad configs")
     func errors() {
-        #expect(error(["model_type": "llama"]) == "config.json: key 'model_type' has value \"llama\"; expected \"nemotron_h\"")
+        #expect(
+            error(["model_type": "llama"])
+                == "config.json: key 'model_type' has value \"llama\"; expected \"nemotron_h\"")
         #expect(error(["hybrid_override_pattern": "M*X"]).contains("'X' at position 2"))
         #expect(error(["hybrid_override_pattern": "M*X"]).contains("'M', '*', '-', 'E'"))
-        #expect(error(["hybrid_override_pattern": nil, "layers_block_type": ["mamba", "conv"]]).contains("\"conv\" at position 1"))
+        #expect(
+            error(["hybrid_override_pattern": nil, "layers_block_type": ["mamba", "conv"]]).contains(
+                "\"conv\" at position 1"))
         #expect(error(["hidden_size": nil]) == "config.json: required key 'hidden_size' is missing")
         #expect(error(["mamba_num_heads": nil]) == "config.json: required key 'mamba_num_heads' is missing")
-        #expect(error(["hybrid_override_pattern": nil]).contains("required key 'hybrid_override_pattern' or 'layers_block_type'"))
+        #expect(
+            error(["hybrid_override_pattern": nil]).contains(
+                "required key 'hybrid_override_pattern' or 'layers_block_type'"))
         #expect(error(["num_key_value_heads": 3]).contains("num_key_value_heads"))
         #expect(error(["num_hidden_layers": 5]).contains("num_hidden_layers"))
         #expect(error(["hidden_size": "64"]).contains("expected an integer"))

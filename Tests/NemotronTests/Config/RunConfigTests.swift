@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 @Suite("RunConfig files")
@@ -13,7 +14,10 @@ struct RunConfigTests {
     @Test("keys are read and relative model paths resolve against the file")
     func reads() throws {
         let directory = try TemporaryDirectory()
-        let path = try write("model: ckpt\nthreads: 2\nmax_new_tokens: 7\ntemperature: 0.5\ntop_k: 5\ntop_p: 0.9\nseed: 3\ntokens: [1, 2]\n", in: directory)
+        let path = try write(
+            "model: ckpt\nthreads: 2\nmax_new_tokens: 7\ntemperature: 0.5\ntop_k: 5\ntop_p: 0.9\nseed: 3\ntokens: "
+                + "[1, 2]\n",
+            in: directory)
         let config = try RunConfig(path: path)
         #expect(config.model == directory.url.appendingPathComponent("ckpt").standardized.path)
         #expect(config.threads == 2 && config.maxNewTokens == 7 && config.topK == 5 && config.seed == 3)
@@ -25,7 +29,8 @@ struct RunConfigTests {
     func unknownKeys() throws {
         let directory = try TemporaryDirectory()
         let path = try write("model: x\ntemprature: 0.7\n", in: directory)
-        #expect(throws: NemotronError.unknownConfigKeys(path: path, keys: ["temprature"], allowed: RunConfig.keyNames)) {
+        #expect(throws: NemotronError.unknownConfigKeys(path: path, keys: ["temprature"], allowed: RunConfig.keyNames))
+        {
             try RunConfig(path: path)
         }
     }
@@ -33,8 +38,10 @@ struct RunConfigTests {
     @Test("values are type- and range-checked")
     func badValues() throws {
         let directory = try TemporaryDirectory()
-        for (text, key) in [("threads: two", "threads"), ("top_p: 1.5", "top_p"), ("temperature: -1", "temperature"),
-                            ("tokens: [a]", "tokens")] {
+        for (text, key) in [
+            ("threads: two", "threads"), ("top_p: 1.5", "top_p"), ("temperature: -1", "temperature"),
+            ("tokens: [a]", "tokens"),
+        ] {
             let path = try write(text, in: directory)
             #expect(throws: NemotronError.self) { try RunConfig(path: path) }
             do { _ = try RunConfig(path: path) } catch { #expect("\(error)".contains("'\(key)'")) }
@@ -71,7 +78,9 @@ struct RunConfigTests {
         try FileManager.default.createDirectory(at: directory.file("sub"), withIntermediateDirectories: true)
         try "model: ../ckpt\n".write(to: directory.file("sub/run.yaml"), atomically: false, encoding: .utf8)
         let cwd = FileManager.default.currentDirectoryPath
-        let relative = String(repeating: "../", count: cwd.split(separator: "/").count) + directory.url.path.dropFirst() + "/sub/run.yaml"
+        let relative =
+            String(repeating: "../", count: cwd.split(separator: "/").count) + directory.url.path.dropFirst()
+            + "/sub/run.yaml"
         #expect(try RunConfig(path: relative).model == directory.file("ckpt").standardized.path)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 @Suite("Fused AllReduce + residual + RMSNorm")
@@ -35,16 +36,22 @@ struct FusedAllReduceNormTests {
         let residual0 = (0..<rows * width).map { _ in Float(random.nextUnit()) * 4 - 2 }
         let weight = (0..<width).map { _ in Float(random.nextUnit()) + 0.5 }
         let sources = partials.map { $0.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) } }
-        var fusedResidual = residual0, fusedNormed = [Float](repeating: 0, count: rows * width)
-        ResidualNorm.sumAddAndNormalizeEachRow(sources, residual: &fusedResidual, weight: weight, eps: 1e-5, rows: 0..<rows, width: width,
-                                into: &fusedNormed)
+        var fusedResidual = residual0
+        var fusedNormed = [Float](repeating: 0, count: rows * width)
+        ResidualNorm.sumAddAndNormalizeEachRow(
+            sources, residual: &fusedResidual, weight: weight, eps: 1e-5, rows: 0..<rows, width: width,
+            into: &fusedNormed)
         var sum = [Float](repeating: 0, count: rows * width)
         ResidualNorm.sum(sources, range: 0..<rows * width, into: &sum)
-        var residual = residual0, normed = [Float](repeating: 0, count: rows * width)
-        ResidualNorm.addThenNormInTwoPasses(sum, residual: &residual, weight: weight, eps: 1e-5, rows: rows, width: width, into: &normed)
+        var residual = residual0
+        var normed = [Float](repeating: 0, count: rows * width)
+        ResidualNorm.addThenNormInTwoPasses(
+            sum, residual: &residual, weight: weight, eps: 1e-5, rows: rows, width: width, into: &normed)
         #expect(fusedResidual == residual && fusedNormed == normed)
-        var oneRank = residual0, oneRankNormed = [Float](repeating: 0, count: rows * width)
-        ResidualNorm.addAndNormalizeEachRow(sum, residual: &oneRank, weight: weight, eps: 1e-5, rows: rows, width: width, into: &oneRankNormed)
+        var oneRank = residual0
+        var oneRankNormed = [Float](repeating: 0, count: rows * width)
+        ResidualNorm.addAndNormalizeEachRow(
+            sum, residual: &oneRank, weight: weight, eps: 1e-5, rows: rows, width: width, into: &oneRankNormed)
         #expect(oneRank == residual && oneRankNormed == normed)
     }
 
@@ -56,10 +63,13 @@ struct FusedAllReduceNormTests {
         func run(fused: Bool) -> [Float] {
             InProcessGroup(size: ranks).run(ranks) { rank, member in
                 let model = models[rank].joining(member, fused: fused)
-                return model.forward(tokens, sequence: model.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)).array
+                return model.forward(
+                    tokens, sequence: model.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)
+                ).array
             }[0]
         }
-        let fused = run(fused: true), unfused = run(fused: false)
+        let fused = run(fused: true)
+        let unfused = run(fused: false)
         #expect(fused == unfused)
         #expect(maxAbsDifference(fused, try fixture.reference.floats("prefill_logits")) <= 1e-4)
     }
@@ -74,10 +84,13 @@ extension ProcessSuites {
             Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
         }
 
-        func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
+        func tokens(_ fixture: Fixture) throws -> String {
+            try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",")
+        }
 
-        @Test("logits and greedy ids match transformers; tp 2 fused equals unfused bitwise",
-              arguments: [2, 4], [AllReduceStrategy.mpi, .oneshot, .twoshot, .ring, .auto])
+        @Test(
+            "logits and greedy ids match transformers; tp 2 fused equals unfused bitwise",
+            arguments: [2, 4], [AllReduceStrategy.mpi, .oneshot, .twoshot, .ring, .auto])
         func strategies(ranks: Int, strategy: AllReduceStrategy) throws {
             let before = Self.sharedMemoryEntries()
             for fixture in [Fixture.all[0], Fixture.all[1]] {
@@ -86,14 +99,24 @@ extension ProcessSuites {
                 for fuse in ["on", "off"] {
                     let directory = try TemporaryDirectory()
                     let options = ["--allreduce-strategy", strategy.rawValue, "--fuse-allreduce-norm", fuse]
-                    let run = try ProcessSuites.TensorParallelTests.run(ranks: ranks, ["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                                                                         "--output", directory.file("l.safetensors").path] + options)
+                    let run = try ProcessSuites.TensorParallelTests.run(
+                        ranks: ranks,
+                        [
+                            "logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                            "--output", directory.file("l.safetensors").path,
+                        ] + options)
                     #expect(run.status == 0, "\(run.stderr)")
                     logits[fuse] = try Reference(url: directory.file("l.safetensors")).floats("logits")
-                    #expect(maxAbsDifference(logits[fuse]!, try reference.floats("prefill_logits")) <= 1e-4, "\(fixture) \(fuse)")
+                    #expect(
+                        maxAbsDifference(logits[fuse]!, try reference.floats("prefill_logits")) <= 1e-4,
+                        "\(fixture) \(fuse)")
                     let expected = try reference.ints("greedy_ids")
-                    let generate = try ProcessSuites.TensorParallelTests.run(ranks: ranks, ["generate", "--model", fixture.directory.path, "--tokens",
-                                                                              try tokens(fixture), "--max-new-tokens", "\(expected.count)", "--json"] + options)
+                    let generate = try ProcessSuites.TensorParallelTests.run(
+                        ranks: ranks,
+                        [
+                            "generate", "--model", fixture.directory.path, "--tokens",
+                            try tokens(fixture), "--max-new-tokens", "\(expected.count)", "--json",
+                        ] + options)
                     let json = try JSONSerialization.jsonObject(with: Data(generate.stdout.utf8)) as? [String: Any]
                     #expect(json?["generated_ids"] as? [Int] == expected, "\(fixture) \(fuse): \(generate.stderr)")
                 }
@@ -108,19 +131,25 @@ extension ProcessSuites {
             let directory = try TemporaryDirectory()
             // A unique config path marks this job's processes for pkill.
             let config = directory.file("kill-\(UUID().uuidString).yaml")
-            try "model: \(Fixture.all[0].directory.path)\ntokens: [1, 2, 3]\nmax_new_tokens: 1000000\nallreduce_strategy: oneshot\n"
-                .write(to: config, atomically: false, encoding: .utf8)
+            let text =
+                "model: \(Fixture.all[0].directory.path)\ntokens: [1, 2, 3]\nmax_new_tokens: 1000000\n"
+                + "allreduce_strategy: oneshot\n"
+            try text.write(to: config, atomically: false, encoding: .utf8)
             let mpirun = Process()
             mpirun.executableURL = ProcessSuites.TensorParallelTests.mpirun
-            mpirun.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CLI.binary.path, "generate", "--config", config.path,
-                                "--threads", "1"]
+            mpirun.arguments = [
+                "--allow-run-as-root", "--oversubscribe", "-np", "2", CLI.binary.path, "generate", "--config",
+                config.path,
+                "--threads", "1",
+            ]
             mpirun.environment = CLI.cleanEnvironment
             mpirun.standardOutput = FileHandle.nullDevice
             mpirun.standardError = FileHandle.nullDevice
             try mpirun.run()
             // Ranks' command lines start with the binary (mpirun's with mpirun): wait for both,
             // then kill the newest rank.
-            let rankPattern = "^" + NSRegularExpression.escapedPattern(for: CLI.binary.path) + " generate --config " + config.path
+            let rankPattern =
+                "^" + NSRegularExpression.escapedPattern(for: CLI.binary.path) + " generate --config " + config.path
             func ranksRunning() throws -> Int {
                 let pgrep = Process()
                 pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
@@ -129,8 +158,9 @@ extension ProcessSuites {
                 pgrep.standardOutput = pipe
                 try pgrep.run()
                 pgrep.waitUntilExit()
-                return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                return Int(
+                    String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                        .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
             }
             let started = Date()
             while try ranksRunning() < 2 && Date().timeIntervalSince(started) < 60 { usleep(100_000) }

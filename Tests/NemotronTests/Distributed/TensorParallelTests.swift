@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 extension ProcessSuites {
@@ -12,34 +13,54 @@ extension ProcessSuites {
 
         /// `mpirun -np N nemotron-run ARGS --threads 1` as root-safe, oversubscribed on small machines.
         static func run(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120) throws -> CLI.Output {
-            try CLI.run(["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", CLI.binary.path] + arguments + ["--threads", "1"],
-                        executable: mpirun, timeout: timeout)
+            try CLI.run(
+                ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", CLI.binary.path] + arguments + [
+                    "--threads", "1",
+                ],
+                executable: mpirun, timeout: timeout)
         }
 
-        func tokens(_ fixture: Fixture) throws -> String { try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",") }
+        func tokens(_ fixture: Fixture) throws -> String {
+            try fixture.reference.ints("prompt_ids").map(String.init).joined(separator: ",")
+        }
 
         /// dense at tp 4 also covers KV-head replication (2 kv heads) and B/C-group replication (2 groups).
-        @Test("logits and greedy generation match transformers", arguments: [2, 4], [Fixture.all[0], Fixture.all[1], Fixture.all[2]])
+        @Test(
+            "logits and greedy generation match transformers", arguments: [2, 4],
+            [Fixture.all[0], Fixture.all[1], Fixture.all[2]])
         func matchesReference(ranks: Int, fixture: Fixture) throws {
             let directory = try TemporaryDirectory()
             let reference = try fixture.reference
-            let logits = try Self.run(ranks: ranks, ["logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                                                     "--output", directory.file("l.safetensors").path])
+            let logits = try Self.run(
+                ranks: ranks,
+                [
+                    "logits", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                    "--output", directory.file("l.safetensors").path,
+                ])
             #expect(logits.status == 0, "\(logits.stderr)")
-            #expect(maxAbsDifference(try Reference(url: directory.file("l.safetensors")).floats("logits"),
-                                     try reference.floats("prefill_logits")) <= 1e-4)
+            #expect(
+                maxAbsDifference(
+                    try Reference(url: directory.file("l.safetensors")).floats("logits"),
+                    try reference.floats("prefill_logits")) <= 1e-4)
 
             let expected = try reference.ints("greedy_ids")
-            let generate = try Self.run(ranks: ranks, ["generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
-                                                       "--max-new-tokens", "\(expected.count)", "--json",
-                                                       "--logits-output", directory.file("s.safetensors").path])
+            let generate = try Self.run(
+                ranks: ranks,
+                [
+                    "generate", "--model", fixture.directory.path, "--tokens", try tokens(fixture),
+                    "--max-new-tokens", "\(expected.count)", "--json",
+                    "--logits-output", directory.file("s.safetensors").path,
+                ])
             #expect(generate.status == 0, "\(generate.stderr)")
             let lines = generate.stdout.split(separator: "\n")
             #expect(lines.count == 1, "only rank 0 prints")
-            let json = try #require(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
             #expect(json["generated_ids"] as? [Int] == expected)
-            #expect(maxAbsDifference(try Reference(url: directory.file("s.safetensors")).floats("step_logits"),
-                                     try reference.floats("step_logits")) <= 1e-4)
+            #expect(
+                maxAbsDifference(
+                    try Reference(url: directory.file("s.safetensors")).floats("step_logits"),
+                    try reference.floats("step_logits")) <= 1e-4)
         }
 
         /// A copy of the dense fixture whose config.json is changed; the shard plan is checked
@@ -53,11 +74,22 @@ extension ProcessSuites {
             return copy
         }
 
-        @Test("illegal sizes fail on every rank with one message from rank 0", arguments: [
-            (3, [String: Int](), "mamba_num_heads (16) must be divisible by it; legal sizes for this model: 1, 2, 4, 8"),
-            (2, ["mamba_num_heads": 12, "n_groups": 3], "n_groups (3) must divide it or be divisible by it; legal sizes for this model: 1"),
-            (2, ["num_attention_heads": 12, "num_key_value_heads": 3], "num_key_value_heads (3) must divide it or be divisible by it"),
-        ])
+        @Test(
+            "illegal sizes fail on every rank with one message from rank 0",
+            arguments: [
+                (
+                    3, [String: Int](),
+                    "mamba_num_heads (16) must be divisible by it; legal sizes for this model: 1, 2, 4, 8"
+                ),
+                (
+                    2, ["mamba_num_heads": 12, "n_groups": 3],
+                    "n_groups (3) must divide it or be divisible by it; legal sizes for this model: 1"
+                ),
+                (
+                    2, ["num_attention_heads": 12, "num_key_value_heads": 3],
+                    "num_key_value_heads (3) must divide it or be divisible by it"
+                ),
+            ])
         func illegalSizes(ranks: Int, changes: [String: Int], message: String) throws {
             let directory = try TemporaryDirectory()
             let model = try dense(changing: changes, in: directory)
@@ -65,7 +97,9 @@ extension ProcessSuites {
             let run = try Self.run(ranks: ranks, ["generate", "--model", model.path, "--tokens", "1,2"], timeout: 30)
             #expect(run.status != 0)
             #expect(Date().timeIntervalSince(start) < 15)
-            #expect(run.stderr.contains("error: tensor-parallel size \(ranks) does not fit this model: \(message)"), "\(run.stderr)")
+            #expect(
+                run.stderr.contains("error: tensor-parallel size \(ranks) does not fit this model: \(message)"),
+                "\(run.stderr)")
             #expect(run.stderr.components(separatedBy: "error: ").count == 2, "one message: \(run.stderr)")
             #expect(run.stdout.isEmpty)
         }
@@ -74,10 +108,12 @@ extension ProcessSuites {
         func declaredSize() throws {
             let directory = try TemporaryDirectory()
             let config = directory.file("run.yaml")
-            try "model: \(Fixture.all[0].directory.path)\ntensor_parallel_size: 4\ntokens: [1, 2]\n".write(to: config, atomically: false, encoding: .utf8)
+            try "model: \(Fixture.all[0].directory.path)\ntensor_parallel_size: 4\ntokens: [1, 2]\n".write(
+                to: config, atomically: false, encoding: .utf8)
             let run = try Self.run(ranks: 2, ["generate", "--config", config.path], timeout: 30)
             #expect(run.status != 0)
-            #expect(run.stderr.contains("error: tensor_parallel_size is 4 but 2 process(es) are running"), "\(run.stderr)")
+            #expect(
+                run.stderr.contains("error: tensor_parallel_size is 4 but 2 process(es) are running"), "\(run.stderr)")
         }
 
         @Test("a missing shard ends every rank with the file named")
@@ -131,7 +167,9 @@ struct ShardPlanTests {
         let plan = try ShardPlan(config: config, layout: .attentionDataParallel(size: 4, rank: 3))
         #expect(plan.tpSize == 1 && plan.layout.expertSize == 4 && plan.expertRange == 6..<8)
         #expect(plan.mambaHeadRange == 0..<16 && plan.kvHeadRange == 0..<2 && plan.vocabRange == 0..<512)
-        #expect(throws: NemotronError.self) { try ShardPlan(config: config, layout: .attentionDataParallel(size: 3, rank: 0)) }
+        #expect(throws: NemotronError.self) {
+            try ShardPlan(config: config, layout: .attentionDataParallel(size: 3, rank: 0))
+        }
         #expect(try ShardPlan(config: config, layout: .tensorParallel(size: 2, rank: 1)).expertRange == 0..<8)
     }
 
@@ -147,7 +185,8 @@ struct ShardPlanTests {
                 return "ok \(value)"
             } catch { return "\(error)" }
         }
-        #expect(outcomes == ["rank 1: invalid tokens: rank one is broken", "another rank failed", "another rank failed"])
+        #expect(
+            outcomes == ["rank 1: invalid tokens: rank one is broken", "another rank failed", "another rank failed"])
         let fine = InProcessGroup(size: 2).run(2) { rank, member in (try? member.agreeing { rank * 10 }) ?? -1 }
         #expect(fine == [0, 10])
     }
@@ -163,9 +202,13 @@ struct ShardPlanTests {
         let communicator = InProcessGroup(size: tpSize)
         let logits = communicator.run(ranks.count) { rank, member in
             let model = ranks[rank].joining(member)
-            return model.forward(tokens, sequence: model.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)).array
+            return model.forward(
+                tokens, sequence: model.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)
+            ).array
         }
-        let expected = single.forward(tokens, sequence: single.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)).array
+        let expected = single.forward(
+            tokens, sequence: single.makeSequence(capacity: 16), logits: .all, workspace: Workspace(threads: 1)
+        ).array
         #expect(maxAbsDifference(logits[0], expected) <= 1e-4)
     }
 }

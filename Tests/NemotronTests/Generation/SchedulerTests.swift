@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 @Suite("Scheduler")
@@ -7,14 +8,20 @@ struct SchedulerTests {
     /// Six prompts of different lengths and budgets, including one longer than chunk_size.
     static let requests = [
         Request(prompt: [5, 9, 200, 31], maxNewTokens: 6), Request(prompt: [77], maxNewTokens: 3),
-        Request(prompt: Array(100..<121), maxNewTokens: 8), Request(prompt: [3, 4, 5, 6, 7, 8, 9, 10, 11], maxNewTokens: 1),
+        Request(prompt: Array(100..<121), maxNewTokens: 8),
+        Request(prompt: [3, 4, 5, 6, 7, 8, 9, 10, 11], maxNewTokens: 1),
         Request(prompt: [400, 401], maxNewTokens: 5),
-        Request(prompt: [12, 13, 14], maxNewTokens: 7, sampling: SamplingParameters(temperature: 0.9, topK: 20, seed: 7)),
+        Request(
+            prompt: [12, 13, 14], maxNewTokens: 7, sampling: SamplingParameters(temperature: 0.9, topK: 20, seed: 7)),
     ]
 
-    func scheduler(_ model: NemotronH, threads: Int = 2, stopIds: Set<Int> = [], tokenizer: Tokenizer? = nil,
-                   prefillChunk: Int = 512) -> Scheduler {
-        Scheduler(model: model, workspace: Workspace(threads: threads), tokenizer: tokenizer, stopIds: stopIds, prefillChunk: prefillChunk)
+    func scheduler(
+        _ model: NemotronH, threads: Int = 2, stopIds: Set<Int> = [], tokenizer: Tokenizer? = nil,
+        prefillChunk: Int = 512
+    ) -> Scheduler {
+        Scheduler(
+            model: model, workspace: Workspace(threads: threads), tokenizer: tokenizer, stopIds: stopIds,
+            prefillChunk: prefillChunk)
     }
 
     func run(_ scheduler: Scheduler, _ requests: [Request]) throws -> [Generation] {
@@ -22,7 +29,9 @@ struct SchedulerTests {
         return scheduler.run()
     }
 
-    @Test("every request of a batch gets the tokens it gets alone", arguments: [Fixture.all[0], Fixture.all[1], Fixture.all[2]])
+    @Test(
+        "every request of a batch gets the tokens it gets alone",
+        arguments: [Fixture.all[0], Fixture.all[1], Fixture.all[2]])
     func batchEqualsAlone(fixture: Fixture) throws {
         let model = try fixture.load()
         let batch = scheduler(model)
@@ -41,10 +50,12 @@ struct SchedulerTests {
     func chunkedPrefill(fixture: Fixture) throws {
         let reference = try fixture.reference
         let greedy = try reference.ints("greedy_ids")
-        let results = try run(scheduler(try fixture.load(), prefillChunk: 3), [
-            Request(prompt: try reference.ints("prompt_ids"), maxNewTokens: greedy.count, keepLogits: true),
-            Request(prompt: [9, 8], maxNewTokens: 2),
-        ])
+        let results = try run(
+            scheduler(try fixture.load(), prefillChunk: 3),
+            [
+                Request(prompt: try reference.ints("prompt_ids"), maxNewTokens: greedy.count, keepLogits: true),
+                Request(prompt: [9, 8], maxNewTokens: 2),
+            ])
         #expect(results[0].ids == greedy)
         #expect(maxAbsDifference(results[0].stepLogits.flatMap { $0 }, try reference.floats("step_logits")) <= 1e-4)
     }
@@ -55,9 +66,12 @@ struct SchedulerTests {
         let prompt = try fixture.reference.ints("prompt_ids")
         let greedy = try fixture.reference.ints("greedy_ids")
         // The reference's third token acts as EOS.
-        let results = try run(scheduler(try fixture.load(), threads: 1, stopIds: [greedy[2]]), [
-            Request(prompt: prompt, maxNewTokens: 8), Request(prompt: [1, 2], maxNewTokens: 4), Request(prompt: [3], maxNewTokens: 0),
-        ])
+        let results = try run(
+            scheduler(try fixture.load(), threads: 1, stopIds: [greedy[2]]),
+            [
+                Request(prompt: prompt, maxNewTokens: 8), Request(prompt: [1, 2], maxNewTokens: 4),
+                Request(prompt: [3], maxNewTokens: 0),
+            ])
         #expect(results[0].ids == Array(greedy.prefix(3)) && results[0].finishReason == .eos)
         #expect(results[1].ids.count == 4 || results[1].finishReason == .eos)
         #expect(results[2].ids.isEmpty && results[2].finishReason == .length)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 @Suite("MatMul against a naive twin")
@@ -7,7 +8,9 @@ struct MatMulTests {
     /// y[t, r] = Σ_k x[t, k] · W[r, k] in double precision.
     func naive(_ x: [Float], _ w: [Float], tokens: Int, rows: Int, cols: Int) -> [Float] {
         (0..<tokens).flatMap { t in
-            (0..<rows).map { r in Float((0..<cols).reduce(0.0) { $0 + Double(x[t * cols + $1]) * Double(w[r * cols + $1]) }) }
+            (0..<rows).map { r in
+                Float((0..<cols).reduce(0.0) { $0 + Double(x[t * cols + $1]) * Double(w[r * cols + $1]) })
+            }
         }
     }
 
@@ -19,29 +22,34 @@ struct MatMulTests {
         bits.map { dtype == .bf16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
     }
 
-    @Test("linear for every weight dtype, streaming and tiled paths, odd sizes",
-          arguments: [WeightFormat.f32, .bf16, .f16], [1, 3, 8, 9, 40])
+    @Test(
+        "linear for every weight dtype, streaming and tiled paths, odd sizes",
+        arguments: [WeightFormat.f32, .bf16, .f16], [1, 3, 8, 9, 40])
     func linear(dtype: WeightFormat, tokens: Int) {
-        let rows = 37, cols = 45
+        let rows = 37
+        let cols = 45
         var random = Xoshiro256(seed: UInt64(tokens))
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
         let raw = (0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
-        let workspace = Workspace(threads: 2), policy = ComputePolicy()
+        let workspace = Workspace(threads: 2)
+        let policy = ComputePolicy()
         var y = [Float](repeating: .nan, count: tokens * rows)
         let expected: [Float]
         switch dtype {
         case .f32:
             expected = naive(x, raw, tokens: tokens, rows: rows, cols: cols)
             raw.withUnsafeBytes { w in
-                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .f32, base: w.baseAddress!),
-                              into: &y, KernelContext(workspace: workspace, policy: policy))
+                MatMul.linear(
+                    x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .f32, base: w.baseAddress!),
+                    into: &y, KernelContext(workspace: workspace, policy: policy))
             }
         default:
             let half = bits(raw, dtype)
             expected = naive(x, widen(half, dtype), tokens: tokens, rows: rows, cols: cols)
             half.withUnsafeBytes { w in
-                MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: dtype, base: w.baseAddress!),
-                              into: &y, KernelContext(workspace: workspace, policy: policy))
+                MatMul.linear(
+                    x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: dtype, base: w.baseAddress!),
+                    into: &y, KernelContext(workspace: workspace, policy: policy))
             }
         }
         #expect(maxAbsDifference(y, expected) <= 1e-5)
@@ -49,34 +57,48 @@ struct MatMulTests {
 
     @Test("bf16 compute equals a naive product of bf16-rounded activations and weights", arguments: [9, 12, 13, 40])
     func bf16Compute(tokens: Int) {
-        let rows = 70, cols = 45
+        let rows = 70
+        let cols = 45
         var random = Xoshiro256(seed: 5)
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
         let half = bits((0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }, .bf16)
-        let workspace = Workspace(threads: 2), policy = ComputePolicy(prefill: .bf16)
+        let workspace = Workspace(threads: 2)
+        let policy = ComputePolicy(prefill: .bf16)
         var y = [Float](repeating: .nan, count: tokens * rows)
         half.withUnsafeBytes { w in
-            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .bf16, base: w.baseAddress!),
-                          into: &y, KernelContext(workspace: workspace, policy: policy))
+            MatMul.linear(
+                x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .bf16, base: w.baseAddress!),
+                into: &y, KernelContext(workspace: workspace, policy: policy))
         }
         // Without AVX512-BF16 the f32 path runs, whose products are exact for bf16 weights.
-        let input = MatMul.hasBF16Dot ? widen(bits(x.map { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }, .bf16), .bf16) : x
+        let input =
+            MatMul.hasBF16Dot
+            ? widen(
+                bits(
+                    x.map { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) },
+                    .bf16), .bf16) : x
         #expect(maxAbsDifference(y, naive(input, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
     }
 
     @Test("tiled path crosses tile boundaries")
     func manyTiles() {
-        let rows = HalfKernels.tileFloats / 64 * 2 + 3, cols = 64, tokens = 12
+        let rows = HalfKernels.tileFloats / 64 * 2 + 3
+        let cols = 64
+        let tokens = 12
         var random = Xoshiro256(seed: 9)
         let half = (0..<rows * cols).map { _ in UInt16((Float(random.nextUnit()) - 0.5).bitPattern >> 16) }
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) }
         var y = [Float](repeating: .nan, count: tokens * rows)
         half.withUnsafeBytes { w in
-            MatMul.linear(x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .bf16, base: w.baseAddress!),
-                          into: &y, KernelContext(workspace: Workspace(threads: 2)))
+            MatMul.linear(
+                x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .bf16, base: w.baseAddress!),
+                into: &y, KernelContext(workspace: Workspace(threads: 2)))
         }
-        let last = rows - 1, t = tokens - 1
-        let expected = (0..<cols).reduce(Float(0)) { $0 + x[t * cols + $1] * Float(bitPattern: UInt32(half[last * cols + $1]) << 16) }
+        let last = rows - 1
+        let t = tokens - 1
+        let expected = (0..<cols).reduce(Float(0)) {
+            $0 + x[t * cols + $1] * Float(bitPattern: UInt32(half[last * cols + $1]) << 16)
+        }
         #expect(abs(y[t * rows + last] - expected) <= 1e-4)
         #expect(!y.contains { $0.isNaN })
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 @Suite("NemotronH against transformers")
@@ -9,7 +10,9 @@ struct NemotronHReferenceTests {
     }
 
     /// One request run alone to its end.
-    func generate(_ model: NemotronH, prompt: [Int], maxNewTokens: Int, stopIds: Set<Int> = [], keepLogits: Bool = false) throws -> Generation {
+    func generate(
+        _ model: NemotronH, prompt: [Int], maxNewTokens: Int, stopIds: Set<Int> = [], keepLogits: Bool = false
+    ) throws -> Generation {
         let run = scheduler(model, stopIds: stopIds)
         try run.submit(Request(prompt: prompt, maxNewTokens: maxNewTokens, keepLogits: keepLogits))
         return run.run()[0]
@@ -27,10 +30,13 @@ struct NemotronHReferenceTests {
         let reference = try fixture.reference
         let model = try fixture.load()
         let expected = try reference.ints("greedy_ids")
-        let result = try generate(model, prompt: try reference.ints("prompt_ids"), maxNewTokens: expected.count,
-                                  stopIds: Set(model.config.eosTokenIds), keepLogits: true)
+        let result = try generate(
+            model, prompt: try reference.ints("prompt_ids"), maxNewTokens: expected.count,
+            stopIds: Set(model.config.eosTokenIds), keepLogits: true)
         #expect(result.ids == expected)
-        #expect(maxAbsDifference(result.stepLogits.flatMap { $0 }, try reference.floats("step_logits")) <= fixture.tolerance)
+        #expect(
+            maxAbsDifference(result.stepLogits.flatMap { $0 }, try reference.floats("step_logits")) <= fixture.tolerance
+        )
     }
 
     @Test("MoE expert choices match", arguments: Fixture.all.filter { $0.name.contains("moe") })
@@ -55,9 +61,13 @@ struct NemotronHReferenceTests {
         let model = try fixture.load()
         let tokens = try fixture.reference.ints("prompt_ids")
         let workspace = Workspace(threads: 2)
-        let prefill = model.forward(tokens, sequence: model.makeSequence(capacity: tokens.count), logits: .all, workspace: workspace).array
+        let prefill = model.forward(
+            tokens, sequence: model.makeSequence(capacity: tokens.count), logits: .all, workspace: workspace
+        ).array
         let sequence = model.makeSequence(capacity: 4)
-        let stepped = tokens.flatMap { model.forward([$0], sequence: sequence, logits: .last, workspace: workspace).array }
+        let stepped = tokens.flatMap {
+            model.forward([$0], sequence: sequence, logits: .last, workspace: workspace).array
+        }
         #expect(maxAbsDifference(prefill, stepped) <= 1e-4)
         #expect(sequence.position == tokens.count)
     }
@@ -87,11 +97,14 @@ struct NemotronHReferenceTests {
         let model = try fixture.load()
         let tokens = try fixture.reference.ints("prompt_ids")
         let workspace = Workspace(threads: 1)
-        let whole = model.forward(tokens, sequence: model.makeSequence(capacity: 32), logits: .last, workspace: workspace).array
+        let whole = model.forward(
+            tokens, sequence: model.makeSequence(capacity: 32), logits: .last, workspace: workspace
+        ).array
         let sequence = model.makeSequence(capacity: 32)
         let split = tokens.count / 2 + 1
         _ = model.forward(Array(tokens[..<split]), sequence: sequence, logits: .last, workspace: workspace)
-        let pieces = model.forward(Array(tokens[split...]), sequence: sequence, logits: .last, workspace: workspace).array
+        let pieces = model.forward(Array(tokens[split...]), sequence: sequence, logits: .last, workspace: workspace)
+            .array
         #expect(maxAbsDifference(whole, pieces) <= 1e-4)
     }
 }

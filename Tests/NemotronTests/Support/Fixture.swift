@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 /// A committed reference checkpoint made by scripts/make-reference.py with transformers'
@@ -19,7 +20,9 @@ struct Fixture: CustomStringConvertible, Sendable {
 
     var description: String { name }
     var directory: URL { Self.root.appendingPathComponent(name) }
-    var reference: Reference { get throws { try Reference(url: directory.appendingPathComponent("reference.safetensors")) } }
+    var reference: Reference {
+        get throws { try Reference(url: directory.appendingPathComponent("reference.safetensors")) }
+    }
 
     /// This rank's model of a `tpSize`-way split. Its collectives are placeholders until it
     /// joins a group (`NemotronH.joining`).
@@ -29,7 +32,8 @@ struct Fixture: CustomStringConvertible, Sendable {
     }
 }
 
-/// reference.safetensors: prompt_ids, prefill_logits [T, V], greedy_ids [N], step_logits [N, V], experts.<layer> [T, k].
+/// reference.safetensors: prompt_ids, prefill_logits [T, V], greedy_ids [N], step_logits [N, V], experts.<layer> [T,
+/// k].
 struct Reference {
     let file: SafetensorsFile
 
@@ -43,7 +47,9 @@ struct Reference {
 
     func ints(_ name: String) throws -> [Int] {
         let entry = try #require(file.entries[name])
-        return (0..<entry.elementCount).map { Int(file.pointer(entry).loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+        return (0..<entry.elementCount).map {
+            Int(file.pointer(entry).loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))
+        }
     }
 
     func shape(_ name: String) throws -> [Int] { try #require(file.entries[name]).shape }

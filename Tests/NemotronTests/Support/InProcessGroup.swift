@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Nemotron
 
 /// `size` ranks as threads of the test process, with real collectives over shared memory and
@@ -74,7 +75,10 @@ final class InProcessGroup: @unchecked Sendable {
             group.wait()
         }
 
-        func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int) {
+        func gather(
+            _ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int],
+            root: Int
+        ) {
             group.floats[rank] = UnsafeMutablePointer(mutating: input)
             group.counts[rank] = count
             group.wait()
@@ -144,13 +148,21 @@ final class Placeholder: Communicator {
     }
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) { unjoined() }
     func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int) { unjoined() }
-    func gather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int) { unjoined() }
+    func gather(
+        _ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, counts: [Int], root: Int
+    ) { unjoined() }
     func allReduceMax(_ value: Int) -> Int { unjoined() }
     func allGather(_ value: Int) -> [Int] { unjoined() }
-    func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) { unjoined() }
-    func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) { unjoined() }
+    func allGather(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+        unjoined()
+    }
+    func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int]) {
+        unjoined()
+    }
     func gather(bytes: [UInt8], root: Int) -> [[UInt8]] { unjoined() }
-    private func unjoined() -> Never { preconditionFailure("a placeholder communicator was used; join the model to its group first") }
+    private func unjoined() -> Never {
+        preconditionFailure("a placeholder communicator was used; join the model to its group first")
+    }
 }
 
 extension NemotronH {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 /// Parity with Hugging Face `tokenizers` on tokenizers trained by
@@ -20,11 +21,15 @@ struct TokenizerTests {
 
     static let names = ["llama3-style", "gpt2-style", "tekken-style", "llama3-ignore-merges"]
 
-    static func directory(_ name: String) -> URL { Fixture.root.appendingPathComponent("tokenizers").appendingPathComponent(name) }
+    static func directory(_ name: String) -> URL {
+        Fixture.root.appendingPathComponent("tokenizers").appendingPathComponent(name)
+    }
 
     /// JSON lines, decoded with JSONDecoder: JSONSerialization drops a U+FEFF that opens a string.
     static func lines<T: Decodable>(_ url: URL, as type: T.Type) throws -> [T] {
-        try Data(contentsOf: url).split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(T.self, from: Data($0)) }
+        try Data(contentsOf: url).split(separator: UInt8(ascii: "\n")).map {
+            try JSONDecoder().decode(T.self, from: Data($0))
+        }
     }
 
     static func cases(_ name: String) throws -> [Case] {
@@ -94,10 +99,12 @@ struct TokenizerTests {
 
     @Test("the hand-written scanners split exactly like the regexes in tokenizers")
     func scanners() throws {
-        let cases = try Self.lines(Fixture.root.appendingPathComponent("tokenizers/split-cases.jsonl"), as: SplitCase.self)
+        let cases = try Self.lines(
+            Fixture.root.appendingPathComponent("tokenizers/split-cases.jsonl"), as: SplitCase.self)
         #expect(cases.count >= 2000)
         let patterns: [(String, KeyPath<SplitCase, [String]>)] = [
-            (SplitPattern.gpt2Source, \.gpt2), (SplitPattern.llama3Source, \.llama3), (SplitPattern.tekkenSource, \.tekken),
+            (SplitPattern.gpt2Source, \.gpt2), (SplitPattern.llama3Source, \.llama3),
+            (SplitPattern.tekkenSource, \.tekken),
         ]
         for (source, expected) in patterns {
             let pattern = try SplitPattern(source: source)
@@ -112,9 +119,11 @@ struct TokenizerTests {
 
     @Test("the NSRegularExpression fallback splits the same cases alike")
     func regexFallback() throws {
-        let cases = try Self.lines(Fixture.root.appendingPathComponent("tokenizers/split-cases.jsonl"), as: SplitCase.self)
+        let cases = try Self.lines(
+            Fixture.root.appendingPathComponent("tokenizers/split-cases.jsonl"), as: SplitCase.self)
         let patterns: [(String, KeyPath<SplitCase, [String]>)] = [
-            (SplitPattern.gpt2Source, \.gpt2), (SplitPattern.llama3Source, \.llama3), (SplitPattern.tekkenSource, \.tekken),
+            (SplitPattern.gpt2Source, \.gpt2), (SplitPattern.llama3Source, \.llama3),
+            (SplitPattern.tekkenSource, \.tekken),
         ]
         for (source, expected) in patterns {
             let pattern = SplitPattern.regex(try NSRegularExpression(pattern: source))
@@ -180,24 +189,38 @@ struct TokenizerTests {
         }
         let cases: [(part: String, value: String, change: (inout [String: Any]) -> Void)] = [
             ("pre_tokenizer.type", "Metaspace", { $0["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"] }),
-            ("pre_tokenizer", "no ByteLevel", {
-                $0["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": "\\s+"], "behavior": "Isolated", "invert": false]
-            }),
+            (
+                "pre_tokenizer", "no ByteLevel",
+                {
+                    $0["pre_tokenizer"] = [
+                        "type": "Split", "pattern": ["Regex": "\\s+"], "behavior": "Isolated", "invert": false,
+                    ]
+                }
+            ),
             ("normalizer.type", "Lowercase", { $0["normalizer"] = ["type": "Lowercase"] }),
-            ("normalizer.type", "Sequence", { $0["normalizer"] = ["type": "Sequence", "normalizers": [["type": "NFC"]]] }),
+            (
+                "normalizer.type", "Sequence",
+                { $0["normalizer"] = ["type": "Sequence", "normalizers": [["type": "NFC"]]] }
+            ),
             ("model.type", "WordPiece", { model(&$0, "type", "WordPiece") }),
             ("model.type", "Unigram", { model(&$0, "type", "Unigram") }),
-            ("model.byte_fallback", "true", {
-                var model = $0["model"] as! [String: Any]
-                var vocab = model["vocab"] as! [String: Any]
-                vocab["Ā"] = nil
-                model["vocab"] = vocab
-                model["byte_fallback"] = true
-                $0["model"] = model
-            }),
-            ("post_processor.type", "RobertaProcessing", {
-                $0["post_processor"] = ["type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0]]
-            }),
+            (
+                "model.byte_fallback", "true",
+                {
+                    var model = $0["model"] as! [String: Any]
+                    var vocab = model["vocab"] as! [String: Any]
+                    vocab["Ā"] = nil
+                    model["vocab"] = vocab
+                    model["byte_fallback"] = true
+                    $0["model"] = model
+                }
+            ),
+            (
+                "post_processor.type", "RobertaProcessing",
+                {
+                    $0["post_processor"] = ["type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0]]
+                }
+            ),
             ("decoder.type", "Metaspace", { $0["decoder"] = ["type": "Metaspace", "replacement": "▁"] }),
         ]
         for c in cases {
@@ -221,7 +244,9 @@ extension ProcessSuites {
                 .write(to: input, atomically: false, encoding: .utf8)
             let output = try CLI.run(["tokenize", "--model", model.path, "--jsonl", input.path])
             #expect(output.status == 0, "\(output.stderr)")
-            let ids = try output.stdout.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [Int]) }
+            let ids = try output.stdout.split(separator: "\n").map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [Int])
+            }
             let tokenizer = try Tokenizer(directory: model)
             #expect(ids == texts.map(tokenizer.encode))
         }
