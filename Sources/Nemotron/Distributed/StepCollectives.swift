@@ -7,6 +7,9 @@
 ///                          tokens and finish reasons to every rank
 ///     gatherGenerations    attention DP, once at the end: each rank's finished requests to rank 0
 ///
+/// A perplexity evaluation (`PerplexityEvaluator`) issues, per window pass, `gatherRowScores`
+/// (tensor group) and, once at the end under attention DP, `gatherScoreTotals` (world).
+///
 /// Under tensor parallelism every forward pass also issues `ForwardCollectives`.
 struct StepCollectives {
     let parallelism: Parallelism
@@ -45,5 +48,31 @@ struct StepCollectives {
             for record in GenerationRecord.decode(bytes) { gathered[record.request] = record.generation }
         }
         return gathered
+    }
+
+    /// Each rank's per-token numbers (log-sum-exp and target logit over its vocabulary rows)
+    /// on rank 0 of the tensor group, in rank order; other ranks get none.
+    func gatherRowScores(_ local: [Double]) -> [[Double]] {
+        Self.gather(local, in: parallelism.tensorGroup)
+    }
+
+    /// Each rank's evaluation totals on rank 0 of the world, in rank order; other ranks get none.
+    func gatherScoreTotals(_ local: [Double]) -> [[Double]] {
+        Self.gather(local, in: parallelism.world)
+    }
+
+    /// Doubles from every rank of `group` on its rank 0, as their bit patterns (exact).
+    private static func gather(_ values: [Double], in group: Communicator) -> [[Double]] {
+        guard group.size > 1 else { return [values] }
+        let bytes = values.withUnsafeBytes { Array($0) }
+        guard group.isRoot else {
+            _ = group.gather(bytes: bytes, root: 0)
+            return []
+        }
+        return group.gather(bytes: bytes, root: 0).map { rank in
+            rank.withUnsafeBytes { raw in
+                (0..<raw.count / 8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self) }
+            }
+        }
     }
 }

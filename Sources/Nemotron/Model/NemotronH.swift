@@ -77,8 +77,12 @@ public final class NemotronH {
     /// so every matrix product serves them all, while conv, scan and attention run on each
     /// sequence's own state. Returns logits on rank 0 of the tensor group: every row (`.all`),
     /// or each sequence's last row in batch order (`.last`). Collectives: `ForwardCollectives`.
+    ///
+    /// With `gatherVocabulary` false every rank gets the logits of its own vocabulary rows
+    /// instead (`Logits.firstVocabulary` says which), and no logits cross ranks.
     public func forward(
-        _ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace
+        _ batch: [(tokens: [Int], sequence: SequenceState)], logits rows: LogitRows, workspace ws: Workspace,
+        gatherVocabulary: Bool = true
     ) -> Logits {
         let pass = ForwardPass(
             kernels: KernelContext(workspace: ws, policy: compute),
@@ -111,23 +115,28 @@ public final class NemotronH {
             partial, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed)
         for item in batch { item.sequence.position += item.tokens.count }
 
-        if rows == .all { return head(normed, rows: T, pass: pass) }
+        if rows == .all { return head(normed, rows: T, pass: pass, gather: gatherVocabulary) }
         // Gather each sequence's last row, then one LM-head product for all of them.
         let last = ws.buffer(.lastRows, count: batch.count * H)
         for (i, range) in ranges.enumerated() {
             (last + i * H).update(from: normed + (range.upperBound - 1) * H, count: H)
         }
-        return head(last, rows: batch.count, pass: pass)
+        return head(last, rows: batch.count, pass: pass, gather: gatherVocabulary)
     }
 
     /// LM head on this rank's vocabulary rows, then the slices gathered into `[rows, V]` on rank 0.
-    private func head(_ out: UnsafePointer<Float>, rows: Int, pass: ForwardPass) -> Logits {
+    private func head(_ out: UnsafePointer<Float>, rows: Int, pass: ForwardPass, gather: Bool) -> Logits {
         let V = config.vocabSize
         let localV = lmHead.rows
         let tp = plan.tpSize
         let ws = pass.workspace
         let local = ws.buffer(.logits, count: rows * localV)
         MatMul.linear(out, tokens: rows, lmHead, into: local, pass.kernels)
+        if !gather {
+            return Logits(
+                rows: rows, vocab: localV, values: UnsafePointer(local), workspace: ws,
+                firstVocabulary: plan.vocabRange.lowerBound)
+        }
         let counts = (0..<tp).map { Partition.part(V, tp, $0).count * rows }
         let gathered = ws.buffer(.gatheredLogits, count: rows * V)
         pass.collectives.gatherLogits(local, count: rows * localV, into: gathered, counts: counts)
@@ -168,7 +177,8 @@ public final class NemotronH {
     }
 }
 
-/// Logits `[rows, V]` of one forward pass, on rank 0 of the tensor group (no rows elsewhere).
+/// Logits `[rows, V]` of one forward pass, on rank 0 of the tensor group (no rows elsewhere);
+/// or, when not gathered, `[rows, V_local]` of this rank's vocabulary rows on every rank.
 /// They live in the workspace and are valid until its next forward pass: decode steps copy
 /// nothing.
 public struct Logits {
@@ -177,6 +187,8 @@ public struct Logits {
     let values: UnsafePointer<Float>?
     /// Keeps the buffer alive.
     let workspace: Workspace
+    /// The vocabulary id of column 0 (nonzero for a rank's own rows of a split LM head).
+    public var firstVocabulary = 0
 
     public var isEmpty: Bool { rows == 0 }
 
