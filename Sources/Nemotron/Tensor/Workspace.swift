@@ -44,6 +44,8 @@ public final class Workspace {
     public let pool: ThreadPool
     public var threads: Int { pool.threads }
     private var buffers: [Slot: (pointer: UnsafeMutablePointer<Float>, count: Int)] = [:]
+    /// How many times a buffer was (re)allocated: steady decode adds none.
+    public private(set) var allocations = 0
     /// When set, MoE layers record their expert choices here (tests compare them with transformers).
     public var routingTrace: RoutingTrace?
 
@@ -63,6 +65,7 @@ public final class Workspace {
         let capacity = max(count, 16)
         let pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
         buffers[slot] = (pointer, capacity)
+        allocations += 1
         return pointer
     }
 }

@@ -110,6 +110,17 @@ struct SchedulerTests {
         #expect(free.ids.starts(with: result.ids))
     }
 
+    @Test("decode steps allocate no workspace buffers once the first one has run", arguments: [Fixture.all[0], Fixture.all[1]])
+    func decodeAllocatesNothing(fixture: Fixture) throws {
+        let run = scheduler(try fixture.load())
+        try run.submit(Request(prompt: [5, 9, 200, 31], maxNewTokens: 40))
+        try run.submit(Request(prompt: [7], maxNewTokens: 40))
+        for _ in 0..<3 { _ = run.step() }
+        let settled = run.workspace.allocations
+        while run.step() != nil {}
+        #expect(run.workspace.allocations == settled)
+    }
+
     @Test("finished generations cross ranks in the binary layout unchanged")
     func records() {
         var a = Generation(promptTokens: 3)
