@@ -110,7 +110,9 @@ struct SchedulerTests {
         #expect(free.ids.starts(with: result.ids))
     }
 
-    @Test("decode steps allocate no workspace buffers once the first one has run", arguments: [Fixture.all[0], Fixture.all[1]])
+    @Test(
+        "decode steps allocate no workspace buffers once the first one has run",
+        arguments: [Fixture.all[0], Fixture.all[1]])
     func decodeAllocatesNothing(fixture: Fixture) throws {
         let run = scheduler(try fixture.load())
         try run.submit(Request(prompt: [5, 9, 200, 31], maxNewTokens: 40))
