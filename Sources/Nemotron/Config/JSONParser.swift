@@ -139,6 +139,7 @@ struct JSONParser {
     }
 
     private mutating func string() throws -> String {
+        let start = position
         position += 1
         var scalars = String.UnicodeScalarView()
         var runStart = position
@@ -151,7 +152,7 @@ struct JSONParser {
             scalars.append(contentsOf: text.unicodeScalars)
         }
         while true {
-            guard position < bytes.count else { throw error("unterminated string", at: runStart - 1) }
+            guard position < bytes.count else { throw error("unterminated string", at: start) }
             let byte = bytes[position]
             switch byte {
             case UInt8(ascii: "\""):
