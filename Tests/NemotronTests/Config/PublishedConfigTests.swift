@@ -27,7 +27,8 @@ struct JSONParserTests {
     func values() throws {
         let object = try #require(
             try parse(
-                #"{"i": -12, "d": 1.5e-3, "z": 0, "t": true, "f": false, "n": null, "s": "a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "a": [], "o": {}, "i": 7}"#
+                #"{"i": -12, "d": 1.5e-3, "z": 0, "t": true, "f": false, "n": null, "a": [], "o": {}, "i": 7, "#
+                    + #""s": "a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"}"#
             ) as? [String: Any])
         #expect(JSONObject.integer(object["i"]!) == 7)  // the last of a repeated key, as in Python
         #expect((object["d"] as? NSNumber)?.doubleValue == 1.5e-3)
@@ -188,8 +189,8 @@ struct PublishedConfigTests {
         #expect(
             try loadError([
                 "config.json": configText(
-                    ", \"quantization_config\": {\"quant_method\": \"modelopt\", \"quant_algo\": \"NVFP4\", \"ignore\": []}"
-                )
+                    ", \"quantization_config\": {\"quant_method\": \"modelopt\", \"quant_algo\": \"NVFP4\", "
+                        + "\"ignore\": []}")
             ])
                 == "config.json: key 'quantization_config' has value quant_method \"modelopt\", quant_algo \"NVFP4\"; "
                 + "expected no quantization: quantized checkpoints are not supported yet")
@@ -197,7 +198,8 @@ struct PublishedConfigTests {
             try loadError([
                 "config.json": configText(),
                 "hf_quant_config.json":
-                    "{\"producer\": {\"name\": \"modelopt\", \"version\": \"0.29\"}, \"quantization\": {\"quant_algo\": \"FP8\"}}",
+                    "{\"producer\": {\"name\": \"modelopt\", \"version\": \"0.29\"}, "
+                    + "\"quantization\": {\"quant_algo\": \"FP8\"}}",
             ])
                 == "hf_quant_config.json: key 'quantization' has value quant_method \"modelopt\", quant_algo \"FP8\"; "
                 + "expected no quantization: quantized checkpoints are not supported yet")
@@ -215,8 +217,9 @@ struct PublishedConfigTests {
             .replacingOccurrences(of: "\"nemotron_h\"", with: "\"nemotron_h_puzzle\"")
         #expect(
             try loadError(["config.json": puzzle])
-                == "config.json: key 'model_type' has value \"nemotron_h_puzzle\"; expected \"nemotron_h\" with one set "
-                + "of sizes for every layer (per-layer block_configs of nemotron_h_puzzle derivatives are not supported)"
+                == "config.json: key 'model_type' has value \"nemotron_h_puzzle\"; expected \"nemotron_h\" with one "
+                + "set of sizes for every layer (per-layer block_configs of nemotron_h_puzzle derivatives are not "
+                + "supported)"
         )
         #expect(
             try loadError(["config.json": configText(", \"block_configs\": []")]).contains(

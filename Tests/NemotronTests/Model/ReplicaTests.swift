@@ -140,6 +140,38 @@ extension ProcessSuites {
             #expect((json["settings"] as? [String: Any])?["model"] as? String == replica.directory.path)
         }
 
+        @Test("inspect --json under mpirun gathers every rank's plan to rank 0")
+        func inspectRanks() throws {
+            let replica = Replica.all[2]
+            let run = try ProcessSuites.TensorParallelTests.run(
+                ranks: 2, ["inspect", "--json", "--model", replica.directory.path])
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let ranks = try #require(json["ranks"] as? [[String: Any]])
+            #expect(ranks.map { $0["rank"] as? Int } == [0, 1])
+            #expect(ranks.map { $0["q_heads"] as? [Int] } == [[0, 2], [2, 4]])
+            #expect(ranks.map { $0["expert_width"] as? [Int] } == [[0, 16], [16, 32]])
+            #expect(ranks.allSatisfy { ($0["weight_bytes"] as? Int ?? 0) > 0 })
+            #expect(json["parameters"] as? Int == (try replica.expected).parameters)
+            #expect((json["tensor_parallel"] as? [String: Any])?["size"] as? Int == 2)
+        }
+
+        @Test(
+            "the VL wrapper and the MTP checkpoint run split over 2 ranks", arguments: [Replica.all[2], Replica.all[3]])
+        func tensorParallel(replica: Replica) throws {
+            let expected = try replica.expected
+            let run = try ProcessSuites.TensorParallelTests.run(
+                ranks: 2,
+                [
+                    "generate", "--model", replica.directory.path, "--prompt", expected.prompts[0].text,
+                    "--max-new-tokens", "\(expected.max_new_tokens)", "--json",
+                ])
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            #expect(json["prompt_ids"] as? [Int] == expected.prompts[0].input_ids)
+            #expect(json["generated_ids"] as? [Int] == (try replica.reference.ints("greedy_ids")))
+        }
+
         @Test("generate --prompt TEXT --json: transformers' prompt ids and greedy ids")
         func generate() throws {
             let replica = Replica.all[0]
