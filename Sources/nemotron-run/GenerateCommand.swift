@@ -34,7 +34,7 @@ extension NemotronRun {
                 settings.request(prompt: $1.ids, keepLogits: $0 == 0 && logitsOutput != nil)
             }
             var view = GenerationView(engine: engine, requests: requests.count, json: json)
-            let results = try engine.generate(requests) { view.show($0) }
+            let results = try engine.generate(requests, ignoreEOS: settings.ignoreEOS) { view.show($0) }
             view.end()
             guard engine.world.isRoot else { return }
             if let logitsOutput, let first = results.first {

@@ -6,13 +6,129 @@ import NemotronMPI
 extension NemotronRun {
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the effective settings, layer kinds, parameter count and bytes per dtype.",
+            abstract: "Print the effective settings, layer kinds, parameter count, stop ids and bytes per dtype.",
             discussion: RunConfig.flagHelp)
 
         @OptionGroup var options: ModelOptions
 
+        @Flag(
+            name: .long,
+            help: "Print one JSON object: settings, model summary, parameters, stop_token_ids and every rank's plan.")
+        var json = false
+
         func run() throws {
             let engine = try loadEngine(try options.settings)
+            // Every rank takes part in the gather; only rank 0 prints.
+            let mine = json ? try Report.json(Self.rankObject(engine)) : Self.rankText(engine)
+            let ranks = engine.world.gather(text: mine)
+            guard engine.world.isRoot else { return }
+            if json {
+                var object = Self.object(engine)
+                object["ranks"] = ranks.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) ?? NSNull() }
+                say(try Report.json(object))
+            } else {
+                say((Self.lines(engine) + ranks).joined(separator: "\n"))
+            }
+        }
+
+        // MARK: - JSON
+
+        static func object(_ engine: Engine) -> [String: Any] {
+            let c = engine.config
+            let p = engine.parallelism
+            var model: [String: Any] = [
+                "model_type": c.modelType, "layers": c.numLayers, "pattern": c.pattern,
+                "layer_kinds": Dictionary(uniqueKeysWithValues: LayerKind.allCases.map { ($0.name, c.count(of: $0)) }),
+                "hidden_size": c.hiddenSize, "vocab_size": c.vocabSize, "norm_eps": number(c.normEps),
+                "tie_word_embeddings": c.tieWordEmbeddings, "mtp_layers_ignored": c.mtpLayers,
+                "weight_prefix": c.weightPrefix, "dtype": c.declaredDType ?? NSNull(),
+            ]
+            if c.has(.mamba) {
+                model["mamba2"] = [
+                    "heads": c.mambaHeads, "head_dim": c.mambaHeadDim, "state_size": c.ssmStateSize,
+                    "groups": c.mambaGroups, "conv_kernel": c.convKernel, "chunk_size": c.chunkSize,
+                    "time_step_limit": [number(c.timeStepLimit.lowerBound), number(c.timeStepLimit.upperBound)],
+                ]
+            }
+            if c.has(.attention) {
+                model["attention"] = ["heads": c.numHeads, "kv_heads": c.numKVHeads, "head_dim": c.headDim]
+            }
+            if c.has(.mlp) { model["mlp"] = ["width": c.ffnSize] }
+            if c.has(.moe) {
+                model["moe"] = [
+                    "experts": c.numExperts, "experts_per_token": c.expertsPerToken, "width": c.moeFFNSize,
+                    "shared_width": c.sharedExpertFFNSize, "router_groups": c.routerGroups,
+                    "router_topk_groups": c.routerTopKGroups, "routed_scaling_factor": number(c.routedScalingFactor),
+                    "norm_topk_prob": c.normTopKProb, "latent_size": c.moeLatentSize ?? NSNull(),
+                ]
+            }
+            let checkpoint = engine.model.checkpoint
+            return [
+                "settings": Dictionary(uniqueKeysWithValues: engine.settings.described.map { ($0.key, $0.value) }),
+                "effective": [
+                    "processes": engine.world.size, "threads_per_process": engine.threads,
+                    "blas_core": BLASRuntime.coreName, "kernels": BLASRuntime.kernelISA,
+                    "compute": engine.model.compute.description,
+                    "fuse_allreduce_norm": p.fusedAllReduceNorm ? "on" : "off", "fusion_reason": p.fusionReason,
+                ],
+                "model": model,
+                "parameters": engine.model.parameterCount,
+                "stop_token_ids": engine.stopTokenIds,
+                "dtypes": Dictionary(
+                    uniqueKeysWithValues: checkpoint.inventory().map {
+                        ($0.dtype, ["elements": $0.elements, "bytes": $0.bytes])
+                    }),
+                "checkpoint": ["files": checkpoint.files.count, "bytes": checkpoint.fileBytes],
+                "tensor_parallel": [
+                    "size": engine.model.plan.tpSize, "legal_sizes": ShardPlan.legalSizes(config: c),
+                ],
+            ]
+        }
+
+        /// This rank's plan: the ranges it holds, as [lower, upper), and its weight bytes.
+        static func rankObject(_ engine: Engine) -> [String: Any] {
+            let plan = engine.model.plan
+            let c = engine.config
+            func range(_ r: Range<Int>) -> [Int] { [r.lowerBound, r.upperBound] }
+            var object: [String: Any] = [
+                "rank": engine.world.rank, "tensor_rank": plan.rank, "tensor_size": plan.tpSize,
+                "weight_bytes": engine.model.localWeightBytes, "vocab_rows": range(plan.vocabRange),
+                "summary": plan.summary(for: c),
+            ]
+            if c.has(.mamba) {
+                object["mamba_heads"] = range(plan.mambaHeadRange)
+                object["mamba_groups"] = range(plan.mambaGroupRange)
+                object["replicates_mamba_groups"] = plan.replicatesMambaGroups
+            }
+            if c.has(.attention) {
+                object["q_heads"] = range(plan.qHeadRange)
+                object["kv_heads"] = range(plan.kvHeadRange)
+                object["replicates_kv_heads"] = plan.replicatesKVHeads
+            }
+            if c.has(.mlp) { object["mlp_width"] = range(plan.ffnRange) }
+            if c.has(.moe) {
+                object["experts"] = range(plan.expertRange)
+                object["expert_width"] = range(plan.moeFFNRange)
+                object["shared_expert_width"] = range(plan.sharedFFNRange)
+            }
+            return object
+        }
+
+        /// A float as JSON shows it (1e-05, not 9.99999974737875e-06); non-finite as a string.
+        private static func number(_ value: Float) -> Any {
+            value.isFinite ? Double("\(value)")! : (value > 0 ? "Infinity" : "-Infinity")
+        }
+
+        // MARK: - Text
+
+        static func rankText(_ engine: Engine) -> String {
+            let plan = engine.model.plan
+            return
+                (["rank \(plan.rank) of \(plan.tpSize): weights held \(engine.model.localWeightBytes) bytes"]
+                + plan.summary(for: engine.config).map { "  " + $0 }).map { "  " + $0 }.joined(separator: "\n")
+        }
+
+        static func lines(_ engine: Engine) -> [String] {
             let c = engine.config
             let kinds = LayerKind.allCases.map { "\($0.name) \(c.count(of: $0))" }.joined(separator: ", ")
             let coreType = ProcessInfo.processInfo.environment[BLASRuntime.coreTypeVariable] ?? "unset"
@@ -24,13 +140,18 @@ extension NemotronRun {
             lines += [
                 "effective",
                 "  threads            \(engine.threads) per process, \(engine.world.size) process(es)",
-                "  eos ids            \(c.eosTokenIds)",
+                "  stop ids           \(engine.stopTokenIds)",
                 "  blas core          \(BLASRuntime.coreName) (\(BLASRuntime.coreTypeVariable)=\(coreType))",
                 "  kernels            \(BLASRuntime.kernelISA)",
                 "  compute            \(engine.model.compute.description)",
                 "  fuse_allreduce_norm \(engine.parallelism.fusedAllReduceNorm ? "on" : "off") "
                     + "(\(engine.parallelism.fusionReason))",
                 "model",
+            ]
+            if c.modelType != "nemotron_h" {
+                lines.append("  model type         \(c.modelType): its language model (tensors \(c.weightPrefix)*)")
+            }
+            lines += [
                 "  layers             \(c.numLayers): \(c.pattern)",
                 "  layer kinds        \(kinds)",
                 "  hidden / vocab     \(c.hiddenSize) / \(c.vocabSize)",
@@ -52,9 +173,11 @@ extension NemotronRun {
                         + "groups \(c.routerGroups)/\(c.routerTopKGroups), scale \(c.routedScalingFactor)"
                         + (c.moeLatentSize.map { ", latent \($0)" } ?? ""))
             }
-            let inventory = engine.model.checkpoint.inventory()
+            if c.mtpLayers > 0 {
+                lines.append("  mtp layers         \(c.mtpLayers) (not used for decoding, not counted)")
+            }
             lines.append("  parameters         \(engine.model.parameterCount)")
-            for entry in inventory {
+            for entry in engine.model.checkpoint.inventory() {
                 lines.append(
                     "  \(entry.dtype.padding(toLength: 18, withPad: " ", startingAt: 0)) \(entry.elements) elements, "
                         + "\(entry.bytes) bytes"
@@ -64,16 +187,10 @@ extension NemotronRun {
                 "  checkpoint files   \(engine.model.checkpoint.files.count), \(engine.model.checkpoint.fileBytes) "
                     + "bytes"
             )
-            let plan = engine.model.plan
-            let mine =
-                (["rank \(plan.rank) of \(plan.tpSize): weights held \(engine.model.localWeightBytes) bytes"]
-                + plan.summary(for: c).map { "  " + $0 }).map { "  " + $0 }.joined(separator: "\n")
-            let ranks = engine.world.gather(text: mine)
             lines.append(
-                "tensor parallel       \(plan.tpSize) rank(s); legal sizes for this model: "
+                "tensor parallel       \(engine.model.plan.tpSize) rank(s); legal sizes for this model: "
                     + ShardPlan.legalSizes(config: c).map(String.init).joined(separator: ", "))
-            lines += ranks
-            say(lines.joined(separator: "\n"))
+            return lines
         }
     }
 }

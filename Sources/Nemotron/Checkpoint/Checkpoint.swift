@@ -3,13 +3,22 @@ import Foundation
 /// A Hugging Face checkpoint directory: `model.safetensors`, or shards listed in
 /// `model.safetensors.index.json`. Answers typed, shape-checked requests for whole tensors or
 /// for the slices one tensor-parallel rank needs, without reading any other bytes.
+///
+/// Tensors are asked for by their `WeightNames` name. Two mappings lead there from the names on
+/// disk: a `prefix` (a wrapper's `language_model.`) is taken off, and tensors outside it are not
+/// seen; and a name in `WeightNames.alternates` stands for its canonical one when that is absent.
+/// Errors name the tensor as the file spells it.
 public final class Checkpoint: @unchecked Sendable {
     public let directory: URL
+    /// Files holding at least one tensor under the prefix.
     public let files: [SafetensorsFile]
+    /// Prefix of the wanted tensors' names on disk ("" for a plain checkpoint).
+    public let prefix: String
     private let location: [String: (file: SafetensorsFile, entry: SafetensorsFile.Entry)]
 
-    public init(directory: URL) throws {
+    public init(directory: URL, prefix: String = "") throws {
         self.directory = directory
+        self.prefix = prefix
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         let single = directory.appendingPathComponent("model.safetensors")
         var files: [SafetensorsFile] = []
@@ -20,7 +29,7 @@ public final class Checkpoint: @unchecked Sendable {
                 throw NemotronError.configKeyMissing(path: index.path, key: "weight_map")
             }
             var opened: [String: SafetensorsFile] = [:]
-            for (name, fileName) in weightMap.sorted(by: { $0.key < $1.key }) {
+            for (name, fileName) in weightMap.sorted(by: { $0.key < $1.key }) where name.hasPrefix(prefix) {
                 let file =
                     try opened[fileName] ?? SafetensorsFile(path: directory.appendingPathComponent(fileName).path)
                 if opened[fileName] == nil {
@@ -31,16 +40,23 @@ public final class Checkpoint: @unchecked Sendable {
                     throw NemotronError.tensorMissing(
                         name: name, searched: "\(file.path), where \(index.path) says it is")
                 }
-                location[name] = (file, entry)
+                location[String(name.dropFirst(prefix.count))] = (file, entry)
             }
         } else if FileManager.default.fileExists(atPath: single.path) {
             let file = try SafetensorsFile(path: single.path)
             files = [file]
-            for (name, entry) in file.entries { location[name] = (file, entry) }
+            for (name, entry) in file.entries where name.hasPrefix(prefix) {
+                location[String(name.dropFirst(prefix.count))] = (file, entry)
+            }
         } else {
             throw NemotronError.fileMissing(
                 path: directory.path,
                 what: "a checkpoint directory with model.safetensors or model.safetensors.index.json")
+        }
+        for (canonical, alternates) in WeightNames.alternates where location[canonical] == nil {
+            if let alternate = alternates.first(where: { location[$0] != nil }) {
+                location[canonical] = location.removeValue(forKey: alternate)
+            }
         }
         self.files = files
         self.location = location
@@ -48,9 +64,16 @@ public final class Checkpoint: @unchecked Sendable {
 
     public func contains(_ name: String) -> Bool { location[name] != nil }
 
+    /// Every tensor's name as asked for (prefix taken off, alternates mapped), sorted.
+    public var names: [String] { location.keys.sorted() }
+
+    /// Elements of a tensor, 0 when absent.
+    public func elementCount(_ name: String) -> Int { location[name]?.entry.elementCount ?? 0 }
+
     public func entry(_ name: String) throws -> (file: SafetensorsFile, entry: SafetensorsFile.Entry) {
         guard let found = location[name] else {
-            throw NemotronError.tensorMissing(name: name, searched: files.map(\.path).joined(separator: ", "))
+            throw NemotronError.tensorMissing(
+                name: prefix + name, searched: files.map(\.path).joined(separator: ", "))
         }
         return found
     }
@@ -61,11 +84,11 @@ public final class Checkpoint: @unchecked Sendable {
         let (file, entry) = try entry(name)
         guard let element = entry.elementType, let format = WeightFormat(element: element) else {
             throw NemotronError.tensorDType(
-                name: name, path: file.path, dtype: entry.dtypeName,
+                name: entry.name, path: file.path, dtype: entry.dtypeName,
                 allowed: WeightFormat.plainElements.map(\.rawValue))
         }
         guard shapes.contains(entry.shape) else {
-            throw NemotronError.tensorShape(name: name, path: file.path, shape: entry.shape, expected: shapes[0])
+            throw NemotronError.tensorShape(name: entry.name, path: file.path, shape: entry.shape, expected: shapes[0])
         }
         let cols = entry.shape.count > 1 ? entry.shape.dropFirst().reduce(1, *) : entry.elementCount
         let rows = entry.shape.count > 1 ? entry.shape[0] : 1
@@ -81,7 +104,8 @@ public final class Checkpoint: @unchecked Sendable {
         columns: Range<Int>? = nil
     ) throws -> WeightMatrix {
         let (entry, whole) = try plainWeight(name, shapes: [[rows, cols]])
-        let kept = try whole.slice(rowSegments: rowSegments ?? [0..<rows], columns: columns ?? 0..<cols, name: name)
+        let kept = try whole.slice(
+            rowSegments: rowSegments ?? [0..<rows], columns: columns ?? 0..<cols, name: entry.name)
         if kept.isCopy { release(whole.base, byteCount: entry.byteCount) }
         return kept
     }
@@ -115,7 +139,7 @@ public final class Checkpoint: @unchecked Sendable {
 
     // MARK: - Inventory
 
-    /// Element and byte counts per dtype over every tensor in the checkpoint.
+    /// Element and byte counts per dtype over every tensor under the prefix.
     public func inventory() -> [(dtype: String, elements: Int, bytes: Int)] {
         var totals: [String: (Int, Int)] = [:]
         for (_, (_, entry)) in location {

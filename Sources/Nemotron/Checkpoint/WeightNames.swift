@@ -1,9 +1,18 @@
 /// Every checkpoint key nemotron-run reads, in one table (Hugging Face layout, `backbone.` root).
 /// A grep for any weight name lands here.
 public enum WeightNames {
+    /// Root of the language model's tensors (all but the LM head).
+    public static let backbone = "backbone."
     public static let embeddings = "backbone.embeddings.weight"
     public static let normF = "backbone.norm_f.weight"
     public static let lmHead = "lm_head.weight"
+
+    /// Names some checkpoints use for a tensor, accepted (by `Checkpoint`) when the canonical one is
+    /// absent: transformers-5 re-saves from before its PR #48075 spell the embedding singular.
+    public static let alternates = [embeddings: ["backbone.embedding.weight"]]
+
+    /// Root of the multi-token-prediction heads (`mtp.layers.{i}.*`), which plain decoding does not use.
+    public static let mtp = "mtp."
 
     /// `backbone.layers.{layer}.{leaf}`
     public static func layer(_ layer: Int, _ leaf: String) -> String { "backbone.layers.\(layer).\(leaf)" }
@@ -36,6 +45,7 @@ public enum WeightNames {
 
     public enum MoE {
         public static let gate = "mixer.gate.weight"
+        /// A buffer in transformers, not a parameter.
         public static let eScoreCorrectionBias = "mixer.gate.e_score_correction_bias"
         public static func expertUpProj(_ expert: Int) -> String { "mixer.experts.\(expert).up_proj.weight" }
         public static func expertDownProj(_ expert: Int) -> String { "mixer.experts.\(expert).down_proj.weight" }

@@ -2,6 +2,8 @@ import Foundation
 
 /// Typed, key-aliased reads from a decoded JSON object (Hugging Face config files), with errors
 /// that name the file and the key. Aliases are tried in order; the first present one wins.
+/// Files are read by `JSONParser` (Python's JSON: `Infinity` and `NaN` allowed); the bare
+/// non-finite numbers it admits are accepted only where a key asks for them (`number`).
 struct JSONObject {
     let values: [String: Any]
     let path: String
@@ -14,7 +16,7 @@ struct JSONObject {
         do { data = try Data(contentsOf: url) } catch {
             throw NemotronError.fileUnreadable(path: url.path, reason: "\(error.localizedDescription)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
+        guard let dict = try JSONParser.parse(data, path: url.path) as? [String: Any] else {
             throw NemotronError.fileUnreadable(path: url.path, reason: "not a JSON object")
         }
         self.init(values: dict, path: url.path)
@@ -35,24 +37,24 @@ struct JSONObject {
 
     func int(_ keys: String..., default fallback: Int? = nil) throws -> Int {
         guard let (key, value) = raw(keys) else { return try missing(keys, fallback) }
-        if let number = Self.numeric(value), number.doubleValue == number.doubleValue.rounded() {
-            return number.intValue
-        }
-        throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "an integer")
+        if let integer = Self.integer(value) { return integer }
+        throw NemotronError.configValue(path: path, key: key, value: Self.describe(value), expected: "an integer")
     }
 
     func optionalInt(_ keys: String...) throws -> Int? {
         guard let (key, value) = raw(keys) else { return nil }
-        guard let number = Self.numeric(value) else {
-            throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "an integer or null")
+        guard let integer = Self.integer(value) else {
+            throw NemotronError.configValue(
+                path: path, key: key, value: Self.describe(value), expected: "an integer or null")
         }
-        return number.intValue
+        return integer
     }
 
     func double(_ keys: String..., default fallback: Double? = nil) throws -> Double {
         guard let (key, value) = raw(keys) else { return try missing(keys, fallback) }
-        guard let number = Self.number(value) else {
-            throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: "a number")
+        guard let number = Self.numeric(value)?.doubleValue, number.isFinite else {
+            throw NemotronError.configValue(
+                path: path, key: key, value: Self.describe(value), expected: "a finite number")
         }
         return number
     }
@@ -76,13 +78,13 @@ struct JSONObject {
     /// An integer or a list of integers (`eos_token_id` may be either).
     func intList(_ keys: String...) throws -> [Int]? {
         guard let (key, value) = raw(keys) else { return nil }
-        if let number = Self.numeric(value) { return [number.intValue] }
+        if let integer = Self.integer(value) { return [integer] }
         if let list = value as? [Any] {
-            let numbers = list.compactMap(Self.numeric)
-            if numbers.count == list.count { return numbers.map(\.intValue) }
+            let integers = list.compactMap(Self.integer)
+            if integers.count == list.count { return integers }
         }
         throw NemotronError.configValue(
-            path: path, key: key, value: "\(value)", expected: "an integer or a list of integers")
+            path: path, key: key, value: Self.describe(value), expected: "an integer or a list of integers")
     }
 
     /// Numbers as JSON numbers, as strings ("inf"), or in transformers 5's `{"__float__": "Infinity"}` form.
@@ -97,6 +99,24 @@ struct JSONObject {
         }
         if let boxed = value as? [String: Any], let inner = boxed["__float__"] { return number(inner) }
         return nil
+    }
+
+    /// A JSON number with an integral value that fits in `Int` (not NaN or ±Infinity).
+    static func integer(_ value: Any) -> Int? {
+        guard let number = numeric(value) else { return nil }
+        let double = number.doubleValue
+        guard double.isFinite, double == double.rounded(), abs(double) < 0x1p63 else { return nil }
+        return number.intValue
+    }
+
+    /// A value as it appears in JSON, for messages (`Infinity` rather than Swift's `inf`).
+    static func describe(_ value: Any) -> String {
+        if let number = numeric(value), !number.doubleValue.isFinite {
+            let double = number.doubleValue
+            return double.isNaN ? "NaN" : double > 0 ? "Infinity" : "-Infinity"
+        }
+        if let text = value as? String { return "\"\(text)\"" }
+        return "\(value)"
     }
 
     /// A JSON number. Foundation decodes JSON numbers and booleans both as NSNumber (and on Linux

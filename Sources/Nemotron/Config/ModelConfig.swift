@@ -41,7 +41,22 @@ public struct ModelConfig: Sendable {
     public var normTopKProb: Bool
 
     public var tieWordEmbeddings: Bool
+    /// `eos_token_id` of config.json (both levels of a wrapper) and generation_config.json, each an
+    /// integer or a list, merged in that order without repeats. (The stop ids add the tokenizer's
+    /// `eos_token`: `Engine.stopTokenIds`.)
     public var eosTokenIds: [Int]
+
+    /// config.json's top-level `model_type`: `nemotron_h`, or a wrapper such as
+    /// `NemotronH_Nano_VL_V2` whose language model this is.
+    public var modelType: String
+    /// Prefix of the language model's tensor names in the checkpoint: "", or `language_model.`
+    /// in the VL wrapper (whose vision and projector tensors are not read).
+    public var weightPrefix: String
+    /// Multi-token-prediction layers (`num_nextn_predict_layers`); their `mtp.*` tensors are not
+    /// used for decoding and not counted.
+    public var mtpLayers: Int
+    /// `dtype` (transformers 5) or `torch_dtype`, as declared; the tensors' own dtypes decide.
+    public var declaredDType: String?
 
     // MARK: - Derived sizes (docs/architecture.md, "Sizes")
 
@@ -61,24 +76,72 @@ public struct ModelConfig: Sendable {
 }
 
 extension ModelConfig {
+    /// Wrapper model types whose language model nemotron-run runs: a `nemotron_h` config under
+    /// `llm_config`, and the prefix of its tensor names.
+    static let wrappers = ["NemotronH_Nano_VL_V2": "language_model."]
+
     /// Reads `config.json` (and `generation_config.json` for EOS ids) from a checkpoint directory.
+    /// A quantized checkpoint (`quantization_config`, or an `hf_quant_config.json` beside it) is
+    /// refused by name until quantized formats are supported.
     public init(directory: URL) throws {
         let json = try JSONObject(contentsOf: directory.appendingPathComponent("config.json"))
+        let quantization = directory.appendingPathComponent("hf_quant_config.json")
+        if FileManager.default.fileExists(atPath: quantization.path) {
+            let file = try JSONObject(contentsOf: quantization)
+            let details = file.values["quantization"] as? [String: Any] ?? [:]
+            let producer = (file.values["producer"] as? [String: Any])?["name"] as? String
+            throw Self.quantized(
+                path: quantization.path, key: "quantization", method: producer, algorithm: details["quant_algo"])
+        }
         try self.init(json: json)
         let generation = directory.appendingPathComponent("generation_config.json")
         if FileManager.default.fileExists(atPath: generation.path),
             let ids = try JSONObject(contentsOf: generation).intList("eos_token_id")
         {
-            eosTokenIds = ids
+            eosTokenIds = Self.merged(eosTokenIds, ids)
         }
     }
 
+    /// A `nemotron_h` config, or a wrapper (`wrappers`) holding one under `llm_config`.
     init(json c: JSONObject) throws {
         let modelType = try c.string("model_type")
+        let architectures = c.values["architectures"] as? [String] ?? []
+        guard let wrapper = ([modelType] + architectures).first(where: { Self.wrappers[$0] != nil }) else {
+            try self.init(languageModel: c)
+            return
+        }
+        try Self.refuseQuantization(c)
+        guard let inner = c.values["llm_config"] as? [String: Any] else {
+            throw NemotronError.configKeyMissing(path: c.path, key: "llm_config")
+        }
+        try self.init(languageModel: JSONObject(values: inner, path: "\(c.path) (llm_config of \(wrapper))"))
+        self.modelType = modelType
+        weightPrefix = Self.wrappers[wrapper]!
+        eosTokenIds = Self.merged(try c.intList("eos_token_id") ?? [], eosTokenIds)
+        if declaredDType == nil { declaredDType = try Self.dtype(c) }
+    }
+
+    /// The language model's own config (`model_type` `nemotron_h`).
+    private init(languageModel c: JSONObject) throws {
+        let modelType = try c.string("model_type")
+        if modelType == "nemotron_h_puzzle" || c.raw(["block_configs"]) != nil {
+            let isPuzzle = modelType == "nemotron_h_puzzle"
+            throw NemotronError.configValue(
+                path: c.path, key: isPuzzle ? "model_type" : "block_configs",
+                value: isPuzzle ? "\"nemotron_h_puzzle\"" : "(a list of per-layer settings)",
+                expected:
+                    "\"nemotron_h\" with one set of sizes for every layer (per-layer block_configs of "
+                    + "nemotron_h_puzzle derivatives are not supported)")
+        }
         guard modelType == "nemotron_h" else {
             throw NemotronError.configValue(
                 path: c.path, key: "model_type", value: "\"\(modelType)\"", expected: "\"nemotron_h\"")
         }
+        try Self.refuseQuantization(c)
+        self.modelType = modelType
+        weightPrefix = ""
+        mtpLayers = try c.optionalInt("num_nextn_predict_layers") ?? 0
+        declaredDType = try Self.dtype(c)
         layerKinds = try Self.layerKinds(c)
         if let declared = try c.optionalInt("num_hidden_layers"), declared != layerKinds.count {
             throw NemotronError.configValue(
@@ -131,8 +194,24 @@ extension ModelConfig {
     }
 
     /// The pattern as `hybrid_override_pattern` (string, or list of one-character strings) or as
-    /// transformers 5's `layers_block_type` list.
+    /// a `layers_block_type` list (transformers 5 or legacy names). A config with both must give
+    /// the same layers in each. (MTP layers, `mtp_hybrid_override_pattern` and
+    /// `mtp_layers_block_type`, are not part of it.)
     private static func layerKinds(_ c: JSONObject) throws -> [LayerKind] {
+        let pattern = try patternKinds(c)
+        let list = try blockTypeKinds(c)
+        if let pattern, let list, pattern != list {
+            throw NemotronError.configValue(
+                path: c.path, key: "layers_block_type", value: "\"\(String(list.map(\.rawValue)))\" as a pattern",
+                expected: "the layers of hybrid_override_pattern (\"\(String(pattern.map(\.rawValue)))\")")
+        }
+        guard let kinds = pattern ?? list else {
+            throw NemotronError.configKeyMissing(path: c.path, key: "hybrid_override_pattern' or 'layers_block_type")
+        }
+        return kinds
+    }
+
+    private static func patternKinds(_ c: JSONObject) throws -> [LayerKind]? {
         if let (key, value) = c.raw(["hybrid_override_pattern"]) {
             let characters: [Character]
             if let text = value as? String {
@@ -155,9 +234,11 @@ extension ModelConfig {
                 return kind
             }
         }
-        guard let (key, value) = c.raw(["layers_block_type", "layer_types"]) else {
-            throw NemotronError.configKeyMissing(path: c.path, key: "hybrid_override_pattern' or 'layers_block_type")
-        }
+        return nil
+    }
+
+    private static func blockTypeKinds(_ c: JSONObject) throws -> [LayerKind]? {
+        guard let (key, value) = c.raw(["layers_block_type", "layer_types"]) else { return nil }
         guard let list = value as? [String] else {
             throw NemotronError.configValue(
                 path: c.path, key: key, value: "\(value)", expected: "a list of layer type names")
@@ -170,6 +251,34 @@ extension ModelConfig {
             }
             return kind
         }
+    }
+
+    /// `quantization_config` is refused by name: its tensors would need formats nemotron-run does
+    /// not read yet, and loading them as plain weights would be wrong.
+    private static func refuseQuantization(_ c: JSONObject) throws {
+        guard let (key, value) = c.raw(["quantization_config"]) else { return }
+        let fields = value as? [String: Any] ?? [:]
+        throw quantized(path: c.path, key: key, method: fields["quant_method"], algorithm: fields["quant_algo"])
+    }
+
+    private static func quantized(path: String, key: String, method: Any?, algorithm: Any?) -> NemotronError {
+        let named = [("quant_method", method), ("quant_algo", algorithm)].compactMap { name, value in
+            value.map { "\(name) \(JSONObject.describe($0))" }
+        }
+        return .configValue(
+            path: path, key: key, value: named.isEmpty ? "(present)" : named.joined(separator: ", "),
+            expected: "no quantization: quantized checkpoints are not supported yet")
+    }
+
+    /// `dtype` (transformers 5) or `torch_dtype`.
+    private static func dtype(_ c: JSONObject) throws -> String? {
+        c.raw(["dtype", "torch_dtype"]) == nil ? nil : try c.string("dtype", "torch_dtype")
+    }
+
+    /// `first` then the ids of `second` it lacks.
+    private static func merged(_ first: [Int], _ second: [Int]) -> [Int] {
+        var seen = Set<Int>()
+        return (first + second).filter { seen.insert($0).inserted }
     }
 
     private static func timeStepLimit(_ c: JSONObject) throws -> ClosedRange<Float> {

@@ -28,6 +28,8 @@ public struct RunConfig: Sendable, Equatable {
     public var tokens: [Int]?
     public var prompts: [Prompt] = []
     public var stop: [String] = []
+    /// Run every request to its token budget, whatever it generates (benchmarks).
+    public var ignoreEOS = false
     public var computeDType = ComputeDType.f32
     /// 0: the number of MPI processes; otherwise it must equal it.
     public var tensorParallelSize = 0
@@ -59,6 +61,9 @@ public struct RunConfig: Sendable, Equatable {
             help: "Prompt text; repeat the flag for several prompts, generated together."),
         .init(
             "stop", \.stop, help: "Stop when the generated text contains this string (repeatable); it is not printed."),
+        .init(
+            "ignore_eos", \.ignoreEOS,
+            help: "Keep generating past end-of-sequence tokens, up to max_new_tokens (for benchmarks)."),
         .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
         .init(
             "tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",

@@ -50,7 +50,11 @@ public final class Engine {
     public var parallelism: Parallelism { model.parallelism }
     public var world: Communicator { model.parallelism.world }
     public var threads: Int { workspace.threads }
-    public var stopIds: Set<Int> { Set(model.config.eosTokenIds) }
+    /// The ids that end a request, sorted: the `eos_token_id`s of config.json and
+    /// generation_config.json (`ModelConfig.eosTokenIds`) and the tokenizer's `eos_token` from
+    /// tokenizer_config.json (chat checkpoints end turns on it, and it may be missing from both).
+    public var stopTokenIds: [Int] { Set(model.config.eosTokenIds + (tokenizer?.eosIds ?? [])).sorted() }
+    public var stopIds: Set<Int> { Set(stopTokenIds) }
 
     /// A scheduler for one run's requests; `ignoreEOS` lets requests run to their budget.
     public func makeScheduler(ignoreEOS: Bool = false) -> Scheduler {

@@ -50,7 +50,8 @@ public final class NemotronH {
     ) throws {
         let config = try ModelConfig(directory: directory)
         try self.init(
-            checkpoint: try Checkpoint(directory: directory), config: config, parallelism: parallelism,
+            checkpoint: try Checkpoint(directory: directory, prefix: config.weightPrefix), config: config,
+            parallelism: parallelism,
             compute: compute,
             progress: progress)
     }
@@ -170,10 +171,18 @@ public final class NemotronH {
         return mixers + Double(lmHead.byteCount) + Double(embeddings.rowBytes)
     }
 
-    /// Parameters in the checkpoint's weight tensors (every float tensor).
+    /// Parameters of the language model as transformers counts them
+    /// (`sum(p.numel() for p in model.parameters())`): every tensor under `backbone.` except the
+    /// router's correction bias (a buffer), and the LM head unless it is the tied embedding.
+    /// MTP heads and a wrapper's vision and projector tensors are not counted.
     public var parameterCount: Int {
-        checkpoint.inventory().filter { ElementType(rawValue: $0.dtype).flatMap(WeightFormat.init(element:)) != nil }
-            .reduce(0) { $0 + $1.elements }
+        checkpoint.names.reduce(0) { total, name in
+            let counted =
+                name.hasPrefix(WeightNames.backbone)
+                ? !name.hasSuffix(WeightNames.MoE.eScoreCorrectionBias)
+                : name == WeightNames.lmHead && !config.tieWordEmbeddings
+            return total + (counted ? checkpoint.elementCount(name) : 0)
+        }
     }
 }
 
