@@ -17,6 +17,9 @@ extension NemotronRun {
         @Option(name: .long, help: "Tokens to decode (EOS ignored); the first step is a warm-up.")
         var newTokens = 128
 
+        @Option(name: .long, help: "Timed runs after the warm-up; the median is reported.")
+        var repetitions = 3
+
         @Flag(name: .long, help: "Print one JSON object.")
         var json = false
 
@@ -31,15 +34,35 @@ extension NemotronRun {
         )
         var prompts: Int?
 
+        func validate() throws {
+            guard repetitions >= 1 else {
+                throw NemotronError.invalidArgument(
+                    name: "--repetitions", value: "\(repetitions)", expected: "an integer >= 1")
+            }
+        }
+
         func run() throws {
+            let loadClock = Date()
             let engine = try loadEngine(try options.settings)
+            let loadSeconds = Date().timeIntervalSince(loadClock)
             // A fixed pseudo-random prompt, the same on every rank and every run.
             let prompt = (0..<promptTokens).map { (7919 &+ $0 &* 104_729) % engine.config.vocabSize }
             if compareFusion { return try compare(engine, prompt: prompt) }
             if let prompts { return try batch(engine, count: prompts) }
-            let result =
+            // The warm-up pass pages the weights in and touches every buffer once; its time is
+            // reported as load time, apart from the timed runs.
+            let warmClock = Date()
+            _ = try engine.generate([Request(prompt: prompt, maxNewTokens: min(newTokens, 4))], ignoreEOS: true)
+            let warmupSeconds = Date().timeIntervalSince(warmClock)
+            let runs = try (0..<repetitions).map { _ in
                 try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first
-                ?? Generation(promptTokens: prompt.count)
+                    ?? Generation(promptTokens: prompt.count)
+            }
+            var result = runs[0]
+            result.prefillSeconds = median(runs.map(\.prefillSeconds))
+            result.decodeSeconds =
+                median(runs.map { $0.decodeSeconds / Double(max(1, $0.timedDecodeSteps)) })
+                * Double(result.timedDecodeSteps)
             let weights = engine.model.checkpoint.fileBytes
             let peaks = engine.world.gather(text: "\(ResourceUsage.peakResidentBytes)").compactMap { Int($0) }
             let peak = peaks.max() ?? ResourceUsage.peakResidentBytes
@@ -47,6 +70,9 @@ extension NemotronRun {
             let stream = result.decodeTokensPerSecond * engine.model.bytesReadPerToken
             let fields: [String: Any] = [
                 "prompt_tokens": promptTokens, "new_tokens": result.ids.count, "threads": engine.threads,
+                "repetitions": repetitions, "load_seconds": loadSeconds, "warmup_seconds": warmupSeconds,
+                "prefill_tokens_per_second_runs": runs.map(\.prefillTokensPerSecond),
+                "decode_tokens_per_second_runs": runs.map(\.decodeTokensPerSecond),
                 "processes": engine.world.size, "blas_core": BLASRuntime.coreName,
                 "compute_dtype": engine.model.compute.description,
                 "prefill_tokens_per_second": result.prefillTokensPerSecond,
@@ -70,6 +96,9 @@ extension NemotronRun {
                 model            \(engine.settings.model)
                 threads          \(engine.threads) per process, \(engine.world.size) process(es), BLAS core \
                 \(BLASRuntime.coreName), compute \(engine.model.compute.description)
+                load             \(String(format: "%.2f", loadSeconds)) s to load, \
+                \(String(format: "%.2f", warmupSeconds)) s warm-up pass (page-in, first touch); \
+                then the median of \(repetitions) timed run(s)
                 prefill          \(promptTokens) tokens: \(Report.rate(result.prefillTokensPerSecond)) tokens/s
                 decode           \(result.timedDecodeSteps) timed steps: \(Report.rate(result.decodeTokensPerSecond)) \
                 tokens/s \
@@ -83,6 +112,13 @@ extension NemotronRun {
                 \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint \
                 (\(Report.gigabytes(weights)))
                 """)
+        }
+
+        /// The middle value (the mean of the two middle ones for an even count).
+        private func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            let middle = sorted.count / 2
+            return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
         }
 
         /// Unfused, fused, unfused, fused on the same prompt in this process; reports the better

@@ -30,7 +30,7 @@ public struct RunConfig: Sendable, Equatable {
     public var stop: [String] = []
     /// Run every request to its token budget, whatever it generates (benchmarks).
     public var ignoreEOS = false
-    public var computeDType = ComputeDType.f32
+    public var computeDType = ComputeDType.auto
     /// 0: the number of MPI processes; otherwise it must equal it.
     public var tensorParallelSize = 0
     public var fuseAllReduceNorm = FuseAllReduceNorm.auto

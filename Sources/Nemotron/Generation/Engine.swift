@@ -36,8 +36,10 @@ public final class Engine {
             fuse: settings.fuseAllReduceNorm)
         let directory = URL(fileURLWithPath: settings.model)
         model = try NemotronH(
-            directory: directory, parallelism: parallelism, compute: ComputePolicy(prefill: settings.computeDType),
+            directory: directory, parallelism: parallelism, compute: ComputePolicy(),
             progress: progress)
+        model.compute = ComputePolicy.resolving(
+            settings.computeDType, predominant: model.checkpoint.predominantFloatType)
         let threads =
             settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
         workspace = Workspace(threads: threads)

@@ -4,7 +4,13 @@
 public struct ComputePolicy: Sendable, Equatable {
     public var prefill: ComputeDType
 
-    public init(prefill: ComputeDType = .f32) { self.prefill = prefill }
+    public init(prefill: ComputeDType = .f32) { self.prefill = prefill == .auto ? .f32 : prefill }
+
+    /// The policy for `asked` on a checkpoint whose weight bytes are mostly `predominant`.
+    public static func resolving(_ asked: ComputeDType, predominant: ElementType?) -> ComputePolicy {
+        guard asked == .auto else { return ComputePolicy(prefill: asked) }
+        return ComputePolicy(prefill: predominant == .bf16 && MatMul.hasBF16Dot ? .bf16 : .f32)
+    }
 
     /// The prefill precision in effect and why, for run headers.
     public var description: String {
@@ -15,6 +21,9 @@ public struct ComputePolicy: Sendable, Equatable {
 
 /// Precision of prefill products against bf16 weights (config `compute_dtype`).
 public enum ComputeDType: String, Sendable, CaseIterable {
+    /// bf16 where the weights are mostly bf16 and the CPU has native bf16 dot products
+    /// (AVX512-BF16), else f32: the fastest path that is correct for the checkpoint at hand.
+    case auto
     /// Weights widened to f32, f32 activations, OpenBLAS sgemm: matches transformers in f32.
     case f32
     /// Activations rounded to bf16, AVX512-BF16 dot products with f32 accumulation (as GPU

@@ -32,7 +32,11 @@ extension ProcessSuites {
             let lines =
                 Self.prompts.map { "{\"prompt\": \(JSONLines.encodeForTests($0))}" } + ["{\"tokens\": [5, 6, 7]}"]
             try lines.joined(separator: "\n").write(to: file, atomically: false, encoding: .utf8)
-            let common = ["generate", "--model", Self.model.path, "--temperature", "0", "--json"]
+            // Exact f32 products: with bf16 activations (compute_dtype auto on bf16 weights) a
+            // prompt's numerics depend on how many tokens share its matrix products.
+            let common = [
+                "generate", "--model", Self.model.path, "--temperature", "0", "--json", "--compute-dtype", "f32",
+            ]
             let batch = try run(ranks: ranks, common + ["--prompt-file", file.path, "--max-new-tokens", "12"])
             #expect(batch.status == 0, "\(batch.stderr)")
             #expect(

@@ -102,4 +102,13 @@ struct MatMulTests {
         #expect(abs(y[t * rows + last] - expected) <= 1e-4)
         #expect(!y.contains { $0.isNaN })
     }
+
+    @Test("compute_dtype auto picks bf16 only for bf16 weights on a CPU with bf16 dot products")
+    func automaticPolicy() {
+        #expect(ComputePolicy.resolving(.auto, predominant: .bf16).prefill == (MatMul.hasBF16Dot ? .bf16 : .f32))
+        #expect(ComputePolicy.resolving(.auto, predominant: .f32).prefill == .f32)
+        #expect(ComputePolicy.resolving(.auto, predominant: .f16).prefill == .f32)
+        #expect(ComputePolicy.resolving(.f32, predominant: .bf16).prefill == .f32)
+        #expect(ComputePolicy.resolving(.bf16, predominant: .f32).prefill == .bf16)
+    }
 }
