@@ -362,7 +362,23 @@ EXPRESSIONS = [
     ("{{ strftime_now('%Y-%m-%d') | length }}", {}),
     ("{% raw %}{{ x }}{% endraw %}", {}, True),
     ("{% filter upper %}x{% endfilter %}", {}, True),
-    ("{{ x | map('upper') | list }}", {"x": ["a"]}, True),
+    ("{{ x | map('upper') | list }}{{ x | map('replace', 'a', 'b') | join }}{{ d | map(attribute='n') | list }}"
+     "{{ d | map(attribute='m.0', default='-') | list }}{{ d | selectattr('n') | list }}{{ d | rejectattr('n', 'gt', 1) | list }}"
+     "{{ [0, 1, 2, 3] | select('odd') | list }}{{ [0, '', 'a'] | select | list }}{{ [1, 2] | reject('in', [2]) | list }}"
+     "{{ x | map('upper') | first }}{{ [] | select | list }}",
+     {"x": ["a", "ca"], "d": [{"n": 1, "m": [5]}, {"n": 0}, {"n": 2, "m": []}]}),
+    ("{{ x | map('upper') }}", {"x": ["a"]}, True),
+    ("{{ x | map('upper') | length }}", {"x": ["a"]}),
+    ("{{ 'hello wORLD'|capitalize }}{{ 'ß x'|capitalize }}|{{ 'hello-wide (world) [x]<y>{z} a_b'|title }}{{ '  two  words'|title }}"
+     "{{ 'abc'|reverse }}{{ [1, 2, 3]|reverse|list }}{{ {'a': 1, 'b': 2}|reverse|list }}{{ d|dictsort }}{{ d|dictsort(true) }}"
+     "{{ d|dictsort(by='value', reverse=true) }}{{ '42'|int }}{{ ' 7 '|int }}{{ '4.9'|int }}{{ 'x'|int(3) }}{{ 3.99|int }}{{ -2.5|int }}"
+     "{{ '0x1A'|int(0, 16) }}{{ true|int }}{{ none|int }}{{ '1.5'|float }}{{ 'x'|float }}{{ 2|float }}{{ -3|abs }}{{ -2.5|abs }}",
+     {"d": {"b": 2, "A": 3, "a": 1}}),
+    ("{{ x|sort }}", {"x": [2, 1]}, True),
+    ("{% if false %}{{ x|nosuchfilter }}{{ y is nosuchtest }}{% endif %}ok{{ x|nosuchfilter if false else 1 }}", {}),
+    ("{% if true %}{{ x|nosuchfilter }}{% endif %}", {}),
+    ("{% if true %}{% for i in [1] %}{{ i|nosuchfilter }}{% endfor %}{% endif %}", {}),
+    ("{{ 'upper' is filter }}{{ 'nope' is filter }}{{ 'odd' is test }}{{ 1 is sameas 1 if false else 'skip' }}", {}),
     ("{{ x | nosuchfilter }}", {}),
     ("{% if x is nosuchtest %}{% endif %}", {}),
     ("{% include 'other.jinja' %}", {}, True),

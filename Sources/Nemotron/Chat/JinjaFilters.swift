@@ -4,7 +4,8 @@
 enum JinjaFilters {
     static let supported: Set = [
         "default", "d", "tojson", "length", "count", "trim", "string", "join", "first", "last", "lower", "upper",
-        "list", "items", "safe", "replace",
+        "list", "items", "safe", "replace", "capitalize", "title", "reverse", "dictsort", "map", "select", "reject",
+        "selectattr", "rejectattr", "int", "float", "abs",
     ]
 
     /// Every filter Jinja defines, to tell "not supported here" from "no such filter".
@@ -87,8 +88,232 @@ enum JinjaFilters {
             return .string(PythonText.replace(try value.pythonString(), try args[0]!.pythonString(),
                                               try args[1]!.pythonString(), count: count))
         default:
-            throw JinjaFailure.unsupported("the '\(name)' filter")
+            return try applyMore(name, to: value, positional, keyword)
         }
+    }
+
+    private static func applyMore(_ name: String, to value: JinjaValue, _ positional: [JinjaValue],
+                                  _ keyword: [(String, JinjaValue)]) throws -> JinjaValue {
+        switch name {
+        case "capitalize":
+            _ = try JinjaArguments.bind(name, [], positional, keyword)
+            return try mapText(value) { text in
+                guard let first = text.unicodeScalars.first else { return text }
+                return first.properties.titlecaseMapping + PythonText.string(text.unicodeScalars.dropFirst()).lowercased()
+            }
+        case "title":
+            _ = try JinjaArguments.bind(name, [], positional, keyword)
+            return try mapText(value, titleCased)
+        case "reverse":
+            _ = try JinjaArguments.bind(name, [], positional, keyword)
+            switch value.storage {
+            case .string(let s), .markup(let s): return .string(PythonText.string(s.unicodeScalars.reversed()))
+            case .list, .tuple, .dict, .undefined, .view:
+                if case .view(let view) = value.storage, case .iterator = view.kind {
+                    return .list(view.items.reversed())  // not reversible: Jinja copies it into a list
+                }
+                return JinjaValue(.view(JinjaView(kind: .iterator("reversed"), items: try value.iterated().reversed())))
+            default: throw JinjaFailure.render("argument must be iterable")
+            }
+        case "dictsort":
+            let args = try JinjaArguments.bind(name, ["case_sensitive", "by", "reverse"], positional, keyword)
+            guard case .dict(let d) = value.storage else {
+                throw JinjaFailure.render("'\(value.typeName)' object has no attribute 'items'")
+            }
+            let byValue: Bool
+            switch args[1]?.stringValue ?? "key" {
+            case "key": byValue = false
+            case "value": byValue = true
+            default: throw JinjaFailure.render("You can only sort by either \"key\" or \"value\"")
+            }
+            let caseSensitive = args[0]?.isTruthy ?? false
+            let pairs = d.pairs.map { (key: JinjaValue.string($0.0), value: $0.1) }
+            let sorted = try stableSorted(pairs, descending: args[2]?.isTruthy ?? false) { pair in
+                let v = byValue ? pair.value : pair.key
+                if !caseSensitive, let text = v.stringValue { return .string(text.lowercased()) }
+                return v
+            }
+            return .list(sorted.map { .tuple([$0.key, $0.value]) })
+        case "map":
+            let items = try value.iterated()
+            let transform: (JinjaValue) throws -> JinjaValue
+            if positional.isEmpty, let attribute = keyword.first(where: { $0.0 == "attribute" })?.1 {
+                let fallback = keyword.first(where: { $0.0 == "default" })?.1
+                if let extra = keyword.first(where: { $0.0 != "attribute" && $0.0 != "default" }) {
+                    throw JinjaFailure.render("Unexpected keyword argument '\(extra.0)'")
+                }
+                transform = { try attributePath(attribute, of: $0, default: fallback) }
+            } else {
+                guard let filter = positional.first?.stringValue else {
+                    throw JinjaFailure.render("map requires a filter argument")
+                }
+                let rest = Array(positional.dropFirst())
+                transform = { try apply(filter, to: $0, rest, keyword) }
+            }
+            return generator(try items.map(transform))
+        case "select", "reject", "selectattr", "rejectattr":
+            let items = value.isTruthy ? try value.iterated() : []
+            let byAttribute = name.hasSuffix("attr")
+            if byAttribute && positional.isEmpty { throw JinjaFailure.render("Missing parameter for attribute name") }
+            let offset = byAttribute ? 1 : 0
+            let test = positional.count > offset ? positional[offset].stringValue : nil
+            if positional.count > offset && test == nil { throw JinjaFailure.render("test name must be a string") }
+            let rest = Array(positional.dropFirst(offset + 1))
+            let keep = name.hasPrefix("select")
+            let picked = try items.filter { item in
+                let subject = byAttribute ? try attributePath(positional[0], of: item, default: nil) : item
+                let passed = try test.map { try JinjaTestFunctions.apply($0, to: subject, rest, keyword) } ?? subject.isTruthy
+                return passed == keep
+            }
+            return generator(picked)
+        case "int":
+            let args = try JinjaArguments.bind(name, ["default", "base"], positional, keyword)
+            return try integer(value, default: args[0] ?? .int(0), base: args[1])
+        case "float":
+            let args = try JinjaArguments.bind(name, ["default"], positional, keyword)
+            if case .undefined(let message) = value.storage { throw JinjaFailure.render(message) }
+            if case .double = value.storage { return value }
+            if let n = value.number, case .int(let i) = n { return .double(Double(i)) }
+            if let text = value.stringValue, let d = pythonFloat(text) { return .double(d) }
+            return args[0] ?? .double(0)
+        case "abs":
+            _ = try JinjaArguments.bind(name, [], positional, keyword)
+            switch value.number {
+            case .int(let i)?:
+                if i == Int.min { throw JinjaFailure.unsupported("integer results beyond 64 bits (in abs)") }
+                return .int(abs(i))
+            case .double(let d)?: return .double(abs(d))
+            case nil: throw JinjaFailure.render("bad operand type for abs(): '\(value.typeName)'")
+            }
+        default:
+            if jinjaBuiltins.contains(name) { throw JinjaFailure.unsupported("the '\(name)' filter") }
+            throw JinjaFailure.render("No filter named '\(name)' found.")
+        }
+    }
+
+    /// A one-shot generator, as `map` and `select` return (it prints as an address in Python).
+    private static func generator(_ items: [JinjaValue]) -> JinjaValue {
+        JinjaValue(.view(JinjaView(kind: .iterator("generator"), items: items)))
+    }
+
+    /// Jinja's `make_attrgetter`: `a.b.0` looks up each part as an item (digits as integers).
+    static func attributePath(_ attribute: JinjaValue, of item: JinjaValue, default fallback: JinjaValue?) throws
+        -> JinjaValue
+    {
+        let parts: [JinjaValue]
+        if let path = attribute.stringValue {
+            parts = path.split(separator: ".", omittingEmptySubsequences: false).map { part in
+                part.allSatisfy(\.isASCII) && !part.isEmpty && part.allSatisfy(\.isNumber) ? .int(Int(part)!) : .string(String(part))
+            }
+        } else {
+            parts = [attribute]
+        }
+        var current = item
+        for part in parts {
+            current = try current.item(part)
+            if let fallback, current.isUndefined { current = fallback }
+        }
+        return current
+    }
+
+    /// Python's `sorted(items, key=key, reverse=descending)`: stable in both directions.
+    private static func stableSorted<T>(_ items: [T], descending: Bool, key: (T) -> JinjaValue) throws -> [T] {
+        let keyed = items.enumerated().map { (index: $0.offset, key: key($0.element), item: $0.element) }
+        var failure: Error?
+        let sorted = keyed.sorted { a, b in
+            do {
+                let order = try a.key.pythonCompare(b.key, operator: "<")
+                if order == .orderedSame || order == nil { return a.index < b.index }
+                return (order == .orderedAscending) != descending
+            } catch {
+                failure = failure ?? error
+                return a.index < b.index
+            }
+        }
+        if let failure { throw failure }
+        return sorted.map(\.item)
+    }
+
+    /// Jinja's `int` filter: `int(value)` (strings in `base`), else `int(float(value))`, else `default`.
+    private static func integer(_ value: JinjaValue, default fallback: JinjaValue, base: JinjaValue?) throws -> JinjaValue {
+        if case .undefined(let message) = value.storage { throw JinjaFailure.render(message) }
+        switch value.storage {
+        case .bool(let b): return .int(b ? 1 : 0)
+        case .int: return value
+        case .double(let d):
+            guard d.isFinite else { throw JinjaFailure.render("cannot convert float \(PythonFormat.float(d)) to integer") }
+            guard let i = Int(exactly: d.rounded(.towardZero)) else { throw JinjaFailure.unsupported("integers beyond 64 bits") }
+            return .int(i)
+        default: break
+        }
+        guard let text = value.stringValue else { return fallback }
+        var radix = 10
+        if let base {
+            guard case .int(let b)? = base.number else { throw JinjaFailure.render("'\(base.typeName)' object cannot be interpreted as an integer") }
+            radix = b
+        }
+        if let i = pythonInt(text, radix: radix) { return .int(i) }
+        if let d = pythonFloat(text), d.isFinite, let i = Int(exactly: d.rounded(.towardZero)) { return .int(i) }
+        return fallback
+    }
+
+    /// Python's `int(text, base)`: optional sign, a `0x`/`0o`/`0b` prefix matching the base (any
+    /// of them for base 0), single underscores between digits, surrounding whitespace.
+    private static func pythonInt(_ text: String, radix: Int) -> Int? {
+        var body = Substring(PythonText.strip(text, chars: nil))
+        var negative = false
+        if let sign = body.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            body = body.dropFirst()
+        }
+        var base = radix
+        let prefixes: [(String, Int)] = [("0x", 16), ("0o", 8), ("0b", 2)]
+        if let (prefix, prefixBase) = prefixes.first(where: { body.lowercased().hasPrefix($0.0) }), base == 0 || base == prefixBase {
+            body = body.dropFirst(prefix.count)
+            base = prefixBase
+            if body.first == "_" { body = body.dropFirst() }
+        } else if base == 0 {
+            base = 10
+            if body.count > 1, body.first == "0", body.contains(where: { $0 != "0" && $0 != "_" }) { return nil }
+        }
+        guard (2...36).contains(base), !body.isEmpty, body.first != "_", body.last != "_", !body.contains("__") else {
+            return nil
+        }
+        guard let magnitude = Int(body.replacingOccurrences(of: "_", with: ""), radix: base),
+              !body.hasPrefix("+"), !body.hasPrefix("-") else { return nil }
+        return negative ? -magnitude : magnitude
+    }
+
+    /// Python's `float(text)` for plain decimal forms, infinities and NaN (nil where Python fails).
+    private static func pythonFloat(_ text: String) -> Double? {
+        let trimmed = PythonText.strip(text, chars: nil)
+        let lowered = trimmed.lowercased()
+        let sign: Double = lowered.hasPrefix("-") ? -1 : 1
+        let unsigned = lowered.hasPrefix("-") || lowered.hasPrefix("+") ? String(lowered.dropFirst()) : lowered
+        if unsigned == "inf" || unsigned == "infinity" { return sign * .infinity }
+        if unsigned == "nan" { return .nan }
+        guard !unsigned.isEmpty, unsigned.allSatisfy({ "0123456789.e+-_".contains($0) }),
+              !unsigned.hasPrefix("_"), !unsigned.contains("__") else { return nil }
+        return Double(trimmed.replacingOccurrences(of: "_", with: ""))
+    }
+
+    /// Jinja's `title`: each run after `-`, whitespace, `(`, `{`, `[` or `<` starts upper case.
+    private static func titleCased(_ text: String) -> String {
+        var out = ""
+        var wordStart = true
+        for c in text.unicodeScalars {
+            let isBreak = c == "-" || c == "(" || c == "{" || c == "[" || c == "<" || PythonText.isSpace(c)
+            if isBreak {
+                out += String(c).uppercased()
+                wordStart = true
+            } else if wordStart {
+                out += String(c).uppercased()
+                wordStart = false
+            } else {
+                out += String(c).lowercased()
+            }
+        }
+        return out
     }
 
     /// Python's `len()`.

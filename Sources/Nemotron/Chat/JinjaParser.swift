@@ -1,7 +1,8 @@
 /// A recursive-descent parser that follows `jinja2.parser.Parser` function by function, so
 /// operator precedence and the odd corners (`~` binding tighter than `+`, unary minus tighter
 /// than `**`, test arguments without parentheses, `a if b` without `else`) come out as Jinja's.
-/// Tags, filters and tests outside the supported set fail here, with their line and column.
+/// Tags outside the supported set fail here, with their line and column; filter and test names
+/// are checked after parsing, where Jinja's compiler checks them (`JinjaNameCheck`).
 struct JinjaParser {
     typealias Token = JinjaLexer.Token
 
@@ -13,7 +14,9 @@ struct JinjaParser {
 
     static func parse(_ source: String) throws -> [Statement] {
         var parser = JinjaParser(tokens: try JinjaLexer.tokenize(source))
-        return try parser.subparse(endTags: nil)
+        let body = try parser.subparse(endTags: nil)
+        try JinjaNameCheck.check(body)
+        return body
     }
 
     private init(tokens: [Token]) { self.tokens = tokens }
@@ -573,10 +576,6 @@ struct JinjaParser {
         while skip(op: "|") {
             let (token, name) = try dottedName()
             let arguments = isOp(current, "(") ? try parseCallArguments() : Arguments()
-            guard JinjaFilters.supported.contains(name) else {
-                if JinjaFilters.jinjaBuiltins.contains(name) { throw unsupported("the '\(name)' filter", at: token) }
-                throw ChatTemplateError(.syntax, "No filter named '\(name)'.", at: token.location)
-            }
             node = Expression(kind: .filter(node, name: name, arguments: arguments), location: token.location)
         }
         return node
@@ -585,7 +584,7 @@ struct JinjaParser {
     private mutating func parseTest(_ node: Expression) throws -> Expression {
         let isToken = advance()
         let negated = skip(name: "not")
-        let (token, name) = try dottedName()
+        let (_, name) = try dottedName()
         var arguments = Arguments()
         if isOp(current, "(") {
             arguments = try parseCallArguments()
@@ -594,10 +593,6 @@ struct JinjaParser {
         {
             if isName(current, "is") { throw fail("You cannot chain multiple tests with is") }
             arguments.positional = [try parsePostfix(try parsePrimary())]
-        }
-        guard JinjaTestFunctions.supported.contains(name) else {
-            if JinjaTestFunctions.jinjaBuiltins.contains(name) { throw unsupported("the '\(name)' test", at: token) }
-            throw ChatTemplateError(.syntax, "No test named '\(name)'.", at: token.location)
         }
         let test = Expression(kind: .test(node, name: name, arguments: arguments), location: isToken.location)
         return negated ? Expression(kind: .not(test), location: isToken.location) : test

@@ -2,11 +2,11 @@
 enum JinjaTestFunctions {
     static let supported: Set = [
         "defined", "undefined", "none", "string", "number", "integer", "float", "boolean", "true", "false", "mapping",
-        "iterable", "sequence", "callable", "even", "odd", "divisibleby", "lower", "upper", "in",
+        "iterable", "sequence", "callable", "even", "odd", "divisibleby", "lower", "upper", "in", "filter", "test",
         "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=",
     ]
 
-    static let jinjaBuiltins: Set = supported.union(["filter", "test", "sameas", "escaped"])
+    static let jinjaBuiltins: Set = supported.union(["sameas", "escaped"])
 
     static func apply(_ name: String, to value: JinjaValue, _ positional: [JinjaValue],
                       _ keyword: [(String, JinjaValue)]) throws -> Bool {
@@ -29,6 +29,7 @@ enum JinjaTestFunctions {
         default:
             break
         }
+        if name == "sameas" || name == "escaped" { throw JinjaFailure.unsupported("the '\(name)' test") }
         _ = try JinjaArguments.bind(name, [], positional, keyword)
         switch (name, value.storage) {
         case ("defined", _): return !value.isUndefined
@@ -57,7 +58,10 @@ enum JinjaTestFunctions {
             return remainder.pythonEquals(.int(name == "even" ? 0 : 1))
         case ("lower", _), ("upper", _):
             return isCased(try value.pythonString(), lower: name == "lower")
+        case ("filter", _): return value.stringValue.map(JinjaFilters.jinjaBuiltins.contains) ?? false
+        case ("test", _): return value.stringValue.map(jinjaBuiltins.contains) ?? false
         default:
+            if !jinjaBuiltins.contains(name) { throw JinjaFailure.render("No test named '\(name)' found.") }
             return false
         }
     }
