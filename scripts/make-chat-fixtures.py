@@ -375,6 +375,10 @@ EXPRESSIONS = [
      "{{ '0x1A'|int(0, 16) }}{{ true|int }}{{ none|int }}{{ '1.5'|float }}{{ 'x'|float }}{{ 2|float }}{{ -3|abs }}{{ -2.5|abs }}",
      {"d": {"b": 2, "A": 3, "a": 1}}),
     ("{{ x|sort }}", {"x": [2, 1]}, True),
+    ("{{ 'ΟΔΟΣ ΟΔΟΣ. ΣΑ'|lower }}|{{ 'ΌΣΟΣ'.lower() }}|{{ 'straße ﬁ ŉ'|upper }}|{{ 'ǆemal'|capitalize }}|{{ 'ΣΑΣ σας'|title }}"
+     "|{{ 'İstanbul'.lower()|length }}|{{ 'ǅ'|lower }}{{ 'ǅ'|upper }}", {}),
+    ("{{ x.content.strip().split('\n')[-1] | trim }}|{{ (x.content ~ '').replace('\r\n', '\n') | length }}",
+     {"x": {"content": " line one\r\nline two \r\n "}}),
     ("{% if false %}{{ x|nosuchfilter }}{{ y is nosuchtest }}{% endif %}ok{{ x|nosuchfilter if false else 1 }}", {}),
     ("{% if true %}{{ x|nosuchfilter }}{% endif %}", {}),
     ("{% if true %}{% for i in [1] %}{{ i|nosuchfilter }}{% endfor %}{% endif %}", {}),

@@ -60,7 +60,7 @@ enum JinjaFilters {
             return try value.iterated().last ?? .undefined("No last item, sequence was empty.")
         case "lower", "upper":
             _ = try JinjaArguments.bind(name, [], positional, keyword)
-            return try mapText(value) { name == "lower" ? $0.lowercased() : $0.uppercased() }
+            return try mapText(value) { name == "lower" ? PythonText.lower($0) : PythonText.upper($0) }
         case "list":
             _ = try JinjaArguments.bind(name, [], positional, keyword)
             return .list(try value.iterated())
@@ -99,7 +99,7 @@ enum JinjaFilters {
             _ = try JinjaArguments.bind(name, [], positional, keyword)
             return try mapText(value) { text in
                 guard let first = text.unicodeScalars.first else { return text }
-                return first.properties.titlecaseMapping + PythonText.string(text.unicodeScalars.dropFirst()).lowercased()
+                return first.properties.titlecaseMapping + PythonText.lower(PythonText.string(text.unicodeScalars.dropFirst()))
             }
         case "title":
             _ = try JinjaArguments.bind(name, [], positional, keyword)
@@ -130,7 +130,7 @@ enum JinjaFilters {
             let pairs = d.pairs.map { (key: JinjaValue.string($0.0), value: $0.1) }
             let sorted = try stableSorted(pairs, descending: args[2]?.isTruthy ?? false) { pair in
                 let v = byValue ? pair.value : pair.key
-                if !caseSensitive, let text = v.stringValue { return .string(text.lowercased()) }
+                if !caseSensitive, let text = v.stringValue { return .string(PythonText.lower(text)) }
                 return v
             }
             return .list(sorted.map { .tuple([$0.key, $0.value]) })
@@ -297,22 +297,24 @@ enum JinjaFilters {
         return Double(trimmed.replacingOccurrences(of: "_", with: ""))
     }
 
-    /// Jinja's `title`: each run after `-`, whitespace, `(`, `{`, `[` or `<` starts upper case.
+    /// Jinja's `title`: the text is split into runs of `-`, whitespace, `(`, `{`, `[`, `<` and
+    /// runs of anything else; each run gets its first character upper-cased and the rest lower-cased.
     private static func titleCased(_ text: String) -> String {
-        var out = ""
-        var wordStart = true
-        for c in text.unicodeScalars {
-            let isBreak = c == "-" || c == "(" || c == "{" || c == "[" || c == "<" || PythonText.isSpace(c)
-            if isBreak {
-                out += String(c).uppercased()
-                wordStart = true
-            } else if wordStart {
-                out += String(c).uppercased()
-                wordStart = false
-            } else {
-                out += String(c).lowercased()
-            }
+        func isBreak(_ c: Unicode.Scalar) -> Bool {
+            c == "-" || c == "(" || c == "{" || c == "[" || c == "<" || PythonText.isSpace(c)
         }
+        var out = ""
+        var run: [Unicode.Scalar] = []
+        func flush() {
+            guard let first = run.first else { return }
+            out += PythonText.upper(String(first)) + PythonText.lower(PythonText.string(run.dropFirst()))
+            run = []
+        }
+        for c in text.unicodeScalars {
+            if let last = run.last, isBreak(last) != isBreak(c) { flush() }
+            run.append(c)
+        }
+        flush()
         return out
     }
 

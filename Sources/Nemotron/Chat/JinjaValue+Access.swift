@@ -244,7 +244,7 @@ extension JinjaValue {
             return .string(PythonText.strip(s, chars: chars, leading: name != "rstrip", trailing: name != "lstrip"))
         case "upper", "lower":
             _ = try JinjaArguments.bind(name, [], positional, keyword)
-            return .string(name == "upper" ? s.uppercased() : s.lowercased())
+            return .string(name == "upper" ? PythonText.upper(s) : PythonText.lower(s))
         case "replace":
             let args = try JinjaArguments.bind(name, ["old", "new", "count"], positional, keyword, required: 2,
                                                positionalOnly: true)

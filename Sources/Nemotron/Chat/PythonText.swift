@@ -164,6 +164,37 @@ enum PythonText {
         return parts.reversed()
     }
 
+    /// `str.lower()`: full lowercase mappings, with Greek capital sigma becoming final sigma at
+    /// the end of a word (Unicode's Final_Sigma condition, as CPython applies it).
+    static func lower(_ s: String) -> String {
+        let text = scalars(s)
+        var out = String.UnicodeScalarView()
+        for (i, c) in text.enumerated() {
+            if c == "\u{03A3}" && isFinalSigma(text, at: i) {
+                out.append("\u{03C2}")
+            } else {
+                out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
+            }
+        }
+        return String(out)
+    }
+
+    /// `str.upper()`: full uppercase mappings (`ß` becomes `SS`).
+    static func upper(_ s: String) -> String {
+        var out = String.UnicodeScalarView()
+        for c in s.unicodeScalars { out.append(contentsOf: c.properties.uppercaseMapping.unicodeScalars) }
+        return String(out)
+    }
+
+    private static func isFinalSigma(_ text: Scalars, at index: Int) -> Bool {
+        var i = index - 1
+        while i >= 0 && text[i].properties.isCaseIgnorable { i -= 1 }
+        guard i >= 0 && text[i].properties.isCased else { return false }
+        var j = index + 1
+        while j < text.count && text[j].properties.isCaseIgnorable { j += 1 }
+        return !(j < text.count && text[j].properties.isCased)
+    }
+
     /// Python's slice indices for a sequence of `count` items: `s[start:stop:step]`.
     static func sliceIndices(count: Int, start: Int?, stop: Int?, step: Int) -> [Int] {
         func clamp(_ value: Int?, _ fallback: Int, low: Int, high: Int) -> Int {

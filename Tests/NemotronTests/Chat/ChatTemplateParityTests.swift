@@ -123,7 +123,7 @@ struct ChatTemplateParityTests {
 /// Small templates that probe Jinja's and Python's semantics one construct at a time
 /// (expressions.jsonl, rendered by transformers' jinja2 environment).
 @Suite("Jinja semantics match jinja2")
-struct JinjaSemanticsTests {
+struct ChatJinjaSemanticsTests {
     @Test("every probe renders as jinja2, fails where it fails, and refuses what is unsupported")
     func probes() throws {
         let probes = try ChatTemplateParityTests.jsonLines("expressions.jsonl")
