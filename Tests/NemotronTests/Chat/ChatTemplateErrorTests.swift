@@ -117,6 +117,38 @@ struct ChatTemplateErrorTests {
         }
     }
 
+    @Test("--messages and --chat-template-kwargs JSON: a list of role/content objects, an object", arguments: [
+        (#"{"role": "user", "content": "hi"}"#, "expected a JSON list of messages, got an object"),
+        ("[]", "the list of messages is empty"),
+        (#"["hi"]"#, "message 1 is a string, not an object"),
+        (#"[{"content": "hi"}]"#, "message 1 has no string 'role'"),
+        (#"[{"role": "user", "content": "a"}, {"role": "critic", "content": "b"}]"#,
+         "message 2 has the unknown role 'critic'; expected one of assistant, system, tool, user"),
+        (#"[{"role": "user"}]"#, "message 1 (user) has no 'content'"),
+        (#"[{"role": "assistant", "content": null}]"#, "message 1 (assistant) has no 'content'"),
+        (#"[{"role": "user", "content": "a",}]"#, "invalid JSON"),
+    ])
+    func badMessages(json: String, mentions: String) throws {
+        #expect { try ChatTemplate.messages(fromJSON: json, source: "chat.json") } throws: { error in
+            let text = "\(error)"
+            return text.hasPrefix("chat.json") && text.contains(mentions)
+        }
+    }
+
+    @Test("valid --messages and --chat-template-kwargs are read as given")
+    func goodInput() throws {
+        let messages = try ChatTemplate.messages(fromJSON: """
+            [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}]},
+             {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": {}}}]},
+             {"role": "tool", "content": "r", "tool_call_id": "1"}]
+            """, source: "chat.json")
+        #expect(messages.count == 4 && messages[2]["tool_calls"]?.listValue?.count == 1)
+        let kwargs = try ChatTemplate.keywordArguments(fromJSON: #"{"enable_thinking": false, "n": 2}"#, source: "--chat-template-kwargs")
+        #expect(kwargs["enable_thinking"]?.boolValue == false && kwargs["n"] == 2)
+        #expect(throws: ChatTemplateError.self) { try ChatTemplate.keywordArguments(fromJSON: "[1]", source: "k") }
+        #expect(throws: ChatTemplateError.self) { try ChatTemplate.keywordArguments(fromJSON: #"{"tools": []}"#, source: "k") }
+    }
+
     // MARK: - Loading from a checkpoint directory
 
     static func write(_ text: String, _ name: String, in directory: TemporaryDirectory) throws {
