@@ -338,6 +338,16 @@ EXPRESSIONS = [
     ("{% for x in [] %}{% else %}{% set y = 1 %}[{{ loop }}]{% endfor %}{{ y }}", {}),
     ("{% set x = 5 %}{% for x in [1] %}{% endfor %}{{ x }}", {}),
     ("{% for i in [1] %}{% set x = 3 %}{% for j in [2] %}{{ x }}{% set x = 4 %}{{ x }}{% endfor %}{{ x }}{% endfor %}", {}),
+    # Jinja's compile-time scoping: a name assigned before any use in a frame starts undefined there.
+    ("{% macro m() %}[{{ c }}]{% endmacro %}{{ m() }}{% set c = 'top' %}{{ m() }}", {"c": "C"}),
+    ("{% macro m() %}[{{ c }}]{% set c = 'i' %}[{{ c }}]{% endmacro %}{{ m() }}{% set c = c ~ '!' %}{{ m() }}", {"c": "C"}),
+    ("{% for x in [1] %}[{{ c }}]{% endfor %}{% set c = 'top' %}[{{ c }}]", {"c": "C"}),
+    ("{% for x in [1,2] %}{% for z in [1] %}[{{ c }}]{% endfor %}{% set c = x %}[{{ c }}]{% endfor %}", {"c": "C"}),
+    ("{% if true %}{% for z in [1] %}[{{ c }}]{% endfor %}{% set c = 2 %}{% endif %}[{{ c }}]", {"c": "C"}),
+    ("{% if false %}{% set c = 1 %}{% endif %}[{{ c }}]{% for x in [1] %}{% if false %}{% set c = 2 %}{% endif %}[{{ c }}]{% endfor %}",
+     {"c": "C"}),
+    ("{% set x %}{% set y = 1 %}{% endset %}[{{ y }}]{% generation %}{% set y = 2 %}{% endgeneration %}[{{ y }}]", {"y": "Y"}),
+    ("{% set y = 'T' %}{% for x in [1,2] %}[{{ y }}]{% set y = x %}[{{ y }}]{% endfor %}[{{ y }}]", {"y": "Y"}),
     ("{% for x in none %}{% endfor %}", {}),
     ("{% for a, b in [[1,2],[3]] %}{{a}}{{b}}{% endfor %}", {}),
     ("{% for a, b in {'x': 1}.items() %}{{ a }}{{ b }}{% endfor %}{% for a, b in [('p', 'q')] %}{{ a }}{{ b }}{% endfor %}"

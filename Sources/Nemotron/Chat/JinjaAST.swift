@@ -61,12 +61,20 @@ indirect enum Statement: Sendable {
     case conditional(branches: [(test: Expression, body: [Statement])], otherwise: [Statement])
     case assign(AssignTarget, Expression, SourceLocation)
     /// `{% set x %}...{% endset %}`
-    case assignBlock(AssignTarget, [Statement], SourceLocation)
-    case macro(name: String, parameters: [(name: String, defaultValue: Expression?)], body: [Statement])
+    case assignBlock(AssignTarget, Frame, SourceLocation)
+    case macro(name: String, parameters: [(name: String, defaultValue: Expression?)], body: Frame)
     case loopBreak(SourceLocation)
     case loopContinue(SourceLocation)
     /// `{% generation %}...{% endgeneration %}` (transformers' assistant-mask tag): renders its body.
-    case generation([Statement])
+    case generation(Frame)
+}
+
+/// Statements that run in a scope of their own: the template, a `for` body or `else`, a macro,
+/// a `{% set %}` block. `undefinedAtEntry` lists the names Jinja's compiler makes local and
+/// undefined when the scope starts (see `JinjaScoping`), hiding any outer value.
+struct Frame: Sendable {
+    var statements: [Statement]
+    var undefinedAtEntry: [String] = []
 }
 
 struct ForLoop: Sendable {
@@ -74,7 +82,7 @@ struct ForLoop: Sendable {
     let iterable: Expression
     /// `{% for x in xs if test %}`
     let filter: Expression?
-    let body: [Statement]
-    let otherwise: [Statement]
+    var body: Frame
+    var otherwise: Frame
     let location: SourceLocation
 }

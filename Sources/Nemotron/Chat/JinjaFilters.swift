@@ -135,7 +135,7 @@ enum JinjaFilters {
             }
             return .list(sorted.map { .tuple([$0.key, $0.value]) })
         case "map":
-            let items = try value.iterated()
+            let items = value.isTruthy ? try value.iterated() : []  // Jinja: `if value:` before iterating
             let transform: (JinjaValue) throws -> JinjaValue
             if positional.isEmpty, let attribute = keyword.first(where: { $0.0 == "attribute" })?.1 {
                 let fallback = keyword.first(where: { $0.0 == "default" })?.1

@@ -11,8 +11,8 @@ enum JinjaNameCheck {
             case .forLoop(let loop):
                 try check(loop.iterable, soft: soft)
                 if let filter = loop.filter { try check(filter, soft: false) }
-                try check(loop.body)
-                try check(loop.otherwise)
+                try check(loop.body.statements)
+                try check(loop.otherwise.statements)
             case .conditional(let branches, let otherwise):
                 for branch in branches {
                     try check(branch.test, soft: true)
@@ -20,11 +20,11 @@ enum JinjaNameCheck {
                 }
                 try check(otherwise, soft: true)
             case .assign(_, let value, _): try check(value, soft: soft)
-            case .assignBlock(_, let body, _): try check(body)
+            case .assignBlock(_, let body, _): try check(body.statements)
             case .macro(_, let parameters, let body):
                 for case let value? in parameters.map(\.defaultValue) { try check(value, soft: false) }
-                try check(body)
-            case .generation(let body): try check(body)
+                try check(body.statements)
+            case .generation(let body): try check(body.statements)
             }
         }
     }

@@ -12,11 +12,11 @@ struct JinjaParser {
     var tagStack: [String] = []
     var loopDepth = 0
 
-    static func parse(_ source: String) throws -> [Statement] {
+    static func parse(_ source: String) throws -> Frame {
         var parser = JinjaParser(tokens: try JinjaLexer.tokenize(source))
         let body = try parser.subparse(endTags: nil)
         try JinjaNameCheck.check(body)
-        return body
+        return JinjaScoping.annotate(Frame(statements: body))
     }
 
     init(tokens: [Token]) { self.tokens = tokens }
@@ -179,7 +179,7 @@ struct JinjaParser {
             return [token.text == "break" ? .loopBreak(token.location) : .loopContinue(token.location)]
         case "generation":
             advance()
-            return [.generation(try parseStatements(["endgeneration"], dropNeedle: true))]
+            return [.generation(Frame(statements: try parseStatements(["endgeneration"], dropNeedle: true)))]
         default:
             tagStack.removeLast()
             defer { tagStack.append(token.text) }
@@ -199,7 +199,8 @@ struct JinjaParser {
         loopDepth -= 1
         var otherwise: [Statement] = []
         if advance().text == "else" { otherwise = try parseStatements(["endfor"], dropNeedle: true) }
-        return .forLoop(ForLoop(target: target, iterable: iterable, filter: filter, body: body, otherwise: otherwise,
+        return .forLoop(ForLoop(target: target, iterable: iterable, filter: filter, body: Frame(statements: body),
+                                otherwise: Frame(statements: otherwise),
                                 location: location))
     }
 
@@ -223,7 +224,7 @@ struct JinjaParser {
         let target = try parseAssignTarget(withNamespace: true)
         if skip(op: "=") { return .assign(target, try parseTuple(), location) }
         if isOp(current, "|") { throw unsupported("filters on a '{% set %}...{% endset %}' block", at: current) }
-        return .assignBlock(target, try parseStatements(["endset"], dropNeedle: true), location)
+        return .assignBlock(target, Frame(statements: try parseStatements(["endset"], dropNeedle: true)), location)
     }
 
     mutating func parseMacro() throws -> Statement {
@@ -247,7 +248,8 @@ struct JinjaParser {
         let savedDepth = loopDepth
         loopDepth = 0
         defer { loopDepth = savedDepth }
-        return .macro(name: name, parameters: parameters, body: try parseStatements(["endmacro"], dropNeedle: true))
+        return .macro(name: name, parameters: parameters,
+                      body: Frame(statements: try parseStatements(["endmacro"], dropNeedle: true)))
     }
 
     mutating func parseAssignTarget(extraEndRules: [String] = [], withNamespace: Bool = false) throws

@@ -5,7 +5,7 @@ import Foundation
 /// `for` iteration and each macro call gets its own scope; `if` does not; `namespace()` objects
 /// carry values out).
 public struct JinjaTemplate: Sendable {
-    let body: [Statement]
+    let body: Frame
 
     /// Parses `source`; syntax errors and unsupported constructs carry their line and column.
     public init(source: String) throws {
@@ -16,8 +16,10 @@ public struct JinjaTemplate: Sendable {
     public func render(_ variables: [String: JinjaValue]) throws -> String {
         let root = Scope(parent: nil)
         root.variables = variables
+        // Names the template assigns before any use start undefined, even if passed in (Jinja).
+        for name in body.undefinedAtEntry { root.variables[name] = .undefined("'\(name)' is undefined") }
         var out = ""
-        _ = try JinjaRenderer().execute(body, in: root, into: &out)
+        _ = try JinjaRenderer().execute(body.statements, in: root, into: &out)
         return out
     }
 }
@@ -28,6 +30,12 @@ final class Scope: @unchecked Sendable {
     var variables: [String: JinjaValue] = [:]
 
     init(parent: Scope?) { self.parent = parent }
+
+    /// A scope for `frame`, its compiler-made locals undefined until assigned.
+    init(parent: Scope, entering frame: Frame) {
+        self.parent = parent
+        for name in frame.undefinedAtEntry { variables[name] = .undefined("'\(name)' is undefined") }
+    }
 
     func lookup(_ name: String) -> JinjaValue? {
         var scope: Scope? = self
@@ -73,7 +81,7 @@ struct JinjaRenderer {
                 try assign(try evaluate(expression, in: scope), to: target, in: scope, at: location)
             case .assignBlock(let target, let body, let location):
                 var captured = ""
-                _ = try execute(body, in: scope, into: &captured)
+                _ = try execute(body.statements, in: Scope(parent: scope, entering: body), into: &captured)
                 try assign(.string(captured), to: target, in: scope, at: location)
             case .macro(let name, let parameters, let body):
                 scope.variables[name] = JinjaValue(.macro(JinjaMacro(name: name, parameters: parameters, body: body,
@@ -83,7 +91,7 @@ struct JinjaRenderer {
             case .loopContinue:
                 return .continueLoop
             case .generation(let body):
-                let flow = try execute(body, in: scope, into: &out)
+                let flow = try execute(body.statements, in: Scope(parent: scope, entering: body), into: &out)
                 if flow != .normal { return flow }
             }
         }
@@ -104,15 +112,15 @@ struct JinjaRenderer {
         // `continue` in every iteration leaves it to run.
         var completedAny = false
         for index in items.indices {
-            let iterationScope = Scope(parent: scope)
+            let iterationScope = Scope(parent: scope, entering: loop.body)
             try assign(items[index], to: loop.target, in: iterationScope, at: loop.location)
             iterationScope.variables["loop"] = JinjaValue(.loop(JinjaLoop(items: items, index0: index)))
-            let flow = try execute(loop.body, in: iterationScope, into: &out)
+            let flow = try execute(loop.body.statements, in: iterationScope, into: &out)
             if flow == .breakLoop { break }
             if flow == .normal { completedAny = true }
         }
-        if !completedAny && !loop.otherwise.isEmpty {
-            return try execute(loop.otherwise, in: Scope(parent: scope), into: &out)
+        if !completedAny && !loop.otherwise.statements.isEmpty {
+            return try execute(loop.otherwise.statements, in: Scope(parent: scope, entering: loop.otherwise), into: &out)
         }
         return .normal
     }
@@ -283,7 +291,7 @@ struct JinjaRenderer {
             throw ChatTemplateError(.render, "macro '\(macro.name)' takes not more than \(parameters.count) argument(s)",
                                     at: location)
         }
-        let scope = Scope(parent: macro.closure)
+        let scope = Scope(parent: macro.closure, entering: macro.body)
         var given: [String: JinjaValue] = [:]
         for (name, value) in keyword {
             guard let index = parameters.firstIndex(where: { $0.name == name }) else {
@@ -309,7 +317,7 @@ struct JinjaRenderer {
         scope.variables["varargs"] = .tuple([])
         scope.variables["kwargs"] = .dict([])
         var out = ""
-        _ = try execute(macro.body, in: scope, into: &out)
+        _ = try execute(macro.body.statements, in: scope, into: &out)
         return .string(out)
     }
 }

@@ -177,12 +177,20 @@ extension JinjaValue {
             return PythonText.contains(s, needle)
         case .list(let items), .tuple(let items): return items.contains { $0.pythonEquals(item) }
         case .dict(let d):
-            switch item.storage {
-            case .list, .dict, .namespace: throw JinjaFailure.render("unhashable type: '\(item.typeName)'")
-            default: return item.stringValue.map { d[$0] != nil } ?? false
-            }
+            if !item.isHashable { throw JinjaFailure.render("unhashable type: '\(item.typeName)'") }
+            return item.stringValue.map { d[$0] != nil } ?? false
         case .view(let view): return view.items.contains { $0.pythonEquals(item) }
         default: throw JinjaFailure.render("argument of type '\(typeName)' is not iterable")
+        }
+    }
+
+    /// Whether Python can hash the value (dict keys, `in` on a dict): not lists, dicts or set-like views.
+    var isHashable: Bool {
+        switch storage {
+        case .list, .dict: return false
+        case .tuple(let items): return items.allSatisfy(\.isHashable)
+        case .view(let view): return view.kind != .dictKeys && view.kind != .dictItems
+        default: return true
         }
     }
 
@@ -209,10 +217,8 @@ extension JinjaValue {
                 throw JinjaFailure.render("get expected at most 2 arguments, got \(positional.count)")
             }
             let fallback = positional.count > 1 ? positional[1] : .null
-            switch positional[0].storage {
-            case .list, .dict, .namespace: throw JinjaFailure.render("unhashable type: '\(positional[0].typeName)'")
-            default: return positional[0].stringValue.flatMap { d[$0] } ?? fallback
-            }
+            if !positional[0].isHashable { throw JinjaFailure.render("unhashable type: '\(positional[0].typeName)'") }
+            return positional[0].stringValue.flatMap { d[$0] } ?? fallback
         default:
             guard positional.isEmpty else { throw JinjaFailure.render("dict.\(name)() takes no arguments (\(positional.count) given)") }
             switch name {

@@ -169,10 +169,10 @@ struct JinjaLoop: Sendable {
 final class JinjaMacro: @unchecked Sendable {
     let name: String
     let parameters: [(name: String, defaultValue: Expression?)]
-    let body: [Statement]
+    let body: Frame
     let closure: Scope
 
-    init(name: String, parameters: [(name: String, defaultValue: Expression?)], body: [Statement], closure: Scope) {
+    init(name: String, parameters: [(name: String, defaultValue: Expression?)], body: Frame, closure: Scope) {
         self.name = name
         self.parameters = parameters
         self.body = body
