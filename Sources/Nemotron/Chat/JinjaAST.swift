@@ -1,88 +1,88 @@
 /// The parsed template: Jinja's node types, limited to what the renderer supports. Every node
 /// keeps the source position its errors are reported at.
-struct Expression: Sendable {
+struct JinjaExpression: Sendable {
     let kind: Kind
-    let location: SourceLocation
+    let location: JinjaSourceLocation
 
     indirect enum Kind: Sendable {
         case constant(JinjaValue)
         case name(String)
-        case list([Expression])
-        case tuple([Expression])
-        case dict([(key: Expression, value: Expression)])
-        case attribute(Expression, String)
-        case item(Expression, Expression)
+        case list([JinjaExpression])
+        case tuple([JinjaExpression])
+        case dict([(key: JinjaExpression, value: JinjaExpression)])
+        case attribute(JinjaExpression, String)
+        case item(JinjaExpression, JinjaExpression)
         /// `start:stop:step`, only as the argument of `item`.
-        case slice(start: Expression?, stop: Expression?, step: Expression?)
-        case call(Expression, arguments: Arguments)
-        case filter(Expression, name: String, arguments: Arguments)
-        case test(Expression, name: String, arguments: Arguments)
-        case not(Expression)
-        case negate(Expression)
-        case plus(Expression)
-        case binary(BinaryOperator, Expression, Expression)
+        case slice(start: JinjaExpression?, stop: JinjaExpression?, step: JinjaExpression?)
+        case call(JinjaExpression, arguments: JinjaCallArguments)
+        case filter(JinjaExpression, name: String, arguments: JinjaCallArguments)
+        case test(JinjaExpression, name: String, arguments: JinjaCallArguments)
+        case not(JinjaExpression)
+        case negate(JinjaExpression)
+        case plus(JinjaExpression)
+        case binary(JinjaBinaryOperator, JinjaExpression, JinjaExpression)
         /// `a ~ b ~ c`
-        case concat([Expression])
+        case concat([JinjaExpression])
         /// `a < b == c`: chained as in Python.
-        case compare(Expression, [(op: CompareOperator, operand: Expression)])
-        case and(Expression, Expression)
-        case or(Expression, Expression)
+        case compare(JinjaExpression, [(op: JinjaCompareOperator, operand: JinjaExpression)])
+        case and(JinjaExpression, JinjaExpression)
+        case or(JinjaExpression, JinjaExpression)
         /// `value if test else otherwise`; without `else` a false test gives undefined.
-        case conditional(test: Expression, value: Expression, otherwise: Expression?)
+        case conditional(test: JinjaExpression, value: JinjaExpression, otherwise: JinjaExpression?)
     }
 }
 
-enum BinaryOperator: String, Sendable {
+enum JinjaBinaryOperator: String, Sendable {
     case add = "+", subtract = "-", multiply = "*", divide = "/", floorDivide = "//", modulo = "%", power = "**"
 }
 
-enum CompareOperator: String, Sendable {
+enum JinjaCompareOperator: String, Sendable {
     case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
     case isIn = "in", notIn = "not in"
 }
 
-struct Arguments: Sendable {
-    var positional: [Expression] = []
-    var keyword: [(name: String, value: Expression)] = []
+struct JinjaCallArguments: Sendable {
+    var positional: [JinjaExpression] = []
+    var keyword: [(name: String, value: JinjaExpression)] = []
 }
 
 /// The left side of `{% set %}` and the variables of `{% for %}`.
-indirect enum AssignTarget: Sendable {
+indirect enum JinjaAssignTarget: Sendable {
     case name(String)
     /// `{% set ns.attribute = ... %}`
     case namespaceAttribute(namespace: String, attribute: String)
-    case tuple([AssignTarget])
+    case tuple([JinjaAssignTarget])
 }
 
-indirect enum Statement: Sendable {
+indirect enum JinjaStatement: Sendable {
     case text(String)
-    case output(Expression)
-    case forLoop(ForLoop)
-    case conditional(branches: [(test: Expression, body: [Statement])], otherwise: [Statement])
-    case assign(AssignTarget, Expression, SourceLocation)
+    case output(JinjaExpression)
+    case forLoop(JinjaForLoop)
+    case conditional(branches: [(test: JinjaExpression, body: [JinjaStatement])], otherwise: [JinjaStatement])
+    case assign(JinjaAssignTarget, JinjaExpression, JinjaSourceLocation)
     /// `{% set x %}...{% endset %}`
-    case assignBlock(AssignTarget, Frame, SourceLocation)
-    case macro(name: String, parameters: [(name: String, defaultValue: Expression?)], body: Frame)
-    case loopBreak(SourceLocation)
-    case loopContinue(SourceLocation)
+    case assignBlock(JinjaAssignTarget, JinjaFrame, JinjaSourceLocation)
+    case macro(name: String, parameters: [(name: String, defaultValue: JinjaExpression?)], body: JinjaFrame)
+    case loopBreak(JinjaSourceLocation)
+    case loopContinue(JinjaSourceLocation)
     /// `{% generation %}...{% endgeneration %}` (transformers' assistant-mask tag): renders its body.
-    case generation(Frame)
+    case generation(JinjaFrame)
 }
 
 /// Statements that run in a scope of their own: the template, a `for` body or `else`, a macro,
 /// a `{% set %}` block. `undefinedAtEntry` lists the names Jinja's compiler makes local and
 /// undefined when the scope starts (see `JinjaScoping`), hiding any outer value.
-struct Frame: Sendable {
-    var statements: [Statement]
+struct JinjaFrame: Sendable {
+    var statements: [JinjaStatement]
     var undefinedAtEntry: [String] = []
 }
 
-struct ForLoop: Sendable {
-    let target: AssignTarget
-    let iterable: Expression
+struct JinjaForLoop: Sendable {
+    let target: JinjaAssignTarget
+    let iterable: JinjaExpression
     /// `{% for x in xs if test %}`
-    let filter: Expression?
-    var body: Frame
-    var otherwise: Frame
-    let location: SourceLocation
+    let filter: JinjaExpression?
+    var body: JinjaFrame
+    var otherwise: JinjaFrame
+    let location: JinjaSourceLocation
 }

@@ -33,7 +33,7 @@ public struct ChatTemplateError: Error, CustomStringConvertible, Equatable, Send
         self.origin = origin
     }
 
-    init(_ kind: Kind, _ message: String, at location: SourceLocation, origin: String? = nil) {
+    init(_ kind: Kind, _ message: String, at location: JinjaSourceLocation, origin: String? = nil) {
         self.init(kind, message, line: location.line, column: location.column, origin: origin)
     }
 
@@ -50,7 +50,7 @@ public struct ChatTemplateError: Error, CustomStringConvertible, Equatable, Send
 }
 
 /// A 1-based position in the template source (after Jinja's newline normalisation).
-struct SourceLocation: Sendable, Equatable {
+struct JinjaSourceLocation: Sendable, Equatable {
     let line: Int
     let column: Int
 }

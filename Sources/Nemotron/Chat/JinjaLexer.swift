@@ -19,7 +19,7 @@ struct JinjaLexer {
         let text: String
         var integer: Int = 0
         var float: Double = 0
-        let location: SourceLocation
+        let location: JinjaSourceLocation
     }
 
     private let source: [Unicode.Scalar]
@@ -56,13 +56,13 @@ struct JinjaLexer {
         for (i, c) in source.enumerated() where c == "\n" { lineStarts.append(i + 1) }
     }
 
-    func location(_ offset: Int) -> SourceLocation {
+    func location(_ offset: Int) -> JinjaSourceLocation {
         var low = 0, high = lineStarts.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
             if lineStarts[mid] <= offset { low = mid } else { high = mid - 1 }
         }
-        return SourceLocation(line: low + 1, column: offset - lineStarts[low] + 1)
+        return JinjaSourceLocation(line: low + 1, column: offset - lineStarts[low] + 1)
     }
 
     private func at(_ offset: Int) -> Unicode.Scalar? { offset < source.count ? source[offset] : nil }
@@ -338,7 +338,7 @@ struct JinjaLexer {
 
     /// Jinja decodes a literal as `text.encode("ascii", "backslashreplace").decode("unicode-escape")`:
     /// Python's escapes, and a backslash before a non-ASCII character keeps both as text.
-    static func decodeEscapes(_ text: [Unicode.Scalar], at location: SourceLocation) throws -> String {
+    static func decodeEscapes(_ text: [Unicode.Scalar], at location: JinjaSourceLocation) throws -> String {
         var out = String.UnicodeScalarView()
         var i = 0
         func fail(_ message: String) -> ChatTemplateError { ChatTemplateError(.syntax, message, at: location) }

@@ -3,7 +3,7 @@
 /// where Jinja defers the error until the filter actually runs. A `for` body, its `if` filter and
 /// `else`, a macro and a `{% set %}` block start a fresh frame, outside that leniency again.
 enum JinjaNameCheck {
-    static func check(_ statements: [Statement], soft: Bool = false) throws {
+    static func check(_ statements: [JinjaStatement], soft: Bool = false) throws {
         for statement in statements {
             switch statement {
             case .text, .loopBreak, .loopContinue: break
@@ -29,9 +29,9 @@ enum JinjaNameCheck {
         }
     }
 
-    private static func check(_ expression: Expression, soft: Bool) throws {
-        func all(_ items: [Expression], soft: Bool) throws { for item in items { try check(item, soft: soft) } }
-        func arguments(_ a: Arguments) throws { try all(a.positional + a.keyword.map(\.value), soft: soft) }
+    private static func check(_ expression: JinjaExpression, soft: Bool) throws {
+        func all(_ items: [JinjaExpression], soft: Bool) throws { for item in items { try check(item, soft: soft) } }
+        func arguments(_ a: JinjaCallArguments) throws { try all(a.positional + a.keyword.map(\.value), soft: soft) }
         switch expression.kind {
         case .constant, .name: break
         case .list(let items), .tuple(let items), .concat(let items): try all(items, soft: soft)

@@ -5,7 +5,7 @@ import Foundation
 /// lists and tuples but never a string and a number, and `Markup + str` escapes the `str`.
 /// Integers are 64-bit here; an overflow that Python's big integers would absorb is an error.
 enum JinjaOperators {
-    static func binary(_ op: BinaryOperator, _ a: JinjaValue, _ b: JinjaValue) throws -> JinjaValue {
+    static func binary(_ op: JinjaBinaryOperator, _ a: JinjaValue, _ b: JinjaValue) throws -> JinjaValue {
         if case .undefined(let message) = a.storage { throw JinjaFailure.render(message) }
         if case .undefined(let message) = b.storage { throw JinjaFailure.render(message) }
         if let x = a.number, let y = b.number { return try arithmetic(op, x, y) }
@@ -41,11 +41,11 @@ enum JinjaOperators {
         }
     }
 
-    private static func overflow(_ op: BinaryOperator) -> JinjaFailure {
+    private static func overflow(_ op: JinjaBinaryOperator) -> JinjaFailure {
         .unsupported("integer results beyond 64 bits (in '\(op.rawValue)')")
     }
 
-    private static func arithmetic(_ op: BinaryOperator, _ x: JinjaValue.Number, _ y: JinjaValue.Number) throws
+    private static func arithmetic(_ op: JinjaBinaryOperator, _ x: JinjaValue.Number, _ y: JinjaValue.Number) throws
         -> JinjaValue
     {
         if case .int(let a) = x, case .int(let b) = y {
@@ -157,7 +157,7 @@ enum JinjaOperators {
         }
     }
 
-    static func compare(_ op: CompareOperator, _ a: JinjaValue, _ b: JinjaValue) throws -> Bool {
+    static func compare(_ op: JinjaCompareOperator, _ a: JinjaValue, _ b: JinjaValue) throws -> Bool {
         switch op {
         case .equal: return a.pythonEquals(b)
         case .notEqual: return !a.pythonEquals(b)

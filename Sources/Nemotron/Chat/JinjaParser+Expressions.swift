@@ -9,10 +9,10 @@ extension JinjaParser {
     }
 
     mutating func parseTuple(simplified: Bool = false, withCondexpr: Bool = true, extraEndRules: [String] = [],
-                                     explicitParentheses: Bool = false, withNamespace: Bool = false) throws -> Expression
+                                     explicitParentheses: Bool = false, withNamespace: Bool = false) throws -> JinjaExpression
     {
         var location = current.location
-        var items: [Expression] = []
+        var items: [JinjaExpression] = []
         var isTuple = false
         while true {
             if !items.isEmpty { try expect(op: ",") }
@@ -26,59 +26,59 @@ extension JinjaParser {
             if let only = items.first { return only }
             if !explicitParentheses { throw fail("Expected an expression, got '\(Self.describe(current))'") }
         }
-        return Expression(kind: .tuple(items), location: location)
+        return JinjaExpression(kind: .tuple(items), location: location)
     }
 
-    mutating func parseExpression(withCondexpr: Bool = true) throws -> Expression {
+    mutating func parseExpression(withCondexpr: Bool = true) throws -> JinjaExpression {
         withCondexpr ? try parseCondexpr() : try parseOr()
     }
 
-    mutating func parseCondexpr() throws -> Expression {
+    mutating func parseCondexpr() throws -> JinjaExpression {
         var location = current.location
         var value = try parseOr()
         while skip(name: "if") {
             let test = try parseOr()
             let otherwise = skip(name: "else") ? try parseCondexpr() : nil
-            value = Expression(kind: .conditional(test: test, value: value, otherwise: otherwise), location: location)
+            value = JinjaExpression(kind: .conditional(test: test, value: value, otherwise: otherwise), location: location)
             location = current.location
         }
         return value
     }
 
-    mutating func parseOr() throws -> Expression {
+    mutating func parseOr() throws -> JinjaExpression {
         var left = try parseAnd()
         while isName(current, "or") {
             let location = advance().location
-            left = Expression(kind: .or(left, try parseAnd()), location: location)
+            left = JinjaExpression(kind: .or(left, try parseAnd()), location: location)
         }
         return left
     }
 
-    mutating func parseAnd() throws -> Expression {
+    mutating func parseAnd() throws -> JinjaExpression {
         var left = try parseNot()
         while isName(current, "and") {
             let location = advance().location
-            left = Expression(kind: .and(left, try parseNot()), location: location)
+            left = JinjaExpression(kind: .and(left, try parseNot()), location: location)
         }
         return left
     }
 
-    mutating func parseNot() throws -> Expression {
+    mutating func parseNot() throws -> JinjaExpression {
         if isName(current, "not") {
             let location = advance().location
-            return Expression(kind: .not(try parseNot()), location: location)
+            return JinjaExpression(kind: .not(try parseNot()), location: location)
         }
         return try parseCompare()
     }
 
-    static let compareOperators: [String: CompareOperator] = [
+    static let compareOperators: [String: JinjaCompareOperator] = [
         "==": .equal, "!=": .notEqual, "<": .less, "<=": .lessOrEqual, ">": .greater, ">=": .greaterOrEqual,
     ]
 
-    mutating func parseCompare() throws -> Expression {
+    mutating func parseCompare() throws -> JinjaExpression {
         let location = current.location
         let first = try parseMath1()
-        var operations: [(op: CompareOperator, operand: Expression)] = []
+        var operations: [(op: JinjaCompareOperator, operand: JinjaExpression)] = []
         while true {
             if current.kind == .op, let op = Self.compareOperators[current.text] {
                 advance()
@@ -93,46 +93,46 @@ extension JinjaParser {
                 break
             }
         }
-        return operations.isEmpty ? first : Expression(kind: .compare(first, operations), location: location)
+        return operations.isEmpty ? first : JinjaExpression(kind: .compare(first, operations), location: location)
     }
 
-    mutating func parseBinary(_ operators: [String: BinaryOperator], next: (inout Self) throws -> Expression) throws
-        -> Expression
+    mutating func parseBinary(_ operators: [String: JinjaBinaryOperator], next: (inout Self) throws -> JinjaExpression) throws
+        -> JinjaExpression
     {
         var left = try next(&self)
         while current.kind == .op, let op = operators[current.text] {
             let location = advance().location
-            left = Expression(kind: .binary(op, left, try next(&self)), location: location)
+            left = JinjaExpression(kind: .binary(op, left, try next(&self)), location: location)
         }
         return left
     }
 
-    mutating func parseMath1() throws -> Expression {
+    mutating func parseMath1() throws -> JinjaExpression {
         try parseBinary(["+": .add, "-": .subtract]) { try $0.parseConcat() }
     }
 
-    mutating func parseConcat() throws -> Expression {
+    mutating func parseConcat() throws -> JinjaExpression {
         let location = current.location
         var parts = [try parseMath2()]
         while skip(op: "~") { parts.append(try parseMath2()) }
-        return parts.count == 1 ? parts[0] : Expression(kind: .concat(parts), location: location)
+        return parts.count == 1 ? parts[0] : JinjaExpression(kind: .concat(parts), location: location)
     }
 
-    mutating func parseMath2() throws -> Expression {
+    mutating func parseMath2() throws -> JinjaExpression {
         try parseBinary(["*": .multiply, "/": .divide, "//": .floorDivide, "%": .modulo]) { try $0.parsePow() }
     }
 
-    mutating func parsePow() throws -> Expression {
+    mutating func parsePow() throws -> JinjaExpression {
         try parseBinary(["**": .power]) { try $0.parseUnary() }
     }
 
-    mutating func parseUnary(withFilter: Bool = true) throws -> Expression {
+    mutating func parseUnary(withFilter: Bool = true) throws -> JinjaExpression {
         let location = current.location
-        var node: Expression
+        var node: JinjaExpression
         if skip(op: "-") {
-            node = Expression(kind: .negate(try parseUnary(withFilter: false)), location: location)
+            node = JinjaExpression(kind: .negate(try parseUnary(withFilter: false)), location: location)
         } else if skip(op: "+") {
-            node = Expression(kind: .plus(try parseUnary(withFilter: false)), location: location)
+            node = JinjaExpression(kind: .plus(try parseUnary(withFilter: false)), location: location)
         } else {
             node = try parsePrimary()
         }
@@ -141,35 +141,35 @@ extension JinjaParser {
         return node
     }
 
-    mutating func parsePrimary(withNamespace: Bool = false) throws -> Expression {
+    mutating func parsePrimary(withNamespace: Bool = false) throws -> JinjaExpression {
         let token = current
         let location = token.location
         switch token.kind {
         case .name:
             advance()
             switch token.text {
-            case "true", "True": return Expression(kind: .constant(.bool(true)), location: location)
-            case "false", "False": return Expression(kind: .constant(.bool(false)), location: location)
-            case "none", "None": return Expression(kind: .constant(.null), location: location)
+            case "true", "True": return JinjaExpression(kind: .constant(.bool(true)), location: location)
+            case "false", "False": return JinjaExpression(kind: .constant(.bool(false)), location: location)
+            case "none", "None": return JinjaExpression(kind: .constant(.null), location: location)
             default:
                 if withNamespace && isOp(current, ".") {
                     advance()
                     let attribute = try expect(.name, "name")
-                    let base = Expression(kind: .name(token.text), location: location)
-                    return Expression(kind: .attribute(base, attribute.text), location: location)
+                    let base = JinjaExpression(kind: .name(token.text), location: location)
+                    return JinjaExpression(kind: .attribute(base, attribute.text), location: location)
                 }
-                return Expression(kind: .name(token.text), location: location)
+                return JinjaExpression(kind: .name(token.text), location: location)
             }
         case .string:
             var text = advance().text
             while current.kind == .string { text += advance().text }
-            return Expression(kind: .constant(.string(text)), location: location)
+            return JinjaExpression(kind: .constant(.string(text)), location: location)
         case .integer:
             advance()
-            return Expression(kind: .constant(.int(token.integer)), location: location)
+            return JinjaExpression(kind: .constant(.int(token.integer)), location: location)
         case .float:
             advance()
-            return Expression(kind: .constant(.double(token.float)), location: location)
+            return JinjaExpression(kind: .constant(.double(token.float)), location: location)
         case .op where token.text == "(":
             advance()
             let inner = try parseTuple(explicitParentheses: true)
@@ -177,17 +177,17 @@ extension JinjaParser {
             return inner
         case .op where token.text == "[":
             advance()
-            var items: [Expression] = []
+            var items: [JinjaExpression] = []
             while !isOp(current, "]") {
                 if !items.isEmpty { try expect(op: ",") }
                 if isOp(current, "]") { break }
                 items.append(try parseExpression())
             }
             try expect(op: "]")
-            return Expression(kind: .list(items), location: location)
+            return JinjaExpression(kind: .list(items), location: location)
         case .op where token.text == "{":
             advance()
-            var pairs: [(key: Expression, value: Expression)] = []
+            var pairs: [(key: JinjaExpression, value: JinjaExpression)] = []
             while !isOp(current, "}") {
                 if !pairs.isEmpty { try expect(op: ",") }
                 if isOp(current, "}") { break }
@@ -196,26 +196,26 @@ extension JinjaParser {
                 pairs.append((key, try parseExpression()))
             }
             try expect(op: "}")
-            return Expression(kind: .dict(pairs), location: location)
+            return JinjaExpression(kind: .dict(pairs), location: location)
         default:
             throw fail("unexpected '\(Self.describe(token))'")
         }
     }
 
-    mutating func parsePostfix(_ start: Expression) throws -> Expression {
+    mutating func parsePostfix(_ start: JinjaExpression) throws -> JinjaExpression {
         var node = start
         while true {
             if isOp(current, ".") || isOp(current, "[") {
                 node = try parseSubscript(node)
             } else if isOp(current, "(") {
-                node = Expression(kind: .call(node, arguments: try parseCallArguments()), location: node.location)
+                node = JinjaExpression(kind: .call(node, arguments: try parseCallArguments()), location: node.location)
             } else {
                 return node
             }
         }
     }
 
-    mutating func parseFilterExpression(_ start: Expression) throws -> Expression {
+    mutating func parseFilterExpression(_ start: JinjaExpression) throws -> JinjaExpression {
         var node = start
         while true {
             if isOp(current, "|") {
@@ -223,35 +223,35 @@ extension JinjaParser {
             } else if isName(current, "is") {
                 node = try parseTest(node)
             } else if isOp(current, "(") {
-                node = Expression(kind: .call(node, arguments: try parseCallArguments()), location: node.location)
+                node = JinjaExpression(kind: .call(node, arguments: try parseCallArguments()), location: node.location)
             } else {
                 return node
             }
         }
     }
 
-    mutating func parseSubscript(_ node: Expression) throws -> Expression {
+    mutating func parseSubscript(_ node: JinjaExpression) throws -> JinjaExpression {
         let token = advance()
         if token.text == "." {
             let attribute = advance()
-            if attribute.kind == .name { return Expression(kind: .attribute(node, attribute.text), location: token.location) }
+            if attribute.kind == .name { return JinjaExpression(kind: .attribute(node, attribute.text), location: token.location) }
             guard attribute.kind == .integer else { throw fail("expected name or number", at: attribute) }
-            let key = Expression(kind: .constant(.int(attribute.integer)), location: attribute.location)
-            return Expression(kind: .item(node, key), location: token.location)
+            let key = JinjaExpression(kind: .constant(.int(attribute.integer)), location: attribute.location)
+            return JinjaExpression(kind: .item(node, key), location: token.location)
         }
-        var arguments: [Expression] = []
+        var arguments: [JinjaExpression] = []
         while !isOp(current, "]") {
             if !arguments.isEmpty { try expect(op: ",") }
             arguments.append(try parseSubscribed())
         }
         try expect(op: "]")
-        let argument = arguments.count == 1 ? arguments[0] : Expression(kind: .tuple(arguments), location: token.location)
-        return Expression(kind: .item(node, argument), location: token.location)
+        let argument = arguments.count == 1 ? arguments[0] : JinjaExpression(kind: .tuple(arguments), location: token.location)
+        return JinjaExpression(kind: .item(node, argument), location: token.location)
     }
 
-    mutating func parseSubscribed() throws -> Expression {
+    mutating func parseSubscribed() throws -> JinjaExpression {
         let location = current.location
-        var parts: [Expression?]
+        var parts: [JinjaExpression?]
         if skip(op: ":") {
             parts = [nil]
         } else {
@@ -269,12 +269,12 @@ extension JinjaParser {
         } else {
             parts.append(nil)
         }
-        return Expression(kind: .slice(start: parts[0], stop: parts[1], step: parts[2]), location: location)
+        return JinjaExpression(kind: .slice(start: parts[0], stop: parts[1], step: parts[2]), location: location)
     }
 
-    mutating func parseCallArguments() throws -> Arguments {
+    mutating func parseCallArguments() throws -> JinjaCallArguments {
         try expect(op: "(")
-        var arguments = Arguments()
+        var arguments = JinjaCallArguments()
         var requireComma = false
         while !isOp(current, ")") {
             if requireComma {
@@ -305,21 +305,21 @@ extension JinjaParser {
         return (token, name)
     }
 
-    mutating func parseFilter(_ start: Expression) throws -> Expression {
+    mutating func parseFilter(_ start: JinjaExpression) throws -> JinjaExpression {
         var node = start
         while skip(op: "|") {
             let (token, name) = try dottedName()
-            let arguments = isOp(current, "(") ? try parseCallArguments() : Arguments()
-            node = Expression(kind: .filter(node, name: name, arguments: arguments), location: token.location)
+            let arguments = isOp(current, "(") ? try parseCallArguments() : JinjaCallArguments()
+            node = JinjaExpression(kind: .filter(node, name: name, arguments: arguments), location: token.location)
         }
         return node
     }
 
-    mutating func parseTest(_ node: Expression) throws -> Expression {
+    mutating func parseTest(_ node: JinjaExpression) throws -> JinjaExpression {
         let isToken = advance()
         let negated = skip(name: "not")
         let (_, name) = try dottedName()
-        var arguments = Arguments()
+        var arguments = JinjaCallArguments()
         if isOp(current, "(") {
             arguments = try parseCallArguments()
         } else if [.name, .string, .integer, .float].contains(current.kind) || isOp(current, "[") || isOp(current, "{"),
@@ -328,12 +328,12 @@ extension JinjaParser {
             if isName(current, "is") { throw fail("You cannot chain multiple tests with is") }
             arguments.positional = [try parsePostfix(try parsePrimary())]
         }
-        let test = Expression(kind: .test(node, name: name, arguments: arguments), location: isToken.location)
-        return negated ? Expression(kind: .not(test), location: isToken.location) : test
+        let test = JinjaExpression(kind: .test(node, name: name, arguments: arguments), location: isToken.location)
+        return negated ? JinjaExpression(kind: .not(test), location: isToken.location) : test
     }
 }
 
-extension Expression.Kind {
+extension JinjaExpression.Kind {
     /// Jinja's node class name, for "can't assign to" errors.
     var nodeName: String {
         switch self {

@@ -12,11 +12,11 @@ struct JinjaParser {
     var tagStack: [String] = []
     var loopDepth = 0
 
-    static func parse(_ source: String) throws -> Frame {
+    static func parse(_ source: String) throws -> JinjaFrame {
         var parser = JinjaParser(tokens: try JinjaLexer.tokenize(source))
         let body = try parser.subparse(endTags: nil)
         try JinjaNameCheck.check(body)
-        return JinjaScoping.annotate(Frame(statements: body))
+        return JinjaScoping.annotate(JinjaFrame(statements: body))
     }
 
     init(tokens: [Token]) { self.tokens = tokens }
@@ -95,8 +95,8 @@ struct JinjaParser {
 
     // MARK: - Statements
 
-    mutating func subparse(endTags: [String]?) throws -> [Statement] {
-        var body: [Statement] = []
+    mutating func subparse(endTags: [String]?) throws -> [JinjaStatement] {
+        var body: [JinjaStatement] = []
         if let endTags { endTokenStack.append(endTags) }
         defer { if endTags != nil { endTokenStack.removeLast() } }
         while current.kind != .eof {
@@ -119,7 +119,7 @@ struct JinjaParser {
         return body
     }
 
-    mutating func parseStatements(_ endTags: [String], dropNeedle: Bool = false) throws -> [Statement] {
+    mutating func parseStatements(_ endTags: [String], dropNeedle: Bool = false) throws -> [JinjaStatement] {
         _ = skip(op: ":")
         _ = try expect(.blockEnd, "end of statement block")
         let body = try subparse(endTags: endTags)
@@ -152,7 +152,7 @@ struct JinjaParser {
         "block", "extends", "include", "import", "from", "with", "autoescape", "call", "filter", "raw",
     ]
 
-    mutating func parseStatement() throws -> [Statement] {
+    mutating func parseStatement() throws -> [JinjaStatement] {
         let token = current
         guard token.kind == .name else { throw fail("tag name expected") }
         if Self.unsupportedTags.contains(token.text) {
@@ -167,7 +167,7 @@ struct JinjaParser {
         case "macro": return [try parseMacro()]
         case "print":
             advance()
-            var outputs: [Statement] = []
+            var outputs: [JinjaStatement] = []
             while current.kind != .blockEnd {
                 if !outputs.isEmpty { try expect(op: ",") }
                 outputs.append(.output(try parseExpression()))
@@ -179,7 +179,7 @@ struct JinjaParser {
             return [token.text == "break" ? .loopBreak(token.location) : .loopContinue(token.location)]
         case "generation":
             advance()
-            return [.generation(Frame(statements: try parseStatements(["endgeneration"], dropNeedle: true)))]
+            return [.generation(JinjaFrame(statements: try parseStatements(["endgeneration"], dropNeedle: true)))]
         default:
             tagStack.removeLast()
             defer { tagStack.append(token.text) }
@@ -187,7 +187,7 @@ struct JinjaParser {
         }
     }
 
-    mutating func parseFor() throws -> Statement {
+    mutating func parseFor() throws -> JinjaStatement {
         let location = try expect(name: "for").location
         let target = try parseAssignTarget(extraEndRules: ["in"])
         _ = try expect(name: "in")
@@ -197,17 +197,17 @@ struct JinjaParser {
         loopDepth += 1
         let body = try parseStatements(["endfor", "else"])
         loopDepth -= 1
-        var otherwise: [Statement] = []
+        var otherwise: [JinjaStatement] = []
         if advance().text == "else" { otherwise = try parseStatements(["endfor"], dropNeedle: true) }
-        return .forLoop(ForLoop(target: target, iterable: iterable, filter: filter, body: Frame(statements: body),
-                                otherwise: Frame(statements: otherwise),
+        return .forLoop(JinjaForLoop(target: target, iterable: iterable, filter: filter, body: JinjaFrame(statements: body),
+                                otherwise: JinjaFrame(statements: otherwise),
                                 location: location))
     }
 
-    mutating func parseIf() throws -> Statement {
+    mutating func parseIf() throws -> JinjaStatement {
         _ = try expect(name: "if")
-        var branches: [(test: Expression, body: [Statement])] = []
-        var otherwise: [Statement] = []
+        var branches: [(test: JinjaExpression, body: [JinjaStatement])] = []
+        var otherwise: [JinjaStatement] = []
         while true {
             let test = try parseTuple(withCondexpr: false)
             branches.append((test, try parseStatements(["elif", "else", "endif"])))
@@ -219,19 +219,19 @@ struct JinjaParser {
         return .conditional(branches: branches, otherwise: otherwise)
     }
 
-    mutating func parseSet() throws -> Statement {
+    mutating func parseSet() throws -> JinjaStatement {
         let location = advance().location
         let target = try parseAssignTarget(withNamespace: true)
         if skip(op: "=") { return .assign(target, try parseTuple(), location) }
         if isOp(current, "|") { throw unsupported("filters on a '{% set %}...{% endset %}' block", at: current) }
-        return .assignBlock(target, Frame(statements: try parseStatements(["endset"], dropNeedle: true)), location)
+        return .assignBlock(target, JinjaFrame(statements: try parseStatements(["endset"], dropNeedle: true)), location)
     }
 
-    mutating func parseMacro() throws -> Statement {
+    mutating func parseMacro() throws -> JinjaStatement {
         advance()
         let name = try expect(.name, "name").text
         try expect(op: "(")
-        var parameters: [(name: String, defaultValue: Expression?)] = []
+        var parameters: [(name: String, defaultValue: JinjaExpression?)] = []
         while !isOp(current, ")") {
             if !parameters.isEmpty { try expect(op: ",") }
             let parameter = try expect(.name, "name")
@@ -249,14 +249,14 @@ struct JinjaParser {
         loopDepth = 0
         defer { loopDepth = savedDepth }
         return .macro(name: name, parameters: parameters,
-                      body: Frame(statements: try parseStatements(["endmacro"], dropNeedle: true)))
+                      body: JinjaFrame(statements: try parseStatements(["endmacro"], dropNeedle: true)))
     }
 
     mutating func parseAssignTarget(extraEndRules: [String] = [], withNamespace: Bool = false) throws
-        -> AssignTarget
+        -> JinjaAssignTarget
     {
         let expression = try parseTuple(simplified: true, extraEndRules: extraEndRules, withNamespace: withNamespace)
-        func target(_ e: Expression) throws -> AssignTarget {
+        func target(_ e: JinjaExpression) throws -> JinjaAssignTarget {
             switch e.kind {
             case .name(let name): return .name(name)
             case .attribute(let base, let attribute):

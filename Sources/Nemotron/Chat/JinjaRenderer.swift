@@ -5,7 +5,7 @@ import Foundation
 /// `for` iteration and each macro call gets its own scope; `if` does not; `namespace()` objects
 /// carry values out).
 public struct JinjaTemplate: Sendable {
-    let body: Frame
+    let body: JinjaFrame
 
     /// Parses `source`; syntax errors and unsupported constructs carry their line and column.
     public init(source: String) throws {
@@ -14,7 +14,7 @@ public struct JinjaTemplate: Sendable {
 
     /// Renders with these top-level variables (they shadow the global functions of the same name).
     public func render(_ variables: [String: JinjaValue]) throws -> String {
-        let root = Scope(parent: nil)
+        let root = JinjaScope(parent: nil)
         root.variables = variables
         // Names the template assigns before any use start undefined, even if passed in (Jinja).
         for name in body.undefinedAtEntry { root.variables[name] = .undefined("'\(name)' is undefined") }
@@ -25,20 +25,20 @@ public struct JinjaTemplate: Sendable {
 }
 
 /// Variables of one template level, `for` iteration, `else` block or macro call.
-final class Scope: @unchecked Sendable {
-    let parent: Scope?
+final class JinjaScope: @unchecked Sendable {
+    let parent: JinjaScope?
     var variables: [String: JinjaValue] = [:]
 
-    init(parent: Scope?) { self.parent = parent }
+    init(parent: JinjaScope?) { self.parent = parent }
 
     /// A scope for `frame`, its compiler-made locals undefined until assigned.
-    init(parent: Scope, entering frame: Frame) {
+    init(parent: JinjaScope, entering frame: JinjaFrame) {
         self.parent = parent
         for name in frame.undefinedAtEntry { variables[name] = .undefined("'\(name)' is undefined") }
     }
 
     func lookup(_ name: String) -> JinjaValue? {
-        var scope: Scope? = self
+        var scope: JinjaScope? = self
         while let s = scope {
             if let value = s.variables[name] { return value }
             scope = s.parent
@@ -58,7 +58,7 @@ struct JinjaRenderer {
 
     // MARK: - Statements
 
-    func execute(_ statements: [Statement], in scope: Scope, into out: inout String) throws -> Flow {
+    func execute(_ statements: [JinjaStatement], in scope: JinjaScope, into out: inout String) throws -> Flow {
         for statement in statements {
             switch statement {
             case .text(let text):
@@ -81,7 +81,7 @@ struct JinjaRenderer {
                 try assign(try evaluate(expression, in: scope), to: target, in: scope, at: location)
             case .assignBlock(let target, let body, let location):
                 var captured = ""
-                _ = try execute(body.statements, in: Scope(parent: scope, entering: body), into: &captured)
+                _ = try execute(body.statements, in: JinjaScope(parent: scope, entering: body), into: &captured)
                 try assign(.string(captured), to: target, in: scope, at: location)
             case .macro(let name, let parameters, let body):
                 scope.variables[name] = JinjaValue(.macro(JinjaMacro(name: name, parameters: parameters, body: body,
@@ -91,19 +91,19 @@ struct JinjaRenderer {
             case .loopContinue:
                 return .continueLoop
             case .generation(let body):
-                let flow = try execute(body.statements, in: Scope(parent: scope, entering: body), into: &out)
+                let flow = try execute(body.statements, in: JinjaScope(parent: scope, entering: body), into: &out)
                 if flow != .normal { return flow }
             }
         }
         return .normal
     }
 
-    private func executeFor(_ loop: ForLoop, in scope: Scope, into out: inout String) throws -> Flow {
+    private func executeFor(_ loop: JinjaForLoop, in scope: JinjaScope, into out: inout String) throws -> Flow {
         let iterable = try evaluate(loop.iterable, in: scope)
         var items = try at(loop.iterable.location) { try iterable.iterated() }
         if let filter = loop.filter {
             items = try items.filter { item in
-                let filterScope = Scope(parent: scope)
+                let filterScope = JinjaScope(parent: scope)
                 try assign(item, to: loop.target, in: filterScope, at: loop.location)
                 return try evaluate(filter, in: filterScope).isTruthy
             }
@@ -112,7 +112,7 @@ struct JinjaRenderer {
         // `continue` in every iteration leaves it to run.
         var completedAny = false
         for index in items.indices {
-            let iterationScope = Scope(parent: scope, entering: loop.body)
+            let iterationScope = JinjaScope(parent: scope, entering: loop.body)
             try assign(items[index], to: loop.target, in: iterationScope, at: loop.location)
             iterationScope.variables["loop"] = JinjaValue(.loop(JinjaLoop(items: items, index0: index)))
             let flow = try execute(loop.body.statements, in: iterationScope, into: &out)
@@ -120,12 +120,12 @@ struct JinjaRenderer {
             if flow == .normal { completedAny = true }
         }
         if !completedAny && !loop.otherwise.statements.isEmpty {
-            return try execute(loop.otherwise.statements, in: Scope(parent: scope, entering: loop.otherwise), into: &out)
+            return try execute(loop.otherwise.statements, in: JinjaScope(parent: scope, entering: loop.otherwise), into: &out)
         }
         return .normal
     }
 
-    private func assign(_ value: JinjaValue, to target: AssignTarget, in scope: Scope, at location: SourceLocation) throws {
+    private func assign(_ value: JinjaValue, to target: JinjaAssignTarget, in scope: JinjaScope, at location: JinjaSourceLocation) throws {
         switch target {
         case .name(let name):
             scope.variables[name] = value
@@ -152,7 +152,7 @@ struct JinjaRenderer {
     // MARK: - Expressions
 
     /// Runs `body`, turning a position-less failure into an error at `location`.
-    func at<T>(_ location: SourceLocation, _ body: () throws -> T) throws -> T {
+    func at<T>(_ location: JinjaSourceLocation, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let failure as JinjaFailure {
@@ -165,7 +165,7 @@ struct JinjaRenderer {
         }
     }
 
-    func evaluate(_ expression: Expression, in scope: Scope) throws -> JinjaValue {
+    func evaluate(_ expression: JinjaExpression, in scope: JinjaScope) throws -> JinjaValue {
         let location = expression.location
         switch expression.kind {
         case .constant(let value):
@@ -254,7 +254,7 @@ struct JinjaRenderer {
         }
     }
 
-    private func evaluate(_ arguments: Arguments, in scope: Scope) throws -> ([JinjaValue], [(String, JinjaValue)]) {
+    private func evaluate(_ arguments: JinjaCallArguments, in scope: JinjaScope) throws -> ([JinjaValue], [(String, JinjaValue)]) {
         let positional = try arguments.positional.map { try evaluate($0, in: scope) }
         let keyword = try arguments.keyword.map { ($0.name, try evaluate($0.value, in: scope)) }
         return (positional, keyword)
@@ -263,7 +263,7 @@ struct JinjaRenderer {
     // MARK: - Calls
 
     private func call(_ function: JinjaValue, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
-                      at location: SourceLocation) throws -> JinjaValue {
+                      at location: JinjaSourceLocation) throws -> JinjaValue {
         switch function.storage {
         case .method(let receiver, let name):
             return try at(location) { try receiver.callMethod(name, positional, keyword) }
@@ -285,13 +285,13 @@ struct JinjaRenderer {
     }
 
     private func callMacro(_ macro: JinjaMacro, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
-                           at location: SourceLocation) throws -> JinjaValue {
+                           at location: JinjaSourceLocation) throws -> JinjaValue {
         let parameters = macro.parameters
         guard positional.count <= parameters.count else {
             throw ChatTemplateError(.render, "macro '\(macro.name)' takes not more than \(parameters.count) argument(s)",
                                     at: location)
         }
-        let scope = Scope(parent: macro.closure, entering: macro.body)
+        let scope = JinjaScope(parent: macro.closure, entering: macro.body)
         var given: [String: JinjaValue] = [:]
         for (name, value) in keyword {
             guard let index = parameters.firstIndex(where: { $0.name == name }) else {

@@ -11,7 +11,7 @@
 /// `{% macro m() %}{{ c }}{% endmacro %}{{ m() }}{% set c = 1 %}`, `m()` prints nothing even
 /// when `c` is passed in, and a loop nested before `{% set c %}` in a loop body sees no `c`.
 enum JinjaScoping {
-    static func annotate(_ root: Frame) -> Frame {
+    static func annotate(_ root: JinjaFrame) -> JinjaFrame {
         annotate(root, parent: nil, parameters: [], prelude: [])
     }
 
@@ -59,7 +59,7 @@ enum JinjaScoping {
         }
     }
 
-    private static func annotate(_ frame: Frame, parent: Symbols?, parameters: [String], prelude: [Expression]) -> Frame {
+    private static func annotate(_ frame: JinjaFrame, parent: Symbols?, parameters: [String], prelude: [JinjaExpression]) -> JinjaFrame {
         let symbols = Symbols(parent: parent)
         for name in parameters { symbols.declareParameter(name) }
         for expression in prelude { load(expression, into: symbols) }
@@ -71,7 +71,7 @@ enum JinjaScoping {
     }
 
     /// The frames nested in a statement, each analysed with this frame's final symbols as parent.
-    private static func annotateNested(_ statement: Statement, _ symbols: Symbols) -> Statement {
+    private static func annotateNested(_ statement: JinjaStatement, _ symbols: Symbols) -> JinjaStatement {
         switch statement {
         case .forLoop(var loop):
             loop.body = annotate(loop.body, parent: symbols, parameters: ["loop"] + names(loop.target), prelude: [])
@@ -94,7 +94,7 @@ enum JinjaScoping {
     }
 
     /// Jinja's `FrameSymbolVisitor`: this frame's reads and assignments, in order.
-    private static func visit(_ statements: [Statement], _ symbols: Symbols) {
+    private static func visit(_ statements: [JinjaStatement], _ symbols: Symbols) {
         for statement in statements {
             switch statement {
             case .text, .loopBreak, .loopContinue, .generation: break
@@ -112,7 +112,7 @@ enum JinjaScoping {
 
     /// Jinja's `If` node holds the first test and body, the `elif`s as nested `If`s in one
     /// branch, and the `else`.
-    private static func visitIf(_ branches: ArraySlice<(test: Expression, body: [Statement])>, _ otherwise: [Statement],
+    private static func visitIf(_ branches: ArraySlice<(test: JinjaExpression, body: [JinjaStatement])>, _ otherwise: [JinjaStatement],
                                 _ symbols: Symbols) {
         guard let first = branches.first else { return }
         load(first.test, into: symbols)
@@ -125,7 +125,7 @@ enum JinjaScoping {
         symbols.mergeBranches([body, elifs, otherwiseSymbols])
     }
 
-    private static func store(_ target: AssignTarget, _ symbols: Symbols) {
+    private static func store(_ target: JinjaAssignTarget, _ symbols: Symbols) {
         switch target {
         case .name(let name): symbols.store(name)
         case .namespaceAttribute(let namespace, _): symbols.load(namespace)
@@ -133,7 +133,7 @@ enum JinjaScoping {
         }
     }
 
-    private static func names(_ target: AssignTarget) -> [String] {
+    private static func names(_ target: JinjaAssignTarget) -> [String] {
         switch target {
         case .name(let name): return [name]
         case .namespaceAttribute: return []
@@ -141,9 +141,9 @@ enum JinjaScoping {
         }
     }
 
-    private static func load(_ expression: Expression, into symbols: Symbols) {
-        func all(_ items: [Expression]) { for item in items { load(item, into: symbols) } }
-        func arguments(_ a: Arguments) { all(a.positional + a.keyword.map(\.value)) }
+    private static func load(_ expression: JinjaExpression, into symbols: Symbols) {
+        func all(_ items: [JinjaExpression]) { for item in items { load(item, into: symbols) } }
+        func arguments(_ a: JinjaCallArguments) { all(a.positional + a.keyword.map(\.value)) }
         switch expression.kind {
         case .constant: break
         case .name(let name): symbols.load(name)

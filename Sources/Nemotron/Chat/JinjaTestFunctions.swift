@@ -10,7 +10,7 @@ enum JinjaTestFunctions {
 
     static func apply(_ name: String, to value: JinjaValue, _ positional: [JinjaValue],
                       _ keyword: [(String, JinjaValue)]) throws -> Bool {
-        let comparisons: [String: CompareOperator] = [
+        let comparisons: [String: JinjaCompareOperator] = [
             "eq": .equal, "equalto": .equal, "==": .equal, "ne": .notEqual, "!=": .notEqual, "lt": .less,
             "lessthan": .less, "<": .less, "le": .lessOrEqual, "<=": .lessOrEqual, "gt": .greater, "greaterthan": .greater,
             ">": .greater, "ge": .greaterOrEqual, ">=": .greaterOrEqual,

@@ -168,11 +168,11 @@ struct JinjaLoop: Sendable {
 /// bind resolve there, at call time).
 final class JinjaMacro: @unchecked Sendable {
     let name: String
-    let parameters: [(name: String, defaultValue: Expression?)]
-    let body: Frame
-    let closure: Scope
+    let parameters: [(name: String, defaultValue: JinjaExpression?)]
+    let body: JinjaFrame
+    let closure: JinjaScope
 
-    init(name: String, parameters: [(name: String, defaultValue: Expression?)], body: Frame, closure: Scope) {
+    init(name: String, parameters: [(name: String, defaultValue: JinjaExpression?)], body: JinjaFrame, closure: JinjaScope) {
         self.name = name
         self.parameters = parameters
         self.body = body
