@@ -12,7 +12,8 @@ extension ChatTemplate {
     {
         let value = try parse(text, source: source)
         guard let list = value.listValue else {
-            throw ChatTemplateError(.input, "expected a JSON list of messages, got \(value.jsonTypeName)", origin: source)
+            throw ChatTemplateError(
+                .input, "expected a JSON list of messages, got \(value.jsonTypeName)", origin: source)
         }
         guard !list.isEmpty else { throw ChatTemplateError(.input, "the list of messages is empty", origin: source) }
         for (index, message) in list.enumerated() {
@@ -24,8 +25,10 @@ extension ChatTemplate {
                 throw ChatTemplateError(.input, "\(at) has no string 'role'", origin: source)
             }
             guard roles.contains(role) else {
-                throw ChatTemplateError(.input, "\(at) has the unknown role '\(role)'; expected one of "
-                                        + roles.sorted().joined(separator: ", "), origin: source)
+                throw ChatTemplateError(
+                    .input,
+                    "\(at) has the unknown role '\(role)'; expected one of "
+                        + roles.sorted().joined(separator: ", "), origin: source)
             }
             let content = message["content"]
             let hasToolCalls = message["tool_calls"].map { !$0.isNone } ?? false
@@ -35,8 +38,9 @@ extension ChatTemplate {
             case nil where role == "assistant" && hasToolCalls: continue
             case let null? where null.isNone && role == "assistant" && hasToolCalls: continue
             default:
-                throw ChatTemplateError(.input, "\(at) (\(role)) has no 'content' (a string or a list of parts)",
-                                        origin: source)
+                throw ChatTemplateError(
+                    .input, "\(at) (\(role)) has no 'content' (a string or a list of parts)",
+                    origin: source)
             }
         }
         return list
@@ -46,12 +50,15 @@ extension ChatTemplate {
     public static func keywordArguments(fromJSON text: String, source: String) throws -> [String: JinjaValue] {
         let value = try parse(text, source: source)
         guard let pairs = value.dictValue else {
-            throw ChatTemplateError(.input, "expected a JSON object of keyword arguments, got \(value.jsonTypeName)",
-                                    origin: source)
+            throw ChatTemplateError(
+                .input, "expected a JSON object of keyword arguments, got \(value.jsonTypeName)",
+                origin: source)
         }
         if let clash = pairs.map(\.key).first(where: reservedNames.contains) {
-            throw ChatTemplateError(.input, "'\(clash)' cannot be a keyword argument: the template receives it from "
-                                    + "the conversation itself", origin: source)
+            throw ChatTemplateError(
+                .input,
+                "'\(clash)' cannot be a keyword argument: the template receives it from "
+                    + "the conversation itself", origin: source)
         }
         return Dictionary(pairs.map { ($0.key, $0.value) }) { _, last in last }
     }

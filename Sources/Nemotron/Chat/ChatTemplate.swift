@@ -38,14 +38,18 @@ public struct ChatTemplate: Sendable {
 
     /// Renders a conversation. `messages` are objects such as `{"role": "user", "content": "..."}`;
     /// `tools` are JSON schemas (nil is passed to the template as `None`, as transformers does).
-    public func render(messages: [JinjaValue], tools: [JinjaValue]? = nil, documents: [JinjaValue]? = nil,
-                       addGenerationPrompt: Bool = false, kwargs: [String: JinjaValue] = [:]) throws -> String {
+    public func render(
+        messages: [JinjaValue], tools: [JinjaValue]? = nil, documents: [JinjaValue]? = nil,
+        addGenerationPrompt: Bool = false, kwargs: [String: JinjaValue] = [:]
+    ) throws -> String {
         guard !messages.isEmpty else {
             throw ChatTemplateError(.input, "cannot apply a chat template to an empty conversation", origin: origin)
         }
         if let clash = kwargs.keys.sorted().first(where: Self.reservedNames.contains) {
-            throw ChatTemplateError(.input, "the keyword argument '\(clash)' is reserved: the template receives it from "
-                                    + "the conversation itself", origin: origin)
+            throw ChatTemplateError(
+                .input,
+                "the keyword argument '\(clash)' is reserved: the template receives it from "
+                    + "the conversation itself", origin: origin)
         }
         var variables: [String: JinjaValue] = specialTokens.mapValues { .string($0) }
         variables.merge(kwargs) { _, new in new }
@@ -84,7 +88,9 @@ extension ChatTemplate {
     static let configFile = "tokenizer_config.json"
     static let templateFile = "chat_template.jinja"
     static let extraTemplatesDirectory = "additional_chat_templates"
-    static let specialTokenKeys = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]
+    static let specialTokenKeys = [
+        "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+    ]
 
     /// Loads the template a checkpoint ships, as transformers finds it: `chat_template.jinja`
     /// (and `additional_chat_templates/NAME.jinja`) when present, else `chat_template` in
@@ -110,29 +116,38 @@ extension ChatTemplate {
         }
         guard !templates.isEmpty else {
             let why = config == nil ? "there is no \(configFile)" : "\(configFile) has no 'chat_template' key"
-            throw ChatTemplateError(.configuration, "no chat template: \(why) and there is no \(templateFile) "
-                                    + "(expected a Jinja template in one of them)", origin: directory.path)
+            throw ChatTemplateError(
+                .configuration,
+                "no chat template: \(why) and there is no \(templateFile) "
+                    + "(expected a Jinja template in one of them)", origin: directory.path)
         }
         let wanted = name ?? "default"
         guard let chosen = templates.first(where: { $0.name == wanted }) else {
             let names = templates.map { "'\($0.name)'" }.joined(separator: ", ")
-            throw ChatTemplateError(.configuration, "no chat template named '\(wanted)'; available: \(names)",
-                                    origin: directory.path)
+            throw ChatTemplateError(
+                .configuration, "no chat template named '\(wanted)'; available: \(names)",
+                origin: directory.path)
         }
-        return try ChatTemplate(source: chosen.source, specialTokens: try specialTokens(config, directory: directory),
-                                origin: chosen.origin)
+        return try ChatTemplate(
+            source: chosen.source, specialTokens: try specialTokens(config, directory: directory),
+            origin: chosen.origin)
     }
 
-    private static func configTemplates(_ entry: JinjaValue, origin: String) throws -> [(name: String, source: String, origin: String)] {
+    private static func configTemplates(_ entry: JinjaValue, origin: String) throws -> [(
+        name: String, source: String, origin: String
+    )] {
         if let text = entry.stringValue { return [("default", text, origin)] }
         guard let list = entry.listValue else {
-            throw ChatTemplateError(.configuration, "expected a string or a list of {\"name\", \"template\"} objects, got a \(entry.typeName)",
-                                    origin: origin)
+            throw ChatTemplateError(
+                .configuration,
+                "expected a string or a list of {\"name\", \"template\"} objects, got a \(entry.typeName)",
+                origin: origin)
         }
         return try list.enumerated().map { index, item in
             guard let name = item["name"]?.stringValue, let source = item["template"]?.stringValue else {
-                throw ChatTemplateError(.configuration, "item \(index) is not a {\"name\": string, \"template\": string} object",
-                                        origin: origin)
+                throw ChatTemplateError(
+                    .configuration, "item \(index) is not a {\"name\": string, \"template\": string} object",
+                    origin: origin)
             }
             return (name, source, "\(origin) ('\(name)')")
         }

@@ -17,8 +17,10 @@ enum JinjaFilters {
         "tojson", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
     ]
 
-    static func apply(_ name: String, to value: JinjaValue, _ positional: [JinjaValue],
-                      _ keyword: [(String, JinjaValue)]) throws -> JinjaValue {
+    static func apply(
+        _ name: String, to value: JinjaValue, _ positional: [JinjaValue],
+        _ keyword: [(String, JinjaValue)]
+    ) throws -> JinjaValue {
         switch name {
         case "default", "d":
             let args = try JinjaArguments.bind(name, ["default_value", "boolean"], positional, keyword)
@@ -28,10 +30,13 @@ enum JinjaFilters {
             _ = try JinjaArguments.bind(name, [], positional, keyword)
             return .int(try length(of: value))
         case "tojson":
-            let args = try JinjaArguments.bind(name, ["ensure_ascii", "indent", "separators", "sort_keys"], positional,
-                                               keyword)
-            return .string(try value.jsonDumps(ensureASCII: args[0]?.isTruthy ?? false, indent: try indent(args[1]),
-                                               separators: try separators(args[2]), sortKeys: args[3]?.isTruthy ?? false))
+            let args = try JinjaArguments.bind(
+                name, ["ensure_ascii", "indent", "separators", "sort_keys"], positional,
+                keyword)
+            return .string(
+                try value.jsonDumps(
+                    ensureASCII: args[0]?.isTruthy ?? false, indent: try indent(args[1]),
+                    separators: try separators(args[2]), sortKeys: args[3]?.isTruthy ?? false))
         case "trim":
             let args = try JinjaArguments.bind(name, ["chars"], positional, keyword)
             let chars: String? = try args[0].flatMap { c in
@@ -85,21 +90,26 @@ enum JinjaFilters {
                 }
                 count = n
             }
-            return .string(PythonText.replace(try value.pythonString(), try args[0]!.pythonString(),
-                                              try args[1]!.pythonString(), count: count))
+            return .string(
+                PythonText.replace(
+                    try value.pythonString(), try args[0]!.pythonString(),
+                    try args[1]!.pythonString(), count: count))
         default:
             return try applyMore(name, to: value, positional, keyword)
         }
     }
 
-    private static func applyMore(_ name: String, to value: JinjaValue, _ positional: [JinjaValue],
-                                  _ keyword: [(String, JinjaValue)]) throws -> JinjaValue {
+    private static func applyMore(
+        _ name: String, to value: JinjaValue, _ positional: [JinjaValue],
+        _ keyword: [(String, JinjaValue)]
+    ) throws -> JinjaValue {
         switch name {
         case "capitalize":
             _ = try JinjaArguments.bind(name, [], positional, keyword)
             return try mapText(value) { text in
                 guard let first = text.unicodeScalars.first else { return text }
-                return first.properties.titlecaseMapping + PythonText.lower(PythonText.string(text.unicodeScalars.dropFirst()))
+                return first.properties.titlecaseMapping
+                    + PythonText.lower(PythonText.string(text.unicodeScalars.dropFirst()))
             }
         case "title":
             _ = try JinjaArguments.bind(name, [], positional, keyword)
@@ -162,7 +172,8 @@ enum JinjaFilters {
             let keep = name.hasPrefix("select")
             let picked = try items.filter { item in
                 let subject = byAttribute ? try attributePath(positional[0], of: item, default: nil) : item
-                let passed = try test.map { try JinjaTestFunctions.apply($0, to: subject, rest, keyword) } ?? subject.isTruthy
+                let passed =
+                    try test.map { try JinjaTestFunctions.apply($0, to: subject, rest, keyword) } ?? subject.isTruthy
                 return passed == keep
             }
             return generator(picked)
@@ -203,7 +214,8 @@ enum JinjaFilters {
         let parts: [JinjaValue]
         if let path = attribute.stringValue {
             parts = path.split(separator: ".", omittingEmptySubsequences: false).map { part in
-                part.allSatisfy(\.isASCII) && !part.isEmpty && part.allSatisfy(\.isNumber) ? .int(Int(part)!) : .string(String(part))
+                part.allSatisfy(\.isASCII) && !part.isEmpty && part.allSatisfy(\.isNumber)
+                    ? .int(Int(part)!) : .string(String(part))
             }
         } else {
             parts = [attribute]
@@ -235,21 +247,29 @@ enum JinjaFilters {
     }
 
     /// Jinja's `int` filter: `int(value)` (strings in `base`), else `int(float(value))`, else `default`.
-    private static func integer(_ value: JinjaValue, default fallback: JinjaValue, base: JinjaValue?) throws -> JinjaValue {
+    private static func integer(_ value: JinjaValue, default fallback: JinjaValue, base: JinjaValue?) throws
+        -> JinjaValue
+    {
         if case .undefined(let message) = value.storage { throw JinjaFailure.render(message) }
         switch value.storage {
         case .bool(let b): return .int(b ? 1 : 0)
         case .int: return value
         case .double(let d):
-            guard d.isFinite else { throw JinjaFailure.render("cannot convert float \(PythonFormat.float(d)) to integer") }
-            guard let i = Int(exactly: d.rounded(.towardZero)) else { throw JinjaFailure.unsupported("integers beyond 64 bits") }
+            guard d.isFinite else {
+                throw JinjaFailure.render("cannot convert float \(PythonFormat.float(d)) to integer")
+            }
+            guard let i = Int(exactly: d.rounded(.towardZero)) else {
+                throw JinjaFailure.unsupported("integers beyond 64 bits")
+            }
             return .int(i)
         default: break
         }
         guard let text = value.stringValue else { return fallback }
         var radix = 10
         if let base {
-            guard case .int(let b)? = base.number else { throw JinjaFailure.render("'\(base.typeName)' object cannot be interpreted as an integer") }
+            guard case .int(let b)? = base.number else {
+                throw JinjaFailure.render("'\(base.typeName)' object cannot be interpreted as an integer")
+            }
             radix = b
         }
         if let i = pythonInt(text, radix: radix) { return .int(i) }
@@ -268,7 +288,9 @@ enum JinjaFilters {
         }
         var base = radix
         let prefixes: [(String, Int)] = [("0x", 16), ("0o", 8), ("0b", 2)]
-        if let (prefix, prefixBase) = prefixes.first(where: { body.lowercased().hasPrefix($0.0) }), base == 0 || base == prefixBase {
+        if let (prefix, prefixBase) = prefixes.first(where: { body.lowercased().hasPrefix($0.0) }),
+            base == 0 || base == prefixBase
+        {
             body = body.dropFirst(prefix.count)
             base = prefixBase
             if body.first == "_" { body = body.dropFirst() }
@@ -280,7 +302,8 @@ enum JinjaFilters {
             return nil
         }
         guard let magnitude = Int(body.replacingOccurrences(of: "_", with: ""), radix: base),
-              !body.hasPrefix("+"), !body.hasPrefix("-") else { return nil }
+            !body.hasPrefix("+"), !body.hasPrefix("-")
+        else { return nil }
         return negative ? -magnitude : magnitude
     }
 
@@ -293,7 +316,8 @@ enum JinjaFilters {
         if unsigned == "inf" || unsigned == "infinity" { return sign * .infinity }
         if unsigned == "nan" { return .nan }
         guard !unsigned.isEmpty, unsigned.allSatisfy({ "0123456789.e+-_".contains($0) }),
-              !unsigned.hasPrefix("_"), !unsigned.contains("__") else { return nil }
+            !unsigned.hasPrefix("_"), !unsigned.contains("__")
+        else { return nil }
         return Double(trimmed.replacingOccurrences(of: "_", with: ""))
     }
 
@@ -326,7 +350,9 @@ enum JinjaFilters {
         case .list(let items), .tuple(let items): return items.count
         case .dict(let d): return d.count
         case .view(let view):
-            if case .iterator(let kind) = view.kind { throw JinjaFailure.render("object of type '\(kind)' has no len()") }
+            if case .iterator(let kind) = view.kind {
+                throw JinjaFailure.render("object of type '\(kind)' has no len()")
+            }
             return view.items.count
         case .loop(let loop): return loop.length
         default: throw JinjaFailure.render("object of type '\(value.typeName)' has no len()")
@@ -361,18 +387,23 @@ enum JinjaFilters {
 /// Binding of call arguments to named parameters, with Python's errors.
 enum JinjaArguments {
     /// The values of `names` in order, nil where not given. The first `required` are mandatory.
-    static func bind(_ function: String, _ names: [String], _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
-                     required: Int = 0, positionalOnly: Bool = false) throws -> [JinjaValue?] {
+    static func bind(
+        _ function: String, _ names: [String], _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
+        required: Int = 0, positionalOnly: Bool = false
+    ) throws -> [JinjaValue?] {
         if positionalOnly && !keyword.isEmpty { throw JinjaFailure.render("\(function)() takes no keyword arguments") }
         guard positional.count <= names.count else {
-            throw JinjaFailure.render("\(function)() takes at most \(names.count) argument(s) (\(positional.count) given)")
+            throw JinjaFailure.render(
+                "\(function)() takes at most \(names.count) argument(s) (\(positional.count) given)")
         }
         var values: [JinjaValue?] = positional.map { $0 } + Array(repeating: nil, count: names.count - positional.count)
         for (name, value) in keyword {
             guard let index = names.firstIndex(of: name) else {
                 throw JinjaFailure.render("\(function)() got an unexpected keyword argument '\(name)'")
             }
-            if values[index] != nil { throw JinjaFailure.render("\(function)() got multiple values for argument '\(name)'") }
+            if values[index] != nil {
+                throw JinjaFailure.render("\(function)() got multiple values for argument '\(name)'")
+            }
             values[index] = value
         }
         for index in 0..<required where values[index] == nil {

@@ -4,13 +4,15 @@ import Foundation
 /// renderer raises it itself, with the call's position): `namespace(...)` and `dict(...)` as
 /// `dict(*args, **kwargs)`, the sandbox's `range` (at most 100000 items) and `strftime_now`.
 enum JinjaGlobals {
-    static func call(_ name: String, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)]) throws -> JinjaValue {
+    static func call(_ name: String, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)]) throws -> JinjaValue
+    {
         switch name {
         case "namespace":
             let attributes = try dictionary(positional, keyword)
             if let hidden = attributes.keys.first(where: { $0.hasPrefix("_") }) {
-                throw JinjaFailure.render("Chat templates cannot store underscore-prefixed attributes on a namespace, "
-                                          + "but got '\(hidden)'.")
+                throw JinjaFailure.render(
+                    "Chat templates cannot store underscore-prefixed attributes on a namespace, "
+                        + "but got '\(hidden)'.")
             }
             return JinjaValue(.namespace(JinjaNamespace(attributes)))
         case "dict":
@@ -39,7 +41,8 @@ enum JinjaGlobals {
                 for (index, pair) in try source.iterated().enumerated() {
                     let items = try pair.iterated()
                     guard items.count == 2 else {
-                        throw JinjaFailure.render("dictionary update sequence element #\(index) has length \(items.count); 2 is required")
+                        throw JinjaFailure.render(
+                            "dictionary update sequence element #\(index) has length \(items.count); 2 is required")
                     }
                     guard let key = items[0].stringValue else {
                         throw JinjaFailure.unsupported("dictionary keys other than strings (got \(items[0].typeName))")
@@ -68,7 +71,9 @@ enum JinjaGlobals {
         default: throw JinjaFailure.render("range expected at most 3 arguments, got \(numbers.count)")
         }
         if step == 0 { throw JinjaFailure.render("range() arg 3 must not be zero") }
-        let count = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
+        let count =
+            step > 0
+            ? (stop > start ? (stop - start + step - 1) / step : 0)
             : (start > stop ? (start - stop - step - 1) / -step : 0)
         if count > 100_000 {
             throw JinjaFailure.render("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).")

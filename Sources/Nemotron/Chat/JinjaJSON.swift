@@ -9,11 +9,14 @@ extension JinjaValue {
     }
 
     /// `json.dumps(value, ensure_ascii=..., indent=..., separators=..., sort_keys=...)`.
-    func jsonDumps(ensureASCII: Bool = false, indent: String? = nil, separators: (String, String)? = nil,
-                   sortKeys: Bool = false) throws -> String {
-        let writer = JSONWriter(ensureASCII: ensureASCII, indent: indent,
-                                itemSeparator: separators?.0 ?? (indent == nil ? ", " : ","),
-                                keySeparator: separators?.1 ?? ": ", sortKeys: sortKeys)
+    func jsonDumps(
+        ensureASCII: Bool = false, indent: String? = nil, separators: (String, String)? = nil,
+        sortKeys: Bool = false
+    ) throws -> String {
+        let writer = JSONWriter(
+            ensureASCII: ensureASCII, indent: indent,
+            itemSeparator: separators?.0 ?? (indent == nil ? ", " : ","),
+            keySeparator: separators?.1 ?? ": ", sortKeys: sortKeys)
         var out = ""
         try writer.write(self, level: 0, into: &out)
         return out
@@ -36,7 +39,11 @@ private struct JSONWriter {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d):
-            if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else {
+            if d.isNaN {
+                out += "NaN"
+            } else if d.isInfinite {
+                out += d < 0 ? "-Infinity" : "Infinity"
+            } else {
                 out += PythonFormat.float(d)
             }
         case .string(let s), .markup(let s): writeString(s, into: &out)
@@ -57,8 +64,10 @@ private struct JSONWriter {
         }
     }
 
-    private func writeContainer<T>(_ items: [T], open: String, close: String, level: Int, into out: inout String,
-                                   item: (T, inout String) throws -> Void) throws {
+    private func writeContainer<T>(
+        _ items: [T], open: String, close: String, level: Int, into out: inout String,
+        item: (T, inout String) throws -> Void
+    ) throws {
         if items.isEmpty {
             out += open + close
             return
@@ -122,9 +131,15 @@ private struct JSONReader {
     }
 
     private func fail(_ what: String) -> ChatTemplateError {
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         for b in bytes[0..<min(pos, bytes.count)] {
-            if b == UInt8(ascii: "\n") { line += 1; column = 1 } else if b & 0xC0 != 0x80 { column += 1 }
+            if b == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if b & 0xC0 != 0x80 {
+                column += 1
+            }
         }
         return ChatTemplateError(.input, "invalid JSON: \(what) at line \(line), column \(column)")
     }
@@ -149,7 +164,10 @@ private struct JSONReader {
             pos += 1
             var dict = JinjaDict()
             skipSpace()
-            if pos < bytes.count && bytes[pos] == UInt8(ascii: "}") { pos += 1; return .dict(dict) }
+            if pos < bytes.count && bytes[pos] == UInt8(ascii: "}") {
+                pos += 1
+                return .dict(dict)
+            }
             while true {
                 skipSpace()
                 guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -225,7 +243,9 @@ private struct JSONReader {
         pos += 1
         var out = String.UnicodeScalarView()
         var runStart = pos
-        func flush(_ end: Int) { out.append(contentsOf: String(decoding: bytes[runStart..<end], as: UTF8.self).unicodeScalars) }
+        func flush(_ end: Int) {
+            out.append(contentsOf: String(decoding: bytes[runStart..<end], as: UTF8.self).unicodeScalars)
+        }
         while pos < bytes.count {
             let b = bytes[pos]
             if b == UInt8(ascii: "\"") {

@@ -57,7 +57,8 @@ struct JinjaLexer {
     }
 
     func location(_ offset: Int) -> JinjaSourceLocation {
-        var low = 0, high = lineStarts.count - 1
+        var low = 0
+        var high = lineStarts.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
             if lineStarts[mid] <= offset { low = mid } else { high = mid - 1 }
@@ -238,8 +239,10 @@ struct JinjaLexer {
     // MARK: - Literals and names
 
     /// Jinja's operators, longest first.
-    static let operators = ["//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%", "~", "[", "]", "(", ")",
-                            "{", "}", ">", "<", "=", ".", ":", "|", ",", ";"]
+    static let operators = [
+        "//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%", "~", "[", "]", "(", ")",
+        "{", "}", ">", "<", "=", ".", ":", "|", ",", ";",
+    ]
 
     private static func isDigit(_ c: Unicode.Scalar?) -> Bool { c.map { ("0"..."9").contains($0) } ?? false }
 
@@ -279,7 +282,13 @@ struct JinjaLexer {
         func run(from start: Int, _ isValid: (Unicode.Scalar) -> Bool) -> Int {
             var i = start
             while true {
-                if let c = at(i), isValid(c) { i += 1 } else if at(i) == "_", let c = at(i + 1), isValid(c) { i += 2 } else { break }
+                if let c = at(i), isValid(c) {
+                    i += 1
+                } else if at(i) == "_", let c = at(i + 1), isValid(c) {
+                    i += 2
+                } else {
+                    break
+                }
             }
             return i
         }
@@ -302,7 +311,8 @@ struct JinjaLexer {
         var digits = PythonText.string(source[offset..<end]).replacingOccurrences(of: "_", with: "")
         if radix != 10 { digits = String(digits.dropFirst(2)) }
         guard let value = Int(digits, radix: radix) else {
-            throw ChatTemplateError(.unsupported, "integer literal \(digits) does not fit in 64 bits", at: location(offset))
+            throw ChatTemplateError(
+                .unsupported, "integer literal \(digits) does not fit in 64 bits", at: location(offset))
         }
         return (end, value)
     }
@@ -344,8 +354,8 @@ struct JinjaLexer {
         func fail(_ message: String) -> ChatTemplateError { ChatTemplateError(.syntax, message, at: location) }
         func hex(_ count: Int, _ escape: String) throws -> Unicode.Scalar {
             guard i + count <= text.count,
-                  text[i..<(i + count)].allSatisfy({ $0.properties.isASCIIHexDigit }),
-                  let value = UInt32(PythonText.string(text[i..<(i + count)]), radix: 16)
+                text[i..<(i + count)].allSatisfy({ $0.properties.isASCIIHexDigit }),
+                let value = UInt32(PythonText.string(text[i..<(i + count)]), radix: 16)
             else { throw fail("truncated \\\(escape) escape") }
             guard let scalar = Unicode.Scalar(value) else {
                 if value > 0x10FFFF { throw fail("illegal Unicode character") }
@@ -394,10 +404,14 @@ struct JinjaLexer {
                 } else {
                     // backslashreplace turned the character into an escape whose backslash the
                     // decoder then pairs with this one, leaving the escape's text.
-                    let v = e.value, digits = String(v, radix: 16)
-                    let escaped = v < 0x100 ? "x" + String(repeating: "0", count: 2 - digits.count) + digits
-                        : v < 0x10000 ? "u" + String(repeating: "0", count: 4 - digits.count) + digits
-                        : "U" + String(repeating: "0", count: 8 - digits.count) + digits
+                    let v = e.value
+                    let digits = String(v, radix: 16)
+                    let escaped =
+                        v < 0x100
+                        ? "x" + String(repeating: "0", count: 2 - digits.count) + digits
+                        : v < 0x10000
+                            ? "u" + String(repeating: "0", count: 4 - digits.count) + digits
+                            : "U" + String(repeating: "0", count: 8 - digits.count) + digits
                     out.append(contentsOf: escaped.unicodeScalars)
                 }
             }

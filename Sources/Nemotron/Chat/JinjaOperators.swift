@@ -51,7 +51,9 @@ enum JinjaOperators {
         if case .int(let a) = x, case .int(let b) = y {
             switch op {
             case .add, .subtract, .multiply:
-                let (result, overflowed) = op == .add ? a.addingReportingOverflow(b)
+                let (result, overflowed) =
+                    op == .add
+                    ? a.addingReportingOverflow(b)
                     : op == .subtract ? a.subtractingReportingOverflow(b) : a.multipliedReportingOverflow(by: b)
                 if overflowed { throw overflow(op) }
                 return .int(result)
@@ -61,7 +63,8 @@ enum JinjaOperators {
             case .floorDivide, .modulo:
                 if b == 0 { throw JinjaFailure.render("integer division or modulo by zero") }
                 if a == Int.min && b == -1 { throw overflow(op) }
-                var quotient = a / b, remainder = a % b
+                var quotient = a / b
+                var remainder = a % b
                 if remainder != 0 && (remainder < 0) != (b < 0) {
                     quotient -= 1
                     remainder += b
@@ -72,7 +75,9 @@ enum JinjaOperators {
                     if a == 0 { throw JinjaFailure.render("0.0 cannot be raised to a negative power") }
                     return .double(Foundation.pow(Double(a), Double(b)))
                 }
-                var result = 1, base = a, exponent = b
+                var result = 1
+                var base = a
+                var exponent = b
                 while exponent > 0 {
                     if exponent & 1 == 1 {
                         let (r, o) = result.multipliedReportingOverflow(by: base)
@@ -89,7 +94,8 @@ enum JinjaOperators {
                 return .int(result)
             }
         }
-        let a = double(x), b = double(y)
+        let a = double(x)
+        let b = double(y)
         switch op {
         case .add: return .double(a + b)
         case .subtract: return .double(a - b)
@@ -164,7 +170,8 @@ enum JinjaOperators {
         case .isIn: return try b.contains(a)
         case .notIn: return !(try b.contains(a))
         case .less: return try a.pythonCompare(b, operator: op.rawValue) == .orderedAscending
-        case .lessOrEqual: return try [.orderedAscending, .orderedSame].contains(a.pythonCompare(b, operator: op.rawValue))
+        case .lessOrEqual:
+            return try [.orderedAscending, .orderedSame].contains(a.pythonCompare(b, operator: op.rawValue))
         case .greater: return try a.pythonCompare(b, operator: op.rawValue) == .orderedDescending
         case .greaterOrEqual:
             return try [.orderedDescending, .orderedSame].contains(a.pythonCompare(b, operator: op.rawValue))

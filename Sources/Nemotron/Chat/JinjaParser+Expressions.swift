@@ -8,17 +8,20 @@ extension JinjaParser {
         return current.kind == .name && extraEndRules.contains(current.text)
     }
 
-    mutating func parseTuple(simplified: Bool = false, withCondexpr: Bool = true, extraEndRules: [String] = [],
-                                     explicitParentheses: Bool = false, withNamespace: Bool = false) throws -> JinjaExpression
-    {
+    mutating func parseTuple(
+        simplified: Bool = false, withCondexpr: Bool = true, extraEndRules: [String] = [],
+        explicitParentheses: Bool = false, withNamespace: Bool = false
+    ) throws -> JinjaExpression {
         var location = current.location
         var items: [JinjaExpression] = []
         var isTuple = false
         while true {
             if !items.isEmpty { try expect(op: ",") }
             if isTupleEnd(extraEndRules) { break }
-            items.append(simplified ? try parsePrimary(withNamespace: withNamespace)
-                         : try parseExpression(withCondexpr: withCondexpr))
+            items.append(
+                simplified
+                    ? try parsePrimary(withNamespace: withNamespace)
+                    : try parseExpression(withCondexpr: withCondexpr))
             if isOp(current, ",") { isTuple = true } else { break }
             location = current.location
         }
@@ -39,7 +42,8 @@ extension JinjaParser {
         while skip(name: "if") {
             let test = try parseOr()
             let otherwise = skip(name: "else") ? try parseCondexpr() : nil
-            value = JinjaExpression(kind: .conditional(test: test, value: value, otherwise: otherwise), location: location)
+            value = JinjaExpression(
+                kind: .conditional(test: test, value: value, otherwise: otherwise), location: location)
             location = current.location
         }
         return value
@@ -96,7 +100,8 @@ extension JinjaParser {
         return operations.isEmpty ? first : JinjaExpression(kind: .compare(first, operations), location: location)
     }
 
-    mutating func parseBinary(_ operators: [String: JinjaBinaryOperator], next: (inout Self) throws -> JinjaExpression) throws
+    mutating func parseBinary(_ operators: [String: JinjaBinaryOperator], next: (inout Self) throws -> JinjaExpression)
+        throws
         -> JinjaExpression
     {
         var left = try next(&self)
@@ -234,7 +239,9 @@ extension JinjaParser {
         let token = advance()
         if token.text == "." {
             let attribute = advance()
-            if attribute.kind == .name { return JinjaExpression(kind: .attribute(node, attribute.text), location: token.location) }
+            if attribute.kind == .name {
+                return JinjaExpression(kind: .attribute(node, attribute.text), location: token.location)
+            }
             guard attribute.kind == .integer else { throw fail("expected name or number", at: attribute) }
             let key = JinjaExpression(kind: .constant(.int(attribute.integer)), location: attribute.location)
             return JinjaExpression(kind: .item(node, key), location: token.location)
@@ -245,7 +252,8 @@ extension JinjaParser {
             arguments.append(try parseSubscribed())
         }
         try expect(op: "]")
-        let argument = arguments.count == 1 ? arguments[0] : JinjaExpression(kind: .tuple(arguments), location: token.location)
+        let argument =
+            arguments.count == 1 ? arguments[0] : JinjaExpression(kind: .tuple(arguments), location: token.location)
         return JinjaExpression(kind: .item(node, argument), location: token.location)
     }
 

@@ -81,7 +81,10 @@ struct JinjaParser {
     }
 
     mutating func expect(op: String) throws {
-        guard isOp(current, op) else { _ = try expect(.op, op); return }
+        guard isOp(current, op) else {
+            _ = try expect(.op, op)
+            return
+        }
         advance()
     }
 
@@ -130,7 +133,8 @@ struct JinjaParser {
 
     func failEOF(_ endTags: [String]) -> ChatTemplateError {
         var message = "Unexpected end of template."
-        message += " Jinja was looking for the following tags: " + endTags.map { "'\($0)'" }.joined(separator: " or ") + "."
+        message +=
+            " Jinja was looking for the following tags: " + endTags.map { "'\($0)'" }.joined(separator: " or ") + "."
         if let open = tagStack.last { message += " The innermost block that needs to be closed is '\(open)'." }
         return fail(message)
     }
@@ -140,8 +144,10 @@ struct JinjaParser {
         if let looking = endTokenStack.last {
             let expected = Set(endTokenStack.flatMap { $0 })
             let names = looking.map { "'\($0)'" }.joined(separator: " or ")
-            message += expected.contains(token.text)
-                ? " You probably made a nesting mistake. Jinja is expecting this tag, but currently looking for \(names)."
+            message +=
+                expected.contains(token.text)
+                ? " You probably made a nesting mistake. Jinja is expecting this tag, but currently looking for "
+                    + "\(names)."
                 : " Jinja was looking for the following tags: \(names)."
         }
         if let open = tagStack.last { message += " The innermost block that needs to be closed is '\(open)'." }
@@ -199,9 +205,11 @@ struct JinjaParser {
         loopDepth -= 1
         var otherwise: [JinjaStatement] = []
         if advance().text == "else" { otherwise = try parseStatements(["endfor"], dropNeedle: true) }
-        return .forLoop(JinjaForLoop(target: target, iterable: iterable, filter: filter, body: JinjaFrame(statements: body),
-                                otherwise: JinjaFrame(statements: otherwise),
-                                location: location))
+        return .forLoop(
+            JinjaForLoop(
+                target: target, iterable: iterable, filter: filter, body: JinjaFrame(statements: body),
+                otherwise: JinjaFrame(statements: otherwise),
+                location: location))
     }
 
     mutating func parseIf() throws -> JinjaStatement {
@@ -248,8 +256,9 @@ struct JinjaParser {
         let savedDepth = loopDepth
         loopDepth = 0
         defer { loopDepth = savedDepth }
-        return .macro(name: name, parameters: parameters,
-                      body: JinjaFrame(statements: try parseStatements(["endmacro"], dropNeedle: true)))
+        return .macro(
+            name: name, parameters: parameters,
+            body: JinjaFrame(statements: try parseStatements(["endmacro"], dropNeedle: true)))
     }
 
     mutating func parseAssignTarget(extraEndRules: [String] = [], withNamespace: Bool = false) throws
@@ -260,7 +269,9 @@ struct JinjaParser {
             switch e.kind {
             case .name(let name): return .name(name)
             case .attribute(let base, let attribute):
-                if case .name(let namespace) = base.kind { return .namespaceAttribute(namespace: namespace, attribute: attribute) }
+                if case .name(let namespace) = base.kind {
+                    return .namespaceAttribute(namespace: namespace, attribute: attribute)
+                }
             case .tuple(let items): return .tuple(try items.map(target))
             default: break
             }

@@ -84,8 +84,11 @@ struct JinjaRenderer {
                 _ = try execute(body.statements, in: JinjaScope(parent: scope, entering: body), into: &captured)
                 try assign(.string(captured), to: target, in: scope, at: location)
             case .macro(let name, let parameters, let body):
-                scope.variables[name] = JinjaValue(.macro(JinjaMacro(name: name, parameters: parameters, body: body,
-                                                                     closure: scope)))
+                scope.variables[name] = JinjaValue(
+                    .macro(
+                        JinjaMacro(
+                            name: name, parameters: parameters, body: body,
+                            closure: scope)))
             case .loopBreak:
                 return .breakLoop
             case .loopContinue:
@@ -120,12 +123,15 @@ struct JinjaRenderer {
             if flow == .normal { completedAny = true }
         }
         if !completedAny && !loop.otherwise.statements.isEmpty {
-            return try execute(loop.otherwise.statements, in: JinjaScope(parent: scope, entering: loop.otherwise), into: &out)
+            return try execute(
+                loop.otherwise.statements, in: JinjaScope(parent: scope, entering: loop.otherwise), into: &out)
         }
         return .normal
     }
 
-    private func assign(_ value: JinjaValue, to target: JinjaAssignTarget, in scope: JinjaScope, at location: JinjaSourceLocation) throws {
+    private func assign(
+        _ value: JinjaValue, to target: JinjaAssignTarget, in scope: JinjaScope, at location: JinjaSourceLocation
+    ) throws {
         switch target {
         case .name(let name):
             scope.variables[name] = value
@@ -134,16 +140,19 @@ struct JinjaRenderer {
                 throw ChatTemplateError(.render, "cannot assign attribute on non-namespace object", at: location)
             }
             if attribute.hasPrefix("_") {
-                throw ChatTemplateError(.render, "Chat templates cannot store underscore-prefixed attributes on a "
-                                        + "namespace, but got '\(attribute)'.", at: location)
+                throw ChatTemplateError(
+                    .render,
+                    "Chat templates cannot store underscore-prefixed attributes on a "
+                        + "namespace, but got '\(attribute)'.", at: location)
             }
             namespace.attributes[attribute] = value
         case .tuple(let targets):
             let items = try at(location) { try value.iterated() }
             guard items.count == targets.count else {
                 let problem = items.count < targets.count ? "not enough" : "too many"
-                throw ChatTemplateError(.render, "\(problem) values to unpack (expected \(targets.count), got \(items.count))",
-                                        at: location)
+                throw ChatTemplateError(
+                    .render, "\(problem) values to unpack (expected \(targets.count), got \(items.count))",
+                    at: location)
             }
             for (item, target) in zip(items, targets) { try assign(item, to: target, in: scope, at: location) }
         }
@@ -156,11 +165,12 @@ struct JinjaRenderer {
         do {
             return try body()
         } catch let failure as JinjaFailure {
-            let kind: ChatTemplateError.Kind = switch failure.kind {
-            case .render: .render
-            case .unsupported: .unsupported
-            case .raised: .raised
-            }
+            let kind: ChatTemplateError.Kind =
+                switch failure.kind {
+                case .render: .render
+                case .unsupported: .unsupported
+                case .raised: .raised
+                }
             throw ChatTemplateError(kind, failure.message, at: location)
         }
     }
@@ -183,8 +193,9 @@ struct JinjaRenderer {
             for pair in pairs {
                 let key = try evaluate(pair.key, in: scope)
                 guard let name = key.stringValue else {
-                    throw ChatTemplateError(.unsupported, "dictionary keys other than strings (got \(key.typeName))",
-                                            at: pair.key.location)
+                    throw ChatTemplateError(
+                        .unsupported, "dictionary keys other than strings (got \(key.typeName))",
+                        at: pair.key.location)
                 }
                 dict[name] = try evaluate(pair.value, in: scope)
             }
@@ -250,11 +261,14 @@ struct JinjaRenderer {
         case .conditional(let test, let value, let otherwise):
             if try evaluate(test, in: scope).isTruthy { return try evaluate(value, in: scope) }
             if let otherwise { return try evaluate(otherwise, in: scope) }
-            return .undefined("the inline if-expression on line \(location.line) evaluated to false and no else section was defined.")
+            return .undefined(
+                "the inline if-expression on line \(location.line) evaluated to false and no else section was defined.")
         }
     }
 
-    private func evaluate(_ arguments: JinjaCallArguments, in scope: JinjaScope) throws -> ([JinjaValue], [(String, JinjaValue)]) {
+    private func evaluate(_ arguments: JinjaCallArguments, in scope: JinjaScope) throws -> (
+        [JinjaValue], [(String, JinjaValue)]
+    ) {
         let positional = try arguments.positional.map { try evaluate($0, in: scope) }
         let keyword = try arguments.keyword.map { ($0.name, try evaluate($0.value, in: scope)) }
         return (positional, keyword)
@@ -262,8 +276,10 @@ struct JinjaRenderer {
 
     // MARK: - Calls
 
-    private func call(_ function: JinjaValue, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
-                      at location: JinjaSourceLocation) throws -> JinjaValue {
+    private func call(
+        _ function: JinjaValue, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
+        at location: JinjaSourceLocation
+    ) throws -> JinjaValue {
         switch function.storage {
         case .method(let receiver, let name):
             return try at(location) { try receiver.callMethod(name, positional, keyword) }
@@ -284,22 +300,27 @@ struct JinjaRenderer {
         }
     }
 
-    private func callMacro(_ macro: JinjaMacro, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
-                           at location: JinjaSourceLocation) throws -> JinjaValue {
+    private func callMacro(
+        _ macro: JinjaMacro, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)],
+        at location: JinjaSourceLocation
+    ) throws -> JinjaValue {
         let parameters = macro.parameters
         guard positional.count <= parameters.count else {
-            throw ChatTemplateError(.render, "macro '\(macro.name)' takes not more than \(parameters.count) argument(s)",
-                                    at: location)
+            throw ChatTemplateError(
+                .render, "macro '\(macro.name)' takes not more than \(parameters.count) argument(s)",
+                at: location)
         }
         let scope = JinjaScope(parent: macro.closure, entering: macro.body)
         var given: [String: JinjaValue] = [:]
         for (name, value) in keyword {
             guard let index = parameters.firstIndex(where: { $0.name == name }) else {
-                throw ChatTemplateError(.render, "macro '\(macro.name)' takes no keyword argument '\(name)'", at: location)
+                throw ChatTemplateError(
+                    .render, "macro '\(macro.name)' takes no keyword argument '\(name)'", at: location)
             }
             if index < positional.count {
-                throw ChatTemplateError(.render, "macro '\(macro.name)' got multiple values for argument '\(name)'",
-                                        at: location)
+                throw ChatTemplateError(
+                    .render, "macro '\(macro.name)' got multiple values for argument '\(name)'",
+                    at: location)
             }
             given[name] = value
         }

@@ -59,7 +59,9 @@ enum JinjaScoping {
         }
     }
 
-    private static func annotate(_ frame: JinjaFrame, parent: Symbols?, parameters: [String], prelude: [JinjaExpression]) -> JinjaFrame {
+    private static func annotate(
+        _ frame: JinjaFrame, parent: Symbols?, parameters: [String], prelude: [JinjaExpression]
+    ) -> JinjaFrame {
         let symbols = Symbols(parent: parent)
         for name in parameters { symbols.declareParameter(name) }
         for expression in prelude { load(expression, into: symbols) }
@@ -78,13 +80,15 @@ enum JinjaScoping {
             loop.otherwise = annotate(loop.otherwise, parent: symbols, parameters: [], prelude: [])
             return .forLoop(loop)
         case .conditional(let branches, let otherwise):
-            return .conditional(branches: branches.map { ($0.test, $0.body.map { annotateNested($0, symbols) }) },
-                                otherwise: otherwise.map { annotateNested($0, symbols) })
+            return .conditional(
+                branches: branches.map { ($0.test, $0.body.map { annotateNested($0, symbols) }) },
+                otherwise: otherwise.map { annotateNested($0, symbols) })
         case .assignBlock(let target, let body, let location):
             return .assignBlock(target, annotate(body, parent: symbols, parameters: [], prelude: []), location)
         case .macro(let name, let parameters, let body):
-            let annotated = annotate(body, parent: symbols, parameters: parameters.map(\.name),
-                                     prelude: parameters.compactMap(\.defaultValue))
+            let annotated = annotate(
+                body, parent: symbols, parameters: parameters.map(\.name),
+                prelude: parameters.compactMap(\.defaultValue))
             return .macro(name: name, parameters: parameters, body: annotated)
         case .generation(let body):
             return .generation(annotate(body, parent: symbols, parameters: [], prelude: []))
@@ -112,8 +116,10 @@ enum JinjaScoping {
 
     /// Jinja's `If` node holds the first test and body, the `elif`s as nested `If`s in one
     /// branch, and the `else`.
-    private static func visitIf(_ branches: ArraySlice<(test: JinjaExpression, body: [JinjaStatement])>, _ otherwise: [JinjaStatement],
-                                _ symbols: Symbols) {
+    private static func visitIf(
+        _ branches: ArraySlice<(test: JinjaExpression, body: [JinjaStatement])>, _ otherwise: [JinjaStatement],
+        _ symbols: Symbols
+    ) {
         guard let first = branches.first else { return }
         load(first.test, into: symbols)
         let body = symbols.copy()

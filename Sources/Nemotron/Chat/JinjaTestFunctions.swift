@@ -8,11 +8,14 @@ enum JinjaTestFunctions {
 
     static let jinjaBuiltins: Set = supported.union(["sameas", "escaped"])
 
-    static func apply(_ name: String, to value: JinjaValue, _ positional: [JinjaValue],
-                      _ keyword: [(String, JinjaValue)]) throws -> Bool {
+    static func apply(
+        _ name: String, to value: JinjaValue, _ positional: [JinjaValue],
+        _ keyword: [(String, JinjaValue)]
+    ) throws -> Bool {
         let comparisons: [String: JinjaCompareOperator] = [
             "eq": .equal, "equalto": .equal, "==": .equal, "ne": .notEqual, "!=": .notEqual, "lt": .less,
-            "lessthan": .less, "<": .less, "le": .lessOrEqual, "<=": .lessOrEqual, "gt": .greater, "greaterthan": .greater,
+            "lessthan": .less, "<": .less, "le": .lessOrEqual, "<=": .lessOrEqual, "gt": .greater,
+            "greaterthan": .greater,
             ">": .greater, "ge": .greaterOrEqual, ">=": .greaterOrEqual,
         ]
         if let op = comparisons[name] {

@@ -14,14 +14,20 @@ extension JinjaValue {
         "strip", "lstrip", "rstrip", "replace", "split", "rsplit", "startswith", "endswith", "upper", "lower",
         "find", "count", "join", "removeprefix", "removesuffix",
     ]
-    private static let dictMethods: Set = ["clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem",
-                                           "setdefault", "update", "values"]
+    private static let dictMethods: Set = [
+        "clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem",
+        "setdefault", "update", "values",
+    ]
     private static let supportedDictMethods: Set = ["get", "items", "keys", "values"]
-    private static let listMethods: Set = ["append", "clear", "copy", "count", "extend", "index", "insert", "pop",
-                                           "remove", "reverse", "sort"]
+    private static let listMethods: Set = [
+        "append", "clear", "copy", "count", "extend", "index", "insert", "pop",
+        "remove", "reverse", "sort",
+    ]
     /// What `ImmutableSandboxedEnvironment` refuses on mutable mappings and sequences.
-    private static let mutatingMethods: Set = ["clear", "pop", "popitem", "setdefault", "update", "append", "extend",
-                                               "insert", "remove", "reverse", "sort"]
+    private static let mutatingMethods: Set = [
+        "clear", "pop", "popitem", "setdefault", "update", "append", "extend",
+        "insert", "remove", "reverse", "sort",
+    ]
     private static let numberAttributes: Set = [
         "as_integer_ratio", "bit_count", "bit_length", "conjugate", "denominator", "from_bytes", "imag", "numerator",
         "real", "to_bytes", "fromhex", "hex", "is_integer",
@@ -36,10 +42,13 @@ extension JinjaValue {
         let missing = JinjaValue.undefined("'\(objectDescription)' has no attribute '\(name)'")
         switch storage {
         case .dict(let d):
-            if Self.dictMethods.contains(name) { return try method(name, known: Self.dictMethods, supported: Self.supportedDictMethods) }
+            if Self.dictMethods.contains(name) {
+                return try method(name, known: Self.dictMethods, supported: Self.supportedDictMethods)
+            }
             return d[name] ?? missing
         case .string, .markup:
-            return Self.strMethods.contains(name) ? try method(name, known: Self.strMethods, supported: Self.supportedStrMethods) : missing
+            return Self.strMethods.contains(name)
+                ? try method(name, known: Self.strMethods, supported: Self.supportedStrMethods) : missing
         case .list:
             return Self.listMethods.contains(name) ? try method(name, known: Self.listMethods, supported: []) : missing
         case .tuple:
@@ -76,7 +85,9 @@ extension JinjaValue {
             return .undefined("access to attribute '\(name)' of '\(typeName)' object is unsafe.")
         }
         guard supported.contains(name) else { throw JinjaFailure.unsupported("the \(typeName) method '\(name)'") }
-        if case .markup = storage { throw JinjaFailure.unsupported("methods of Markup strings (the 'safe' filter's result)") }
+        if case .markup = storage {
+            throw JinjaFailure.unsupported("methods of Markup strings (the 'safe' filter's result)")
+        }
         return JinjaValue(.method(receiver: self, name: name))
     }
 
@@ -137,12 +148,16 @@ extension JinjaValue {
         if by == 0 { throw JinjaFailure.render("slice step cannot be zero") }
         switch storage {
         case .list(let items):
-            return .list(PythonText.sliceIndices(count: items.count, start: low, stop: high, step: by).map { items[$0] })
+            return .list(
+                PythonText.sliceIndices(count: items.count, start: low, stop: high, step: by).map { items[$0] })
         case .tuple(let items):
-            return .tuple(PythonText.sliceIndices(count: items.count, start: low, stop: high, step: by).map { items[$0] })
+            return .tuple(
+                PythonText.sliceIndices(count: items.count, start: low, stop: high, step: by).map { items[$0] })
         case .string(let s), .markup(let s):
             let scalars = PythonText.scalars(s)
-            let picked = PythonText.sliceIndices(count: scalars.count, start: low, stop: high, step: by).map { scalars[$0] }
+            let picked = PythonText.sliceIndices(count: scalars.count, start: low, stop: high, step: by).map {
+                scalars[$0]
+            }
             return .string(PythonText.string(picked))
         case .view(let view):
             if case .range = view.kind { throw JinjaFailure.unsupported("slicing a range") }
@@ -196,7 +211,8 @@ extension JinjaValue {
 
     // MARK: - Methods
 
-    func callMethod(_ name: String, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)]) throws -> JinjaValue {
+    func callMethod(_ name: String, _ positional: [JinjaValue], _ keyword: [(String, JinjaValue)]) throws -> JinjaValue
+    {
         switch storage {
         case .string(let s): return try Self.stringMethod(s, name, positional, keyword)
         case .dict(let d): return try Self.dictMethod(d, name, positional, keyword)
@@ -208,8 +224,10 @@ extension JinjaValue {
         }
     }
 
-    private static func dictMethod(_ d: JinjaDict, _ name: String, _ positional: [JinjaValue],
-                                   _ keyword: [(String, JinjaValue)]) throws -> JinjaValue {
+    private static func dictMethod(
+        _ d: JinjaDict, _ name: String, _ positional: [JinjaValue],
+        _ keyword: [(String, JinjaValue)]
+    ) throws -> JinjaValue {
         guard keyword.isEmpty else { throw JinjaFailure.render("dict.\(name)() takes no keyword arguments") }
         switch name {
         case "get":
@@ -220,20 +238,28 @@ extension JinjaValue {
             if !positional[0].isHashable { throw JinjaFailure.render("unhashable type: '\(positional[0].typeName)'") }
             return positional[0].stringValue.flatMap { d[$0] } ?? fallback
         default:
-            guard positional.isEmpty else { throw JinjaFailure.render("dict.\(name)() takes no arguments (\(positional.count) given)") }
+            guard positional.isEmpty else {
+                throw JinjaFailure.render("dict.\(name)() takes no arguments (\(positional.count) given)")
+            }
             switch name {
-            case "items": return JinjaValue(.view(JinjaView(kind: .dictItems, items: d.pairs.map { .tuple([.string($0.0), $0.1]) })))
+            case "items":
+                return JinjaValue(
+                    .view(JinjaView(kind: .dictItems, items: d.pairs.map { .tuple([.string($0.0), $0.1]) })))
             case "keys": return JinjaValue(.view(JinjaView(kind: .dictKeys, items: d.keys.map { .string($0) })))
             default: return JinjaValue(.view(JinjaView(kind: .dictValues, items: d.values)))
             }
         }
     }
 
-    private static func stringMethod(_ s: String, _ name: String, _ positional: [JinjaValue],
-                                     _ keyword: [(String, JinjaValue)]) throws -> JinjaValue {
+    private static func stringMethod(
+        _ s: String, _ name: String, _ positional: [JinjaValue],
+        _ keyword: [(String, JinjaValue)]
+    ) throws -> JinjaValue {
         func text(_ v: JinjaValue?, _ what: String) throws -> String? {
             guard let v, !v.isNone else { return nil }
-            guard let t = v.stringValue else { throw JinjaFailure.render("\(what) must be str or None, not \(v.typeName)") }
+            guard let t = v.stringValue else {
+                throw JinjaFailure.render("\(what) must be str or None, not \(v.typeName)")
+            }
             return t
         }
         func integer(_ v: JinjaValue?, _ fallback: Int) throws -> Int {
@@ -252,8 +278,9 @@ extension JinjaValue {
             _ = try JinjaArguments.bind(name, [], positional, keyword)
             return .string(name == "upper" ? PythonText.upper(s) : PythonText.lower(s))
         case "replace":
-            let args = try JinjaArguments.bind(name, ["old", "new", "count"], positional, keyword, required: 2,
-                                               positionalOnly: true)
+            let args = try JinjaArguments.bind(
+                name, ["old", "new", "count"], positional, keyword, required: 2,
+                positionalOnly: true)
             guard let old = args[0]?.stringValue, let new = args[1]?.stringValue else {
                 throw JinjaFailure.render("replace() argument must be str")
             }
@@ -263,12 +290,15 @@ extension JinjaValue {
             let separator = try text(args[0], "sep")
             if separator?.isEmpty == true { throw JinjaFailure.render("empty separator") }
             let maxSplit = try integer(args[1], -1)
-            let parts = name == "split" ? PythonText.split(s, separator: separator, maxSplit: maxSplit)
+            let parts =
+                name == "split"
+                ? PythonText.split(s, separator: separator, maxSplit: maxSplit)
                 : PythonText.rsplit(s, separator: separator, maxSplit: maxSplit)
             return .list(parts.map { .string($0) })
         case "startswith", "endswith":
-            let args = try JinjaArguments.bind(name, ["prefix", "start", "end"], positional, keyword, required: 1,
-                                               positionalOnly: true)
+            let args = try JinjaArguments.bind(
+                name, ["prefix", "start", "end"], positional, keyword, required: 1,
+                positionalOnly: true)
             let candidates: [String]
             switch args[0]!.storage {
             case .string(let p), .markup(let p): candidates = [p]
@@ -283,24 +313,28 @@ extension JinjaValue {
                 throw JinjaFailure.render("\(name) first arg must be str or a tuple of str, not \(args[0]!.typeName)")
             }
             let scalars = PythonText.scalars(s)
-            let range = PythonText.sliceIndices(count: scalars.count, start: try args[1].map { try integer($0, 0) },
-                                                stop: try args[2].map { try integer($0, 0) }, step: 1)
+            let range = PythonText.sliceIndices(
+                count: scalars.count, start: try args[1].map { try integer($0, 0) },
+                stop: try args[2].map { try integer($0, 0) }, step: 1)
             let window = range.map { scalars[$0] }
             if let first = args[1], case .int(let start)? = first.number, start > scalars.count { return .bool(false) }
-            return .bool(candidates.contains { candidate in
-                let c = PythonText.scalars(candidate)
-                return name == "startswith" ? PythonText.hasPrefix(window, c) : PythonText.hasSuffix(window, c)
-            })
+            return .bool(
+                candidates.contains { candidate in
+                    let c = PythonText.scalars(candidate)
+                    return name == "startswith" ? PythonText.hasPrefix(window, c) : PythonText.hasSuffix(window, c)
+                })
         case "find", "count":
             let args = try JinjaArguments.bind(name, ["sub"], positional, keyword, required: 1, positionalOnly: true)
             guard let sub = args[0]?.stringValue else {
                 throw JinjaFailure.render("must be str, not \(args[0]!.typeName)")
             }
-            let haystack = PythonText.scalars(s), needle = PythonText.scalars(sub)
+            let haystack = PythonText.scalars(s)
+            let needle = PythonText.scalars(sub)
             if name == "find" { return .int(PythonText.find(needle, in: haystack) ?? -1) }
             return .int(PythonText.count(needle, in: haystack))
         case "join":
-            let args = try JinjaArguments.bind(name, ["iterable"], positional, keyword, required: 1, positionalOnly: true)
+            let args = try JinjaArguments.bind(
+                name, ["iterable"], positional, keyword, required: 1, positionalOnly: true)
             let items = try args[0]!.iterated()
             let parts = try items.enumerated().map { index, item in
                 guard let t = item.stringValue else {
@@ -312,11 +346,13 @@ extension JinjaValue {
         case "removeprefix", "removesuffix":
             let args = try JinjaArguments.bind(name, ["affix"], positional, keyword, required: 1, positionalOnly: true)
             guard let affix = args[0]?.stringValue else { throw JinjaFailure.render("\(name)() argument must be str") }
-            let scalars = PythonText.scalars(s), a = PythonText.scalars(affix)
+            let scalars = PythonText.scalars(s)
+            let a = PythonText.scalars(affix)
             if name == "removeprefix" {
                 return .string(PythonText.hasPrefix(scalars, a) ? PythonText.string(scalars.dropFirst(a.count)) : s)
             }
-            return .string(PythonText.hasSuffix(scalars, a) && !a.isEmpty ? PythonText.string(scalars.dropLast(a.count)) : s)
+            return .string(
+                PythonText.hasSuffix(scalars, a) && !a.isEmpty ? PythonText.string(scalars.dropLast(a.count)) : s)
         default:
             throw JinjaFailure.unsupported("the str method '\(name)'")
         }

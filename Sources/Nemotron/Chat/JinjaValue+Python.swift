@@ -127,7 +127,8 @@ extension JinjaValue {
         case (.list(let a), .list(let b)), (.tuple(let a), .tuple(let b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.pythonEquals($1) }
         case (.dict(let a), .dict(let b)):
-            return a.count == b.count && a.pairs.allSatisfy { key, value in b[key].map { value.pythonEquals($0) } ?? false }
+            return a.count == b.count
+                && a.pairs.allSatisfy { key, value in b[key].map { value.pythonEquals($0) } ?? false }
         case (.namespace(let a), .namespace(let b)): return a === b
         case (.macro(let a), .macro(let b)): return a === b
         case (.view(let a), .view(let b)):
@@ -154,13 +155,15 @@ extension JinjaValue {
         switch (storage, other.storage) {
         case (.string(let a), .string(let b)), (.string(let a), .markup(let b)),
             (.markup(let a), .string(let b)), (.markup(let a), .markup(let b)):
-            return a.utf8.lexicographicallyPrecedes(b.utf8) ? .orderedAscending
+            return a.utf8.lexicographicallyPrecedes(b.utf8)
+                ? .orderedAscending
                 : (a.utf8.elementsEqual(b.utf8) ? .orderedSame : .orderedDescending)
         case (.list(let a), .list(let b)), (.tuple(let a), .tuple(let b)):
             for (x, y) in zip(a, b) where !x.pythonEquals(y) { return try x.pythonCompare(y, operator: op) }
             return a.count < b.count ? .orderedAscending : (a.count == b.count ? .orderedSame : .orderedDescending)
         default:
-            throw JinjaFailure.render("'\(op)' not supported between instances of '\(typeName)' and '\(other.typeName)'")
+            throw JinjaFailure.render(
+                "'\(op)' not supported between instances of '\(typeName)' and '\(other.typeName)'")
         }
     }
 
@@ -172,7 +175,11 @@ extension JinjaValue {
             if a.isNaN || b.isNaN { return nil }
             return a < b ? .orderedAscending : (a == b ? .orderedSame : .orderedDescending)
         case (.int(let a), .double(let b)): return compareIntDouble(a, b)
-        case (.double(let a), .int(let b)): return compareIntDouble(b, a).map { $0 == .orderedAscending ? .orderedDescending : ($0 == .orderedDescending ? .orderedAscending : .orderedSame) }
+        case (.double(let a), .int(let b)):
+            return compareIntDouble(b, a).map {
+                $0 == .orderedAscending
+                    ? .orderedDescending : ($0 == .orderedDescending ? .orderedAscending : .orderedSame)
+            }
         }
     }
 
@@ -200,7 +207,9 @@ enum PythonFormat {
         let sign = value < 0 ? "-" : ""
         if point > -4 && point <= 16 {
             if point <= 0 { return sign + "0." + String(repeating: "0", count: -point) + digits }
-            if point >= digits.count { return sign + digits + String(repeating: "0", count: point - digits.count) + ".0" }
+            if point >= digits.count {
+                return sign + digits + String(repeating: "0", count: point - digits.count) + ".0"
+            }
             let cut = digits.index(digits.startIndex, offsetBy: point)
             return sign + digits[..<cut] + "." + digits[cut...]
         }

@@ -172,7 +172,10 @@ final class JinjaMacro: @unchecked Sendable {
     let body: JinjaFrame
     let closure: JinjaScope
 
-    init(name: String, parameters: [(name: String, defaultValue: JinjaExpression?)], body: JinjaFrame, closure: JinjaScope) {
+    init(
+        name: String, parameters: [(name: String, defaultValue: JinjaExpression?)], body: JinjaFrame,
+        closure: JinjaScope
+    ) {
         self.name = name
         self.parameters = parameters
         self.body = body

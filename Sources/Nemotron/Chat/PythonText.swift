@@ -26,7 +26,8 @@ enum PythonText {
         let text = scalars(s)
         let set = chars.map { Set($0.unicodeScalars) }
         let strips: (Unicode.Scalar) -> Bool = { c in set.map { $0.contains(c) } ?? isSpace(c) }
-        var start = 0, end = text.count
+        var start = 0
+        var end = text.count
         if leading { while start < end && strips(text[start]) { start += 1 } }
         if trailing { while end > start && strips(text[end - 1]) { end -= 1 } }
         return string(text[start..<end])
@@ -69,7 +70,8 @@ enum PythonText {
     /// Non-overlapping occurrences, as `str.count`.
     static func count(_ needle: Scalars, in haystack: Scalars) -> Int {
         if needle.isEmpty { return haystack.count + 1 }
-        var n = 0, i = 0
+        var n = 0
+        var i = 0
         while let at = find(needle, in: haystack, from: i) {
             n += 1
             i = at + needle.count
@@ -79,7 +81,9 @@ enum PythonText {
 
     /// `str.replace(old, new, count)`; a negative count replaces all.
     static func replace(_ s: String, _ old: String, _ new: String, count: Int = -1) -> String {
-        let text = scalars(s), target = scalars(old), replacement = scalars(new)
+        let text = scalars(s)
+        let target = scalars(old)
+        let replacement = scalars(new)
         var out = Scalars()
         var remaining = count < 0 ? Int.max : count
         if target.isEmpty {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 /// Bad templates and bad checkpoint directories: each fails with a clear error that names the
@@ -16,8 +17,10 @@ struct ChatTemplateErrorTests {
         throw ChatTemplateError(.syntax, "parsed")
     }
 
-    static func renderError(_ source: String, messages: [JinjaValue] = [["role": "user", "content": "hi"]],
-                            kwargs: [String: JinjaValue] = [:]) throws -> ChatTemplateError {
+    static func renderError(
+        _ source: String, messages: [JinjaValue] = [["role": "user", "content": "hi"]],
+        kwargs: [String: JinjaValue] = [:]
+    ) throws -> ChatTemplateError {
         let template = try ChatTemplate(source: source, origin: "test.jinja")
         do {
             _ = try template.render(messages: messages, kwargs: kwargs)
@@ -38,24 +41,34 @@ struct ChatTemplateErrorTests {
     }
 
     static let unsupported: [Located] = [
-        Located(source: "{% for m in messages %}\n  {% include 'header.jinja' %}\n{% endfor %}", kind: .unsupported,
-                line: 2, column: 6, mentions: "'{% include %}' tag"),
-        Located(source: "{{ bos_token }}\n{% call render() %}x{% endcall %}", kind: .unsupported, line: 2, column: 4,
-                mentions: "'{% call %}' tag"),
-        Located(source: "{% raw %}{{ x }}{% endraw %}", kind: .unsupported, line: 1, column: 4, mentions: "'{% raw %}' tag"),
-        Located(source: "{% for m in messages recursive %}{% endfor %}", kind: .unsupported, line: 1, column: 22,
-                mentions: "recursive"),
+        Located(
+            source: "{% for m in messages %}\n  {% include 'header.jinja' %}\n{% endfor %}", kind: .unsupported,
+            line: 2, column: 6, mentions: "'{% include %}' tag"),
+        Located(
+            source: "{{ bos_token }}\n{% call render() %}x{% endcall %}", kind: .unsupported, line: 2, column: 4,
+            mentions: "'{% call %}' tag"),
+        Located(
+            source: "{% raw %}{{ x }}{% endraw %}", kind: .unsupported, line: 1, column: 4,
+            mentions: "'{% raw %}' tag"),
+        Located(
+            source: "{% for m in messages recursive %}{% endfor %}", kind: .unsupported, line: 1, column: 22,
+            mentions: "recursive"),
         Located(source: "{{ f(*args) }}", kind: .unsupported, line: 1, column: 6, mentions: "unpacking"),
-        Located(source: "{{ 1 }}\n{{ 99999999999999999999 }}", kind: .unsupported, line: 2, column: 4, mentions: "64 bits"),
-        Located(source: "text\n\n   {{ messages | shuffle }}", kind: .syntax, line: 3, column: 18,
-                mentions: "No filter named 'shuffle'"),
-        Located(source: "{% if x is prime %}{% endif %}{{ y is prime }}", kind: .syntax, line: 1, column: 36,
-                mentions: "No test named 'prime'"),
-        Located(source: "{% for m in messages %}\n{{ m.content }\n{% endfor %}", kind: .syntax, line: 2, column: 14,
-                mentions: "unexpected '}'"),
+        Located(
+            source: "{{ 1 }}\n{{ 99999999999999999999 }}", kind: .unsupported, line: 2, column: 4, mentions: "64 bits"),
+        Located(
+            source: "text\n\n   {{ messages | shuffle }}", kind: .syntax, line: 3, column: 18,
+            mentions: "No filter named 'shuffle'"),
+        Located(
+            source: "{% if x is prime %}{% endif %}{{ y is prime }}", kind: .syntax, line: 1, column: 36,
+            mentions: "No test named 'prime'"),
+        Located(
+            source: "{% for m in messages %}\n{{ m.content }\n{% endfor %}", kind: .syntax, line: 2, column: 14,
+            mentions: "unexpected '}'"),
         Located(source: "{% if true %}\nno end", kind: .syntax, line: 2, column: 7, mentions: "'endif'"),
         Located(source: "{% frobnicate %}", kind: .syntax, line: 1, column: 4, mentions: "unknown tag 'frobnicate'"),
-        Located(source: "a\n{# never closed", kind: .syntax, line: 2, column: 1, mentions: "Missing end of comment tag"),
+        Located(
+            source: "a\n{# never closed", kind: .syntax, line: 2, column: 1, mentions: "Missing end of comment tag"),
         Located(source: "{% break %}", kind: .syntax, line: 1, column: 4, mentions: "'break' outside loop"),
     ]
 
@@ -88,7 +101,8 @@ struct ChatTemplateErrorTests {
                 {%- endif -%}
             {%- endfor -%}
             """
-        let error = try Self.renderError(source, messages: [["role": "user", "content": "a"], ["role": "critic", "content": "b"]])
+        let error = try Self.renderError(
+            source, messages: [["role": "user", "content": "a"], ["role": "critic", "content": "b"]])
         #expect(error.kind == .raised)
         #expect(error.message == "Unsupported role: critic")
         #expect(error.line == 3 && error.column == 13, "\(error)")
@@ -117,17 +131,21 @@ struct ChatTemplateErrorTests {
         }
     }
 
-    @Test("--messages and --chat-template-kwargs JSON: a list of role/content objects, an object", arguments: [
-        (#"{"role": "user", "content": "hi"}"#, "expected a JSON list of messages, got an object"),
-        ("[]", "the list of messages is empty"),
-        (#"["hi"]"#, "message 1 is a string, not an object"),
-        (#"[{"content": "hi"}]"#, "message 1 has no string 'role'"),
-        (#"[{"role": "user", "content": "a"}, {"role": "critic", "content": "b"}]"#,
-         "message 2 has the unknown role 'critic'; expected one of assistant, system, tool, user"),
-        (#"[{"role": "user"}]"#, "message 1 (user) has no 'content'"),
-        (#"[{"role": "assistant", "content": null}]"#, "message 1 (assistant) has no 'content'"),
-        (#"[{"role": "user", "content": "a",}]"#, "invalid JSON"),
-    ])
+    @Test(
+        "--messages and --chat-template-kwargs JSON: a list of role/content objects, an object",
+        arguments: [
+            (#"{"role": "user", "content": "hi"}"#, "expected a JSON list of messages, got an object"),
+            ("[]", "the list of messages is empty"),
+            (#"["hi"]"#, "message 1 is a string, not an object"),
+            (#"[{"content": "hi"}]"#, "message 1 has no string 'role'"),
+            (
+                #"[{"role": "user", "content": "a"}, {"role": "critic", "content": "b"}]"#,
+                "message 2 has the unknown role 'critic'; expected one of assistant, system, tool, user"
+            ),
+            (#"[{"role": "user"}]"#, "message 1 (user) has no 'content'"),
+            (#"[{"role": "assistant", "content": null}]"#, "message 1 (assistant) has no 'content'"),
+            (#"[{"role": "user", "content": "a",}]"#, "invalid JSON"),
+        ])
     func badMessages(json: String, mentions: String) throws {
         #expect { try ChatTemplate.messages(fromJSON: json, source: "chat.json") } throws: { error in
             let text = "\(error)"
@@ -137,16 +155,20 @@ struct ChatTemplateErrorTests {
 
     @Test("valid --messages and --chat-template-kwargs are read as given")
     func goodInput() throws {
-        let messages = try ChatTemplate.messages(fromJSON: """
-            [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}]},
-             {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": {}}}]},
-             {"role": "tool", "content": "r", "tool_call_id": "1"}]
-            """, source: "chat.json")
+        let messages = try ChatTemplate.messages(
+            fromJSON: """
+                [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}]},
+                 {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": {}}}]},
+                 {"role": "tool", "content": "r", "tool_call_id": "1"}]
+                """, source: "chat.json")
         #expect(messages.count == 4 && messages[2]["tool_calls"]?.listValue?.count == 1)
-        let kwargs = try ChatTemplate.keywordArguments(fromJSON: #"{"enable_thinking": false, "n": 2}"#, source: "--chat-template-kwargs")
+        let kwargs = try ChatTemplate.keywordArguments(
+            fromJSON: #"{"enable_thinking": false, "n": 2}"#, source: "--chat-template-kwargs")
         #expect(kwargs["enable_thinking"]?.boolValue == false && kwargs["n"] == 2)
         #expect(throws: ChatTemplateError.self) { try ChatTemplate.keywordArguments(fromJSON: "[1]", source: "k") }
-        #expect(throws: ChatTemplateError.self) { try ChatTemplate.keywordArguments(fromJSON: #"{"tools": []}"#, source: "k") }
+        #expect(throws: ChatTemplateError.self) {
+            try ChatTemplate.keywordArguments(fromJSON: #"{"tools": []}"#, source: "k")
+        }
     }
 
     // MARK: - Loading from a checkpoint directory
@@ -184,14 +206,16 @@ struct ChatTemplateErrorTests {
         #expect { try ChatTemplate.load(directory: directory.url) } throws: { error in
             "\(error)".contains("tokenizer_config.json key 'chat_template'")
         }
-        try Self.write(#"{"chat_template": [{"name": "tool_use", "template": "T"}]}"#, "tokenizer_config.json", in: directory)
+        try Self.write(
+            #"{"chat_template": [{"name": "tool_use", "template": "T"}]}"#, "tokenizer_config.json", in: directory)
         #expect { try ChatTemplate.load(directory: directory.url) } throws: { error in
             "\(error)".contains("no chat template named 'default'; available: 'tool_use'")
         }
         try Self.write("{\"chat_template\": \"{{ x \"}", "tokenizer_config.json", in: directory)
         #expect { try ChatTemplate.load(directory: directory.url) } throws: { error in
             let text = "\(error)"
-            return text.contains("tokenizer_config.json key 'chat_template', line 1, column 6") && text.contains("end of template")
+            return text.contains("tokenizer_config.json key 'chat_template', line 1, column 6")
+                && text.contains("end of template")
         }
     }
 
@@ -221,7 +245,8 @@ struct ChatTemplateErrorTests {
         #expect(try ChatTemplate.load(directory: directory.url, name: "tool_use").render(messages: hi) == "A</s>")
 
         let plain = try TemporaryDirectory()
-        try Self.write(#"{"chat_template": "S{{ add_generation_prompt }}{{ tools }}"}"#, "tokenizer_config.json", in: plain)
+        try Self.write(
+            #"{"chat_template": "S{{ add_generation_prompt }}{{ tools }}"}"#, "tokenizer_config.json", in: plain)
         try Self.write(#"{"bos_token": "<legacy>"}"#, "special_tokens_map.json", in: plain)
         let legacy = try ChatTemplate.load(directory: plain.url)
         #expect(legacy.bosToken == "<legacy>")
@@ -231,17 +256,19 @@ struct ChatTemplateErrorTests {
     @Test("messages are normalised as transformers does: null keys dropped, reasoning aliased")
     func messageNormalisation() throws {
         let template = try ChatTemplate(source: "{% for m in messages %}{{ m }}\n{% endfor %}")
-        let messages = try JinjaValue(json: """
-            [{"role": "user", "content": "q", "name": null},
-             {"role": "assistant", "content": "a", "reasoning_content": "because"},
-             {"role": "assistant", "content": null, "thinking": "t", "reasoning": "r"}]
-            """)
+        let messages = try JinjaValue(
+            json: """
+                [{"role": "user", "content": "q", "name": null},
+                 {"role": "assistant", "content": "a", "reasoning_content": "because"},
+                 {"role": "assistant", "content": null, "thinking": "t", "reasoning": "r"}]
+                """)
         let text = try template.render(messages: try #require(messages.listValue))
-        #expect(text == """
-            {'role': 'user', 'content': 'q'}
-            {'thinking': 'because', 'role': 'assistant', 'content': 'a', 'reasoning_content': 'because'}
-            {'thinking': 't', 'role': 'assistant', 'reasoning': 'r', 'reasoning_content': 't'}
+        #expect(
+            text == """
+                {'role': 'user', 'content': 'q'}
+                {'thinking': 'because', 'role': 'assistant', 'content': 'a', 'reasoning_content': 'because'}
+                {'thinking': 't', 'role': 'assistant', 'reasoning': 'r', 'reasoning_content': 't'}
 
-            """)
+                """)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Nemotron
 
 /// Parity with `transformers`' `apply_chat_template` on the templates, conversations and keyword
@@ -8,8 +9,10 @@ import Testing
 @Suite("Chat templates render as transformers renders them")
 struct ChatTemplateParityTests {
     static let directory = Fixture.root.appendingPathComponent("chat")
-    static let templateNames = ["nano2-style", "nemotron3-style", "plain-lines", "python-values", "strict-turns",
-                                "tool-schemas", "chatml-minimal"]
+    static let templateNames = [
+        "nano2-style", "nemotron3-style", "plain-lines", "python-values", "strict-turns",
+        "tool-schemas", "chatml-minimal",
+    ]
 
     struct Case {
         let template: String
@@ -32,16 +35,21 @@ struct ChatTemplateParityTests {
 
     static func cases() throws -> [Case] {
         try jsonLines("cases.jsonl").map { line in
-            Case(template: try #require(line["template"]?.stringValue), tokenizer: try #require(line["tokenizer"]?.stringValue),
-                 conversation: try #require(line["conversation"]?.stringValue),
-                 addGenerationPrompt: try #require(line["add_generation_prompt"]?.boolValue),
-                 kwargs: Dictionary(uniqueKeysWithValues: try #require(line["kwargs"]?.dictValue).map { ($0.key, $0.value) }),
-                 text: line["text"]?.stringValue,
-                 ids: try line["ids"]?.listValue.map { try $0.map { value in
-                     guard case .int(let id) = value.storage else { throw ChatTemplateError(.input, "bad id") }
-                     return id
-                 } },
-                 errorType: line["error_type"]?.stringValue, error: line["error"]?.stringValue)
+            Case(
+                template: try #require(line["template"]?.stringValue),
+                tokenizer: try #require(line["tokenizer"]?.stringValue),
+                conversation: try #require(line["conversation"]?.stringValue),
+                addGenerationPrompt: try #require(line["add_generation_prompt"]?.boolValue),
+                kwargs: Dictionary(
+                    uniqueKeysWithValues: try #require(line["kwargs"]?.dictValue).map { ($0.key, $0.value) }),
+                text: line["text"]?.stringValue,
+                ids: try line["ids"]?.listValue.map {
+                    try $0.map { value in
+                        guard case .int(let id) = value.storage else { throw ChatTemplateError(.input, "bad id") }
+                        return id
+                    }
+                },
+                errorType: line["error_type"]?.stringValue, error: line["error"]?.stringValue)
         }
     }
 
@@ -57,7 +65,9 @@ struct ChatTemplateParityTests {
         let checkpoint = try ChatTemplate.load(directory: directory.appendingPathComponent(tokenizer))
         let file = directory.appendingPathComponent("templates/\(name).jinja")
         let source = try String(contentsOf: file, encoding: .utf8)
-        if (name, tokenizer) == ("nano2-style", "nano2-tokenizer") || (name, tokenizer) == ("nemotron3-style", "nemotron3-tokenizer") {
+        if (name, tokenizer) == ("nano2-style", "nano2-tokenizer")
+            || (name, tokenizer) == ("nemotron3-style", "nemotron3-tokenizer")
+        {
             #expect(checkpoint.source == source)
             return checkpoint
         }
@@ -65,9 +75,10 @@ struct ChatTemplateParityTests {
     }
 
     static func render(_ c: Case, _ template: ChatTemplate, _ conversation: JinjaValue) throws -> String {
-        try template.render(messages: try #require(conversation["messages"]?.listValue),
-                            tools: conversation["tools"]?.listValue, documents: conversation["documents"]?.listValue,
-                            addGenerationPrompt: c.addGenerationPrompt, kwargs: c.kwargs)
+        try template.render(
+            messages: try #require(conversation["messages"]?.listValue),
+            tools: conversation["tools"]?.listValue, documents: conversation["documents"]?.listValue,
+            addGenerationPrompt: c.addGenerationPrompt, kwargs: c.kwargs)
     }
 
     @Test("fixtures cover at least 6 templates and 40 conversations")
@@ -93,11 +104,15 @@ struct ChatTemplateParityTests {
                 let text = try Self.render(c, template, conversation)
                 if !Array(text.utf8).elementsEqual((c.text ?? "").utf8) || c.text == nil {
                     failures += 1
-                    #expect(Array(text.unicodeScalars) == Array((c.text ?? "(transformers raised \(c.error ?? ""))").unicodeScalars),
-                            "\(c.label)")
+                    #expect(
+                        Array(text.unicodeScalars)
+                            == Array((c.text ?? "(transformers raised \(c.error ?? ""))").unicodeScalars),
+                        "\(c.label)")
                 }
             } catch let error as ChatTemplateError {
-                let expected = c.errorType == "raised" ? error.kind == .raised && error.message == c.error
+                let expected =
+                    c.errorType == "raised"
+                    ? error.kind == .raised && error.message == c.error
                     : c.errorType == "render" && error.kind == .render
                 if !expected { failures += 1 }
                 #expect(expected, "\(c.label): \(error) (transformers: \(c.errorType ?? "no error") \(c.error ?? ""))")
@@ -130,11 +145,14 @@ struct ChatJinjaSemanticsTests {
         #expect(probes.count >= 100)
         for probe in probes {
             let source = try #require(probe["template"]?.stringValue)
-            let context = Dictionary(uniqueKeysWithValues: try #require(probe["context"]?.dictValue).map { ($0.key, $0.value) })
+            let context = Dictionary(
+                uniqueKeysWithValues: try #require(probe["context"]?.dictValue).map { ($0.key, $0.value) })
             let result = Result { try JinjaTemplate(source: source).render(context) }
             switch result {
             case .success(let text):
-                #expect(probe["unsupported"] == nil && probe["error"] == nil, "\(source.debugDescription) rendered \(text.debugDescription)")
+                #expect(
+                    probe["unsupported"] == nil && probe["error"] == nil,
+                    "\(source.debugDescription) rendered \(text.debugDescription)")
                 if let expected = probe["text"]?.stringValue {
                     #expect(Array(text.unicodeScalars) == Array(expected.unicodeScalars), "\(source.debugDescription)")
                 }
