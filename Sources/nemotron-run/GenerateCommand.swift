@@ -16,9 +16,6 @@ extension NemotronRun {
             help: "Prompts, one per line: plain text, or JSON objects with \"prompt\" (text) or \"tokens\" (ids).")
         var promptFile: String?
 
-        @Flag(name: .long, help: "Wrap the prompt in the checkpoint's chat template.")
-        var chat = false
-
         @Flag(name: .long, help: "Print one JSON object per prompt, one per line, in input order.")
         var json = false
 
@@ -28,7 +25,6 @@ extension NemotronRun {
         func run() throws {
             let settings = try options.resolved(extraPrompts: try promptFile.map(Prompt.file) ?? [])
             let engine = try loadEngine(settings)
-            if chat { try ChatTemplate.refuse(engine.tokenizer, model: settings.model) }
             let inputs = try engine.prompts()
             let requests = inputs.enumerated().map {
                 settings.request(prompt: $1.ids, keepLogits: $0 == 0 && logitsOutput != nil)
@@ -148,21 +144,5 @@ struct GenerationView {
             "generated_tokens": result.ids.count, "prefill_tokens_per_second": result.prefillTokensPerSecond,
             "decode_tokens_per_second": result.decodeTokensPerSecond,
         ]
-    }
-}
-
-/// `--chat`: Nemotron-H checkpoints ship their chat format as a Jinja template in
-/// tokenizer_config.json. nemotron-run has no Jinja engine and will not approximate one.
-enum ChatTemplate {
-    static func refuse(_ tokenizer: Tokenizer?, model: String) throws {
-        guard let tokenizer, tokenizer.chatTemplate != nil else {
-            throw NemotronError.configKeyMissing(path: model + "/tokenizer_config.json", key: "chat_template")
-        }
-        throw NemotronError.invalidArgument(
-            name: "--chat", value: "(Jinja chat_template in \(model)/tokenizer_config.json)",
-            expected:
-                "a prompt formatted by you: nemotron-run cannot render Jinja chat templates faithfully and does not "
-                + "approximate them; "
-                + "pass the formatted conversation with --prompt")
     }
 }

@@ -30,6 +30,14 @@ public struct RunConfig: Sendable, Equatable {
     public var stop: [String] = []
     /// Run every request to its token budget, whatever it generates (benchmarks).
     public var ignoreEOS = false
+    /// Render prompts through the checkpoint's chat template.
+    public var chat = false
+    /// A system turn for chat prompts given as text ("": none).
+    public var system = ""
+    /// A JSON file holding one OpenAI-style conversation ("": none).
+    public var messages = ""
+    /// A JSON object of keyword arguments for the chat template ("": none).
+    public var chatTemplateKwargs = ""
     public var computeDType = ComputeDType.auto
     /// 0: the number of MPI processes; otherwise it must equal it.
     public var tensorParallelSize = 0
@@ -64,6 +72,19 @@ public struct RunConfig: Sendable, Equatable {
         .init(
             "ignore_eos", \.ignoreEOS,
             help: "Keep generating past end-of-sequence tokens, up to max_new_tokens (for benchmarks)."),
+        .init(
+            "chat", \.chat,
+            help: "Wrap each prompt in the checkpoint's chat template as one user turn (rendered, then tokenized "
+                + "without adding special tokens again)."),
+        .init("system", \.system, help: "With chat: a system turn before each prompt."),
+        .init(
+            "messages", \.messages,
+            help: "With chat: a JSON file with one conversation, a list of {\"role\", \"content\"} objects.",
+            parse: { value, source in try source.path(String.configValue(value, key: "messages", source: source)) }),
+        .init(
+            "chat_template_kwargs", \.chatTemplateKwargs,
+            help: "With chat: a JSON object of template keyword arguments, e.g. {\"enable_thinking\": false}.",
+            parse: { value, source in try jsonText(value, key: "chat_template_kwargs", source: source) }),
         .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
         .init(
             "tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
@@ -175,6 +196,22 @@ public struct RunConfig: Sendable, Equatable {
     /// A request for `prompt` with this run's defaults: token budget, sampling and stop strings.
     public func request(prompt: [Int], keepLogits: Bool = false) -> Request {
         Request(prompt: prompt, maxNewTokens: maxNewTokens, sampling: sampling, stop: stop, keepLogits: keepLogits)
+    }
+}
+
+/// A YAML mapping as JSON text, or a flag's text as it is.
+private func jsonText(_ input: ConfigInput, key: String, source: ConfigSource) throws -> String {
+    switch input {
+    case .flag(let text): return text
+    case .yaml(let text as String): return text
+    case .yaml(let value):
+        guard JSONSerialization.isValidJSONObject(value),
+            let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])
+        else {
+            throw NemotronError.configValue(
+                path: source.name, key: key, value: "\(value)", expected: "a mapping (JSON object)")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -89,6 +89,7 @@ public final class Engine {
     /// Every prompt of the run as token ids (text prompts tokenized, with BOS when the
     /// tokenizer config asks for it), with its text when it was given as text.
     public func prompts() throws -> [(text: String?, ids: [Int])] {
+        if settings.chat { return try chatPrompts() }
         let prompts = settings.allPrompts
         guard !prompts.isEmpty else {
             throw NemotronError.invalidArgument(
@@ -111,6 +112,53 @@ public final class Engine {
                 try validator.validate(ids)
                 return (text, ids)
             }
+        }
+    }
+
+    /// Chat prompts: each text prompt as one user turn (after the system turn, if any), and the
+    /// conversation of the `messages` file, rendered through the checkpoint's chat template with
+    /// the generation prompt and tokenized without adding special tokens again, as
+    /// `apply_chat_template(..., tokenize=True)` does.
+    private func chatPrompts() throws -> [(text: String?, ids: [Int])] {
+        let directory = URL(fileURLWithPath: settings.model)
+        guard let tokenizer else {
+            throw NemotronError.fileMissing(
+                path: directory.appendingPathComponent("tokenizer.json").path,
+                what: "the checkpoint's tokenizer, needed for chat")
+        }
+        if settings.allPrompts.contains(where: { if case .tokens = $0 { return true } else { return false } }) {
+            throw NemotronError.invalidArgument(
+                name: "--chat", value: "with token-id prompts",
+                expected: "text prompts (--prompt) or --messages FILE.json")
+        }
+        let template = try ChatTemplate.load(directory: directory)
+        let kwargs =
+            settings.chatTemplateKwargs.isEmpty
+            ? [:]
+            : try ChatTemplate.keywordArguments(fromJSON: settings.chatTemplateKwargs, source: "chat_template_kwargs")
+        var conversations: [[JinjaValue]] = settings.prompts.compactMap { prompt in
+            guard case .text(let text) = prompt else { return nil }
+            let system: [JinjaValue] =
+                settings.system.isEmpty ? [] : [.dict([("role", "system"), ("content", .string(settings.system))])]
+            return system + [.dict([("role", "user"), ("content", .string(text))])]
+        }
+        if !settings.messages.isEmpty {
+            guard let data = FileManager.default.contents(atPath: settings.messages) else {
+                throw NemotronError.fileMissing(path: settings.messages, what: "a JSON list of chat messages")
+            }
+            conversations.append(
+                try ChatTemplate.messages(fromJSON: String(decoding: data, as: UTF8.self), source: settings.messages))
+        }
+        guard !conversations.isEmpty else {
+            throw NemotronError.invalidArgument(
+                name: "--chat", value: "(no prompt)", expected: "--prompt TEXT (one user turn) or --messages FILE.json")
+        }
+        let validator = makeScheduler()
+        return try conversations.map { messages in
+            let text = try template.render(messages: messages, addGenerationPrompt: true, kwargs: kwargs)
+            let ids = tokenizer.encode(text, addSpecialTokens: false)
+            try validator.validate(ids)
+            return (text, ids)
         }
     }
 }
