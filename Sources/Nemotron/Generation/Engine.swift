@@ -43,6 +43,7 @@ public final class Engine {
         let threads =
             settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
         workspace = Workspace(threads: threads)
+        if let failure = workspace.pool.startFailure { throw failure }
         let hasTokenizer = FileManager.default.fileExists(
             atPath: directory.appendingPathComponent("tokenizer.json").path)
         tokenizer = hasTokenizer ? try Tokenizer(directory: directory) : nil
@@ -71,7 +72,14 @@ public final class Engine {
     {
         let scheduler = makeScheduler(ignoreEOS: ignoreEOS)
         for request in requests { try scheduler.submit(request) }
-        return scheduler.run(onEvent: onEvent)
+        let results = scheduler.run(onEvent: onEvent)
+        // Every rank learns of non-finite logits (rank 0 holds every result under attention DP).
+        try world.agreeing {
+            if let (prompt, result) = results.enumerated().first(where: { $1.finishReason == .nonFiniteLogits }) {
+                throw NemotronError.nonFiniteLogits(prompt: prompt, token: result.ids.count - 1)
+            }
+        }
+        return results
     }
 
     /// One line describing how this run is parallelised, for run headers and `inspect`.

@@ -190,7 +190,7 @@ public final class Scheduler {
             active.append(
                 Running(
                     id: id, request: request,
-                    sequence: model.makeSequence(capacity: request.prompt.count + request.maxNewTokens),
+                    sequence: model.makeSequence(capacity: request.prompt.count),
                     text: text))
         }
         waiting = []
@@ -201,6 +201,10 @@ public final class Scheduler {
     /// the request: an EOS id, a stop string in its text, or the token budget.
     private func decide(_ items: [(Running, row: Int)], logits: Logits) -> [(id: Int, reason: FinishReason?)] {
         items.map { r, row in
+            if logits.row(row).contains(where: { !$0.isFinite }) {
+                r.released = ""
+                return (0, .nonFiniteLogits)
+            }
             let id = r.sampler.sample(logits.row(row))
             r.released = r.text?.append(id) ?? ""
             if stopIds.contains(id) { return (id, .eos) }
