@@ -116,6 +116,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         return entries
     }
 
+    /// A JSON list as written, for messages.
+    private static func list(_ values: [Any]) -> String {
+        "[" + values.map(JSONObject.describe).joined(separator: ", ") + "]"
+    }
+
     /// safetensors' largest accepted header (`MAX_HEADER_SIZE`).
     static let maxHeaderBytes = 100_000_000
 
@@ -150,12 +155,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         let shape = shapeList.compactMap(JSONObject.exactInteger)
         guard shape.count == shapeList.count, shape.allSatisfy({ $0 >= 0 }) else {
-            throw bad("has shape \(shapeList.map(JSONObject.describe)); expected a list of non-negative integers")
+            throw bad("has shape \(Self.list(shapeList)); expected a list of non-negative integers")
         }
         let offsets = offsetList.compactMap(JSONObject.exactInteger)
         guard offsets.count == 2, offsetList.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
             throw bad(
-                "has data_offsets \(offsetList.map(JSONObject.describe)); expected [begin, end], integers with "
+                "has data_offsets \(Self.list(offsetList)); expected [begin, end], integers with "
                     + "0 <= begin <= end"
             )
         }

@@ -66,13 +66,19 @@ public final class Engine {
             prefillChunk: settings.prefillChunk)
     }
 
-    /// Runs `requests` to the end (see `Scheduler.run`).
-    public func generate(_ requests: [Request], ignoreEOS: Bool = false, onEvent: (GenerationEvent) -> Void = { _ in })
-        throws -> [Generation]
-    {
+    /// Runs `requests` to the end (see `Scheduler.run`); `prefillProgress(done, total)` follows
+    /// the prompt tokens read after each step while prompts are being read.
+    public func generate(
+        _ requests: [Request], ignoreEOS: Bool = false, onEvent: (GenerationEvent) -> Void = { _ in },
+        prefillProgress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [Generation] {
         let scheduler = makeScheduler(ignoreEOS: ignoreEOS)
         for request in requests { try scheduler.submit(request) }
-        let results = scheduler.run(onEvent: onEvent)
+        while let events = scheduler.step() {
+            prefillProgress(scheduler.prefillProgress.done, scheduler.prefillProgress.total)
+            events.forEach(onEvent)
+        }
+        let results = scheduler.results()
         // Every rank learns of non-finite logits (rank 0 holds every result under attention DP).
         try world.agreeing {
             if let (prompt, result) = results.enumerated().first(where: { $1.finishReason == .nonFiniteLogits }) {

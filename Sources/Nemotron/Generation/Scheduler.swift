@@ -85,6 +85,7 @@ public final class Scheduler {
             throw NemotronError.invalidTokens(
                 reason: "token id \(tokens[index]) at position \(index) is outside the vocabulary 0..<\(V)")
         }
+        try ContextLimit(model: model, prefillChunk: prefillChunk).check(promptTokens: tokens.count)
     }
 
     /// Queues a request and returns its id. Every rank submits the same requests in the same
@@ -101,6 +102,11 @@ public final class Scheduler {
         let id = requests.count - 1
         if model.parallelism.serves(request: id) { waiting.append(id) }
         return id
+    }
+
+    /// Prompt tokens read so far and in all, over the running requests (for a progress bar).
+    public var prefillProgress: (done: Int, total: Int) {
+        active.reduce((0, 0)) { ($0.0 + $1.consumed, $0.1 + $1.request.prompt.count) }
     }
 
     /// One step: admits waiting requests, runs one forward pass, decides tokens and retires

@@ -24,7 +24,8 @@ extension NemotronH {
         if let deepest {
             throw NemotronError.configValue(
                 path: checkpoint.directory.appendingPathComponent("config.json").path,
-                key: "hybrid_override_pattern", value: "\"\(config.pattern)\" (\(config.numLayers) layers)",
+                key: "hybrid_override_pattern (or layers_block_type)",
+                value: "\"\(config.pattern)\" (\(config.numLayers) layers)",
                 expected:
                     "one character per checkpoint layer: the weights have layers up to \(deepest.layer) "
                     + "(e.g. '\(checkpoint.prefix)\(deepest.name)'), so \(deepest.layer + 1) layers")

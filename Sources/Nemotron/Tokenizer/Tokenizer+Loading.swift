@@ -111,7 +111,7 @@ extension Tokenizer {
                     path: path, key: "added_tokens[\(index)]", value: "\(item)",
                     expected: "an object with a \"content\" string and an \"id\"")
             }
-            let id = try Self.tokenId(token["id"] as Any, key: "added_tokens[\(index)].id", path: path)
+            let id = try Self.tokenId(token["id"] ?? NSNull(), key: "added_tokens[\(index)].id", path: path)
             if token["lstrip"] as? Bool == true || token["rstrip"] as? Bool == true
                 || token["single_word"] as? Bool == true
             {
