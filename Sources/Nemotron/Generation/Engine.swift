@@ -76,7 +76,19 @@ public final class Engine {
         for request in requests { try scheduler.submit(request) }
         while let events = scheduler.step() {
             prefillProgress(scheduler.prefillProgress.done, scheduler.prefillProgress.total)
-            events.forEach(onEvent)
+            // A request whose logits were not finite got no real token: its placeholder is not shown.
+            let failed = Set(
+                events.compactMap {
+                    if case .finished(let id, let result) = $0, result.finishReason == .nonFiniteLogits {
+                        id
+                    } else {
+                        nil
+                    }
+                })
+            for event in events {
+                if case .token(let id, _, _) = event, failed.contains(id) { continue }
+                onEvent(event)
+            }
         }
         let results = scheduler.results()
         // Every rank learns of non-finite logits (rank 0 holds every result under attention DP).
