@@ -116,7 +116,8 @@ struct InputValidationTests {
             // Negative, beyond 32 bits, and so large a table would take gigabytes (trapped or ran before).
             JSONCase(tokenizerJSON(vocab: ["a": -1, "b": 1, "ab": 2]), #"model.vocab["a"]' has value -1"#),
             JSONCase(
-                tokenizerJSON(vocab: ["a": 0, "b": 4_294_967_296, "ab": 2]), #"model.vocab["b"]' has value 4294967296"#),
+                tokenizerJSON(vocab: ["a": 0, "b": 4_294_967_296, "ab": 2]),
+                #"model.vocab["b"]' has value 4294967296"#),
             JSONCase(tokenizerJSON(vocab: ["a": 0, "b": 1, "ab": 1_000_000_000]), "has value 1000000000"),
             JSONCase(tokenizerJSON(vocab: ["a": 0, "b": 1.5, "ab": 2]), "has value 1.5"),
             JSONCase(tokenizerJSON(vocab: ["a": 0, "b": true, "ab": 2]), "has value true"),
