@@ -117,10 +117,14 @@ public struct RunConfig: Sendable, Equatable {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw NemotronError.fileMissing(path: path, what: "a YAML run config")
         }
+        try apply(yaml: text, path: path)
+    }
+
+    /// Applies a YAML config's text; `path` names it in errors and anchors relative paths.
+    mutating func apply(yaml text: String, path: String) throws {
+        let url = URL(fileURLWithPath: path).absoluteURL
         let parsed: Any?
-        do { parsed = try Yams.load(yaml: text) } catch {
-            throw NemotronError.fileUnreadable(path: path, reason: "invalid YAML: \(error)")
-        }
+        parsed = try Self.loadYAML(text, path: path)
         guard let values = parsed as? [String: Any] else {
             if parsed == nil { return }
             throw NemotronError.fileUnreadable(path: path, reason: "the top level must be a mapping of keys to values")
