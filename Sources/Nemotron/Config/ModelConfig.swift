@@ -324,6 +324,22 @@ extension ModelConfig {
         }
         try size(hiddenSize, "hidden_size")
         try size(vocabSize, "vocab_size")
+        // Sizes of layer kinds the pattern lacks are not used, but the shard plan splits them
+        // all: none may be negative or huge (a negative intermediate_size in a MoE-only config
+        // trapped the plan, found by the config fuzz target).
+        let sizes: [(Int, String)] = [
+            (numHeads, "num_attention_heads"), (numKVHeads, "num_key_value_heads"),
+            (headDim, key("head_dim", "attention_head_dim")), (mambaHeads, "mamba_num_heads"),
+            (mambaHeadDim, "mamba_head_dim"), (ssmStateSize, "ssm_state_size"),
+            (mambaGroups, key("n_groups", "mamba_n_groups")), (convKernel, key("conv_kernel", "mamba_d_conv")),
+            (chunkSize, key("chunk_size", "mamba_chunk_size")), (ffnSize, "intermediate_size"),
+            (numExperts, key("n_routed_experts", "num_local_experts")), (expertsPerToken, "num_experts_per_tok"),
+            (moeFFNSize, "moe_intermediate_size"), (moeLatentSize ?? 0, "moe_latent_size"),
+            (routerGroups, "n_group"), (routerTopKGroups, "topk_group"),
+        ]
+        for (value, name) in sizes where !(0...Self.maxSize).contains(value) {
+            try require(false, name, value, "an integer in 0...\(Self.maxSize)")
+        }
         if layerKinds.isEmpty {
             throw NemotronError.configValue(
                 path: path, key: "hybrid_override_pattern", value: "\"\"", expected: "at least one layer")

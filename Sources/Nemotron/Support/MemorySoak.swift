@@ -31,7 +31,8 @@ public struct MemorySoak {
             let clock = Date()
             for i in start..<end { try operation(i) }
             let peak = resets ? ResourceUsage.peakResidentSinceReset ?? 0 : ResourceUsage.peakResidentBytes
-            let window = Window(operations: start..<end, peakResidentBytes: peak, seconds: Date().timeIntervalSince(clock))
+            let window = Window(
+                operations: start..<end, peakResidentBytes: peak, seconds: Date().timeIntervalSince(clock))
             windows.append(window)
             progress(window)
             start = end

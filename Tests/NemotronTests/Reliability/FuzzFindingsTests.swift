@@ -33,6 +33,21 @@ struct FuzzFindingsTests {
         }
     }
 
+    /// A negative `intermediate_size` in a config without MLP layers reached the shard plan,
+    /// which trapped splitting it.
+    @Test("configs that trapped the shard plan are refused, naming the key")
+    func config() throws {
+        let found = try Self.inputs("config")
+        #expect(!found.isEmpty)
+        for url in found {
+            let json = try #require(try JSONParser.parse(try Data(contentsOf: url), path: url.path) as? [String: Any])
+            let error = try #require(throws: NemotronError.self) {
+                try ModelConfig(json: JSONObject(values: json, path: url.path))
+            }
+            #expect("\(error)".contains("key 'intermediate_size' has value -28; expected an integer in 0...16777216"))
+        }
+    }
+
     /// A macro kept the scope it was defined in, which held the macro: every render of a
     /// template with a macro leaked its scopes (LeakSanitizer's report). Rendering still works
     /// once those scopes are emptied at the end of the render.
