@@ -45,15 +45,17 @@ struct SoakTests {
         }
         let soak = MemorySoak(count: count, windowSize: 100)
         print("soak: \(count) generations of \(model) in process \(getpid())")
-        let windows = try soak.run({ i in
+        func generate(_ i: Int) throws {
             let requests = try (0..<(1 + i % 3)).map { try request(i, $0) }
             let results = try engine.generate(requests)
             tokens += results.reduce(0) { $0 + $1.ids.count }
-        }) { window in
+        }
+        func report(_ window: MemorySoak.Window) {
             print(
                 "soak: generations \(window.operations.lowerBound)-\(window.operations.upperBound - 1): peak "
                     + String(format: "%.1f MiB, %.1f s", Double(window.peakResidentBytes) / 1_048_576, window.seconds))
         }
+        let windows = try soak.run(generate, progress: report)
         let growth = MemorySoak.growth(windows)
         print(
             "soak: \(tokens) tokens generated; last window's peak \(String(format: "%+.2f", growth * 100)) % against the "
