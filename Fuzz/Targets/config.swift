@@ -13,7 +13,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     for size in [1, 2, 4] {
         for rank in 0..<size {
             _ = try? ShardPlan(config: config, layout: .tensorParallel(size: size, rank: rank))
-            if config.has(.moe) { _ = try? ShardPlan(config: config, layout: .attentionDataParallel(size: size, rank: rank)) }
+            if config.has(.moe) {
+                _ = try? ShardPlan(config: config, layout: .attentionDataParallel(size: size, rank: rank))
+            }
         }
     }
     return 0
