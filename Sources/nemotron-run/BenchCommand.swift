@@ -35,6 +35,9 @@ extension NemotronRun {
         var prompts: Int?
 
         func validate() throws {
+            for (name, value) in [("--prompt-tokens", promptTokens), ("--new-tokens", newTokens)] where value < 1 {
+                throw NemotronError.invalidArgument(name: name, value: "\(value)", expected: "an integer >= 1")
+            }
             guard repetitions >= 1 else {
                 throw NemotronError.invalidArgument(
                     name: "--repetitions", value: "\(repetitions)", expected: "an integer >= 1")
@@ -45,6 +48,9 @@ extension NemotronRun {
             let loadClock = Date()
             let engine = try loadEngine(try options.settings)
             let loadSeconds = Date().timeIntervalSince(loadClock)
+            // Refused before the prompt is built: a length memory cannot hold is not allocated.
+            try ContextLimit(model: engine.model, prefillChunk: engine.settings.prefillChunk).check(
+                promptTokens: promptTokens)
             // A fixed pseudo-random prompt, the same on every rank and every run.
             let prompt = (0..<promptTokens).map { (7919 &+ $0 &* 104_729) % engine.config.vocabSize }
             if compareFusion { return try compare(engine, prompt: prompt) }

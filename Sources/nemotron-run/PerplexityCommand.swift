@@ -55,12 +55,30 @@ extension NemotronRun {
                     name: "--text-file", value: "\(textFile) (\(tokens.count) token)",
                     expected: "a text of at least 2 tokens")
             }
+            // Ids the model has no row for would be read past its embedding (a tokenizer of
+            // another checkpoint).
+            let vocabulary = 0..<engine.config.vocabSize
+            if let index = tokens.firstIndex(where: { !vocabulary.contains($0) }) {
+                throw NemotronError.invalidTokens(
+                    reason: "the text's token \(index) has id \(tokens[index]), outside the model's vocabulary "
+                        + "0..<\(vocabulary.upperBound) (vocab_size in config.json): tokenizer.json does not belong "
+                        + "to this checkpoint")
+            }
+            // A window is one forward pass: its KV cache and [window, window] attention scores.
+            let window = min(context, tokens.count)
+            try ContextLimit(model: engine.model, prefillChunk: window).check(promptTokens: window)
             let bar = ProgressBar(label: "scoring")
             let evaluator = PerplexityEvaluator(model: engine.model, workspace: engine.workspace)
             let score = evaluator.score(tokens, context: context, stride: stride ?? max(1, context / 2)) {
                 bar.update($0, of: $1)
             }
             bar.clear()
+            // NaN weights give a NaN score: an error on every rank, not a number printed.
+            try engine.world.agreeing {
+                if engine.world.isRoot && !score.meanNLL.isFinite {
+                    throw NemotronError.nonFiniteLogits(prompt: -1, token: 0)
+                }
+            }
             let peaks = engine.world.gather(text: "\(ResourceUsage.peakResidentBytes)").compactMap { Int($0) }
             // The score is complete on rank 0 only.
             guard engine.world.isRoot else { return }

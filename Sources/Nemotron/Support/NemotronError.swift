@@ -17,7 +17,8 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
     case peerFailure
     /// A weight holds NaN or an infinity (a corrupt or badly converted checkpoint).
     case nonFiniteTensor(name: String, path: String, index: Int, value: Float)
-    /// A forward pass gave NaN or infinite logits, so no token can be chosen.
+    /// A forward pass gave NaN or infinite logits, so no token can be chosen (`prompt` < 0: a
+    /// perplexity score).
     case nonFiniteLogits(prompt: Int, token: Int)
     /// The machine cannot provide what the run asks for (threads, memory); `reason` names the
     /// setting and the limit.
@@ -58,9 +59,10 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
                 "\(path): tensor '\(name)' holds \(value) at element \(index); weights must be finite numbers (a "
                 + "corrupt or badly converted checkpoint?)"
         case .nonFiniteLogits(let prompt, let token):
+            let which = prompt < 0 ? "of the scored text" : "for token \(token) of prompt \(prompt)"
             return
-                "the logits for token \(token) of prompt \(prompt) are not finite (NaN or infinity), so no token "
-                + "can be chosen: the checkpoint's weights or config.json's values produce non-numbers"
+                "the logits \(which) are not finite (NaN or infinity), so no token can be chosen or scored: the "
+                + "checkpoint's weights or config.json's values produce non-numbers"
         case .resource(let reason):
             return reason
         }

@@ -257,6 +257,32 @@ extension ProcessSuites {
             }
         }
 
+        @Test("bench and perplexity: prompt lengths below 1 or beyond memory, a tokenizer of another checkpoint")
+        func otherCommands() throws {
+            let dense = Self.dense.path
+            try Self.expectFailure(
+                ["bench", "--model", dense, "--prompt-tokens=0"],
+                message: "--prompt-tokens = 0 is invalid; expected an integer >= 1")
+            try Self.expectFailure(
+                ["bench", "--model", dense, "--prompt-tokens", "1000000000", "--new-tokens", "1"],
+                message: "the prompt has 1000000000 tokens, more than the")
+            let directory = try TemporaryDirectory()
+            let text = directory.file("text.txt")
+            try String(repeating: "hello world, this is a test of many words. ", count: 20).write(
+                to: text, atomically: false, encoding: .utf8)
+            let mixed = try DamagedFiles.checkpoint(
+                linking: Self.dense, in: directory.url,
+                replacing: [
+                    "tokenizer.json": try Data(contentsOf: Self.tiny.appendingPathComponent("tokenizer.json"))
+                ])
+            for ranks in [1, 2] {
+                try Self.expectFailure(
+                    ["perplexity", "--model", mixed.path, "--text-file", text.path], ranks: ranks,
+                    message: "outside the model's vocabulary 0..<512 (vocab_size in config.json): tokenizer.json does "
+                        + "not belong to this checkpoint")
+            }
+        }
+
         @Test("--threads beyond 8 per CPU", arguments: [1, 2])
         func tooManyThreads(ranks: Int) throws {
             try Self.expectFailure(
