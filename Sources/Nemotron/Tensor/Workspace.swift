@@ -15,6 +15,7 @@ public final class Workspace {
         case gatheredLogits  // [rows, V] on rank 0, as gathered: [rank][row][V_rank]
         case orderedLogits  // [rows, V] on rank 0, row-major: what a forward pass returns
         case weightTile  // widened weight tile for prefill GEMMs
+        case bf16WeightTile  // a dequantized weight tile rounded to bf16 for the bf16 GEMM
         case preparedInput  // [T, in] activations in the order the bf16 streaming kernel reads
         case bf16Input  // [T, in] activations rounded to bf16 for the bf16 GEMM
         case gemmScratch  // per-thread packed weight panels of the bf16 GEMM

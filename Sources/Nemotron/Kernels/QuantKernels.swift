@@ -1,0 +1,117 @@
+import CKernels
+
+/// Kernels for quantized weights (int8, int4, fp8, nvfp4; layouts in `WeightFormat`):
+/// - few tokens (decode): a GEMV per format streams each weight row once and dequantizes it in
+///   registers, in 64-row blocks the threads claim. Bytes read ≈ the quantized weight's bytes.
+/// - many tokens (prefill): a tile of rows is dequantized to f32 and multiplied with sgemm
+///   (exact: dequantized weights × f32 activations, as `compute_dtype: f32` promises), or, under
+///   `compute_dtype: bf16` on a CPU with AVX512-BF16, rounded to bf16 for the bf16 GEMM.
+///   Only one tile is ever widened at a time.
+enum QuantKernels {
+    static func linear(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ context: KernelContext
+    ) {
+        if tokens <= MatMul.streamingMaxTokens {
+            stream(x, tokens: tokens, w, into: y, context.workspace)
+        } else if context.policy.prefill == .bf16 && MatMul.hasBF16Dot {
+            bf16Tiled(x, tokens: tokens, w, into: y, context.workspace)
+        } else {
+            HalfKernels.tiled(x, tokens: tokens, w, into: y, context.workspace)
+        }
+    }
+
+    /// `y[t·ldy + r] = Σ_k w[r, k] · x[t·ldx + k]` for rows `rows` and tokens t < ntok.
+    static func gemv(
+        _ w: WeightMatrix, rows: Range<Int>, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
+        _ y: UnsafeMutablePointer<Float>, ldy: Int
+    ) {
+        let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+        switch w.format {
+        case .int8:
+            QuantReference.gemvQ8(
+                w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, x, ldx, tokens,
+                y, ldy)
+        case .int4:
+            QuantReference.gemvQ4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, x, ldx, tokens,
+                y, ldy)
+        case .fp8:
+            QuantReference.gemvFP8(
+                w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, x, ldx, tokens, y, ldy)
+        case .nvfp4:
+            QuantReference.gemvNVFP4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols, r0,
+                r1, x, ldx, tokens, y, ldy)
+        case .f32, .bf16, .f16:
+            preconditionFailure("\(w.format) is not a quantized format")
+        }
+    }
+
+    /// Rows `rows` of `w` dequantized to f32 into `out` (`rows.count · cols` floats).
+    static func dequantizeRows(_ w: WeightMatrix, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+        switch w.format {
+        case .int8:
+            QuantReference.dequantRowsQ8(
+                w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .int4:
+            QuantReference.dequantRowsQ4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .fp8:
+            QuantReference.dequantRowsFP8(
+                w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, out)
+        case .nvfp4:
+            QuantReference.dequantRowsNVFP4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
+                r0, r1, out)
+        case .f32, .bf16, .f16:
+            preconditionFailure("\(w.format) is not a quantized format")
+        }
+    }
+
+    private static func blockScales<T>(_ w: WeightMatrix, _ type: T.Type) -> UnsafePointer<T> {
+        guard let base = w.scales.blockBase else { preconditionFailure("\(w.format) weight without block scales") }
+        return base.assumingMemoryBound(to: T.self)
+    }
+
+    private static func stream(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let shared = UncheckedSendable((x, y))
+        // 64-row blocks claimed dynamically, as for bf16: the cores' speeds differ under outside load.
+        workspace.pool.forBlocks(w.rows, block: 64) { rows in
+            let (x, y) = shared.value
+            gemv(w, rows: rows, x, ldx: w.cols, tokens: tokens, y, ldy: w.rows)
+        }
+    }
+
+    /// Dequantized tiles rounded to bf16, then the bf16 GEMM (activations rounded to bf16 too).
+    private static func bf16Tiled(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let cols = w.cols
+        let tileRows = max(32, min(w.rows, HalfKernels.tileFloats / max(cols, 1)))
+        let tile = workspace.buffer(.weightTile, count: tileRows * cols)
+        let half = UnsafeMutableRawPointer(workspace.buffer(.bf16WeightTile, count: (tileRows * cols + 1) / 2))
+            .bindMemory(to: UInt16.self, capacity: tileRows * cols)
+        let shared = UncheckedSendable((tile, half))
+        var first = 0
+        while first < w.rows {
+            let count = min(tileRows, w.rows - first)
+            let start = first
+            workspace.pool.forRanges(count, minimumPerThread: 8) { rows in
+                let (tile, half) = shared.value
+                let offset = rows.lowerBound * cols
+                w.rows(from: start + rows.lowerBound, count: rows.count, into: tile + offset)
+                ck_f32_to_bf16(tile + offset, half + offset, rows.count * cols)
+            }
+            HalfKernels.bf16GEMM(
+                x, tokens: tokens, weights: UnsafePointer(half), rows: count, cols: cols, into: y + first, ldy: w.rows,
+                workspace)
+            first += count
+        }
+    }
+}
