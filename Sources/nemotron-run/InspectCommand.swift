@@ -80,7 +80,8 @@ extension NemotronRun {
                     }),
                 "checkpoint": ["files": checkpoint.files.count, "bytes": checkpoint.fileBytes],
                 "tensor_parallel": [
-                    "size": engine.model.plan.tpSize, "legal_sizes": ShardPlan.legalSizes(config: c),
+                    "size": engine.model.plan.tpSize,
+                    "legal_sizes": ShardPlan.legalSizes(config: c, alignment: engine.model.plan.alignment),
                 ],
             ]
         }
@@ -189,7 +190,8 @@ extension NemotronRun {
             )
             lines.append(
                 "tensor parallel       \(engine.model.plan.tpSize) rank(s); legal sizes for this model: "
-                    + ShardPlan.legalSizes(config: c).map(String.init).joined(separator: ", "))
+                    + ShardPlan.legalSizes(config: c, alignment: engine.model.plan.alignment).map(String.init).joined(
+                        separator: ", "))
             return lines
         }
     }

@@ -37,6 +37,8 @@ public struct RunConfig: Sendable, Equatable {
     public var allReduceStrategy = AllReduceStrategy.auto
     public var enableAttentionDP = false
     public var prefillChunk = 512
+    /// Quantize float linear weights as they load.
+    public var quantize = LoadQuantization.none
 
     public init() {}
 
@@ -64,7 +66,11 @@ public struct RunConfig: Sendable, Equatable {
         .init(
             "ignore_eos", \.ignoreEOS,
             help: "Keep generating past end-of-sequence tokens, up to max_new_tokens (for benchmarks)."),
-        .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
+        .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 and quantized weights."),
+        .init(
+            "quantize", \.quantize,
+            help: "Quantize the linear weights of a bf16/f16/f32 checkpoint as they load (each rank its own slice): "
+                + "int8 or int4 in blocks of 32."),
         .init(
             "tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
             check: .atLeast(1, orZero: true)),
@@ -433,8 +439,24 @@ extension ConfigValue where Self: RawRepresentable & CaseIterable, RawValue == S
 }
 
 extension ComputeDType: ConfigValue {}
+extension LoadQuantization: ConfigValue {}
 extension FuseAllReduceNorm: ConfigValue {}
 extension AllReduceStrategy: ConfigValue {}
+
+/// The format float linear weights are quantized into as they load (config `quantize`).
+public enum LoadQuantization: String, Sendable, CaseIterable {
+    case none
+    case int8
+    case int4
+
+    public var format: WeightFormat? {
+        switch self {
+        case .none: return nil
+        case .int8: return .int8
+        case .int4: return .int4
+        }
+    }
+}
 
 /// One prompt: text (tokenized with the checkpoint's tokenizer) or token ids.
 public enum Prompt: Sendable, Equatable {

@@ -37,7 +37,7 @@ public final class Engine {
         let directory = URL(fileURLWithPath: settings.model)
         model = try NemotronH(
             directory: directory, parallelism: parallelism, compute: ComputePolicy(prefill: settings.computeDType),
-            progress: progress)
+            quantize: settings.quantize.format, progress: progress)
         let threads =
             settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
         workspace = Workspace(threads: threads)

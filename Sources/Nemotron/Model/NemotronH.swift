@@ -30,7 +30,9 @@ public final class NemotronH {
         self.parallelism = parallelism
         self.compute = compute
         self.checkpoint = checkpoint
-        let plan = try ShardPlan(config: config, layout: parallelism.layout)
+        // Column cuts fall on the largest block any stored or on-load format scales together.
+        let alignment = max(config.quantization?.blockAlignment ?? 1, checkpoint.quantizeOnLoad?.blockSize ?? 1)
+        let plan = try ShardPlan(config: config, layout: parallelism.layout, alignment: alignment)
         self.plan = plan
         let (V, H) = (config.vocabSize, config.hiddenSize)
         embeddings = try checkpoint.matrix(WeightNames.embeddings, rows: V, cols: H)
@@ -39,21 +41,33 @@ public final class NemotronH {
             return try Block(index: index, kind: kind, config: config, plan: plan, checkpoint: checkpoint)
         }
         normF = try checkpoint.vector(WeightNames.normF, count: H)
-        let headName = config.tieWordEmbeddings ? WeightNames.embeddings : WeightNames.lmHead
-        lmHead = try checkpoint.matrix(headName, rows: V, cols: H, rowSegments: [plan.vocabRange])
+        // A tied head is the embedding, kept as it is; an untied one is a linear layer.
+        lmHead =
+            config.tieWordEmbeddings
+            ? try checkpoint.matrix(WeightNames.embeddings, rows: V, cols: H, rowSegments: [plan.vocabRange])
+            : try checkpoint.linear(WeightNames.lmHead, rows: V, cols: H, rowSegments: [plan.vocabRange])
     }
 
-    /// Loads `config.json` and the weights of this rank from a checkpoint directory.
+    /// Loads `config.json` and the weights of this rank from a checkpoint directory, quantizing
+    /// float linear weights into `quantize` as they load (refused for a quantized checkpoint).
     public convenience init(
         directory: URL, parallelism: Parallelism = Parallelism(world: SingleProcess()),
-        compute: ComputePolicy = ComputePolicy(), progress: (Int, Int) -> Void = { _, _ in }
+        compute: ComputePolicy = ComputePolicy(), quantize: WeightFormat? = nil,
+        progress: (Int, Int) -> Void = { _, _ in }
     ) throws {
         let config = try ModelConfig(directory: directory)
+        if let quantize, let stored = config.quantization {
+            throw NemotronError.invalidArgument(
+                name: "quantize", value: quantize.rawValue,
+                expected: "none for a checkpoint that is already quantized (\(stored.path): \(stored.key) has "
+                    + "quant_method \(stored.method.rawValue), quant_algo \(stored.algorithm)); quantize loads "
+                    + "bf16, f16 or f32 checkpoints")
+        }
         try self.init(
-            checkpoint: try Checkpoint(directory: directory, prefix: config.weightPrefix), config: config,
-            parallelism: parallelism,
-            compute: compute,
-            progress: progress)
+            checkpoint: try Checkpoint(
+                directory: directory, prefix: config.weightPrefix, quantization: config.quantization,
+                quantizeOnLoad: quantize),
+            config: config, parallelism: parallelism, compute: compute, progress: progress)
     }
 
     /// Fresh state for one sequence; `capacity` sizes the KV caches (they grow if exceeded).
