@@ -170,6 +170,38 @@ public final class NemotronH {
         return Logits(rows: rows, vocab: V, values: UnsafePointer(logits), workspace: ws)
     }
 
+    /// One layer's weight matrices on this rank: leaf name, format and bytes held (with scales).
+    public struct LayerWeights: Sendable {
+        public let index: Int
+        public let kind: LayerKind
+        public let matrices: [(name: String, format: WeightFormat, bytes: Int)]
+        public var bytes: Int { matrices.reduce(0) { $0 + $1.bytes } }
+        /// Formats with the leaves stored in each, experts collapsed (`experts.*.up_proj`), in
+        /// checkpoint order: "in_proj fp8, out_proj fp8".
+        public var formats: String {
+            var seen: [String] = []
+            var formats: [String: WeightFormat] = [:]
+            for (name, format, _) in matrices {
+                let parts = name.split(separator: ".")
+                let leaf = parts.first == "experts" && parts.count == 3 ? "experts.*.\(parts[2])" : name
+                if formats[leaf] == nil { seen.append(leaf) }
+                formats[leaf] = formats[leaf].map { $0 == format ? $0 : format } ?? format
+            }
+            return seen.map { "\($0) \(formats[$0]!)" }.joined(separator: ", ")
+        }
+    }
+
+    /// Every layer's matrices as this rank holds them, then the LM head as layer `numLayers`.
+    public var heldWeights: (layers: [LayerWeights], lmHead: (format: WeightFormat, bytes: Int)) {
+        (
+            blocks.map { block in
+                LayerWeights(
+                    index: block.index, kind: config.layerKinds[block.index],
+                    matrices: block.mixer.matrices.map { ($0.name, $0.matrix.format, $0.matrix.byteCount) })
+            }, (lmHead.format, lmHead.byteCount)
+        )
+    }
+
     /// Bytes of the weight matrices this rank holds (its slices; the embedding table not counted).
     public var localWeightBytes: Int {
         blocks.reduce(lmHead.byteCount) { $0 + $1.mixer.matrixBytes.dense + $1.mixer.matrixBytes.experts }
