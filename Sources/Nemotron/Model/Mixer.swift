@@ -41,7 +41,8 @@ enum Mixer {
         }
         switch self {
         case .mamba(let m): return [("in_proj", m.inProj), ("out_proj", m.outProj)]
-        case .attention(let a): return [("q_proj", a.qProj), ("k_proj", a.kProj), ("v_proj", a.vProj), ("o_proj", a.oProj)]
+        case .attention(let a):
+            return [("q_proj", a.qProj), ("k_proj", a.kProj), ("v_proj", a.vProj), ("o_proj", a.oProj)]
         case .mlp(let m): return mlp(m, "")
         case .moe(let m):
             var all: [(String, WeightMatrix)] = [("gate", m.router.gate)]
