@@ -237,8 +237,8 @@ struct PublishedConfigTests {
                 + "has value \"FP8_PB_WO\"; expected one of FP8, NVFP4, W4A16_NVFP4")
         #expect(
             try loadError(config("{\"quant_method\": \"modelopt\", \"quant_algo\": \"NVFP4\", \"group_size\": 32}"))
-                == "config.json: key 'quantization_config.group_size' has value 32; expected 16, the block size of nvfp4"
-        )
+                == "config.json: key 'quantization_config.group_size' has value 32; expected 16, the block size "
+                + "of nvfp4")
         #expect(
             try loadError([
                 "config.json": configText(),
