@@ -84,6 +84,24 @@ public final class Engine {
             + "allreduce_strategy \(settings.allReduceStrategy.rawValue); compute \(model.compute.description)"
     }
 
+    /// How the weights are held, for run headers and `bench`: the formats of the linear weights
+    /// (stored, or quantized on load) and the bytes this rank holds.
+    public var weightsDescription: String {
+        let held = model.heldWeights
+        var formats = Set(held.layers.flatMap { $0.matrices.map(\.format) })
+        formats.insert(held.lmHead.format)
+        let how: String
+        if let stored = config.quantization {
+            how = "quantized checkpoint, \(stored.method.rawValue) \(stored.algorithm)"
+        } else if let format = settings.quantize.format {
+            how = "quantized to \(format) on load"
+        } else {
+            how = "as stored"
+        }
+        return "\(formats.map(\.rawValue).sorted().joined(separator: ", ")) (\(how)); "
+            + String(format: "%.3f GB of matrices held on this rank", Double(model.localWeightBytes) / 1e9)
+    }
+
     /// Every prompt of the run as token ids (text prompts tokenized, with BOS when the
     /// tokenizer config asks for it), with its text when it was given as text.
     public func prompts() throws -> [(text: String?, ids: [Int])] {

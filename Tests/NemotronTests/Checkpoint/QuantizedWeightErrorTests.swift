@@ -34,8 +34,8 @@ struct QuantizedWeightErrorTests {
         let rows = 2 * 128 + 2 * 2 * 16 + 16  // in_proj rows of the hybrid fixture
         #expect(
             try loadError("hybrid-nvfp4") { try rewriteSafetensors($0, shapes: [scale: [rows * 4]]) }
-                == "model.safetensors: tensor '\(scale)' has shape [\(rows * 4)]; expected [\(rows), 4] from config.json"
-        )
+                == "model.safetensors: tensor '\(scale)' has shape [\(rows * 4)]; expected [\(rows), 4] from "
+                + "config.json")
         #expect(
             try loadError("hybrid-nvfp4") { try rewriteSafetensors($0, dtypes: [scale: "U8"]) }
                 == "model.safetensors: tensor '\(scale)' has dtype U8; supported: F8_E4M3")

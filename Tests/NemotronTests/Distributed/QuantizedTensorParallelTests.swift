@@ -76,5 +76,33 @@ extension ProcessSuites {
                         + "one weight block of 32 per rank; legal sizes for this model: 1, 2"), "\(run.stderr)")
             #expect(run.stderr.components(separatedBy: "error: ").count == 2, "one message: \(run.stderr)")
         }
+
+        @Test("inspect prints every rank's weight formats and bytes held per layer")
+        func inspect() throws {
+            let model = QuantFixture(name: "latent-mixed").directory.path
+            let text = try TP.run(ranks: 2, ["inspect", "--model", model])
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(
+                text.stdout.contains(
+                    "quantization       modelopt MIXED_PRECISION (14 fp8, 34 nvfp4 modules); own dtype: lm_head"))
+            for rank in 0..<2 { #expect(text.stdout.contains("rank \(rank) of 2: weights held")) }
+            let layer = "layer 2 attention: q_proj fp8, k_proj fp8, v_proj fp8, o_proj nvfp4; "
+            #expect(text.stdout.components(separatedBy: layer).count == 3, "\(text.stdout)")
+            let json = try TP.run(ranks: 2, ["inspect", "--json", "--model", model])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            let quantization = try #require((object["model"] as? [String: Any])?["quantization"] as? [String: Any])
+            #expect(quantization["algorithm"] as? String == "MIXED_PRECISION")
+            #expect(quantization["block_alignment"] as? Int == 16)
+            let ranks = try #require(object["ranks"] as? [[String: Any]])
+            #expect(ranks.count == 2)
+            for rank in ranks {
+                let layers = try #require(rank["layers"] as? [[String: Any]])
+                #expect((layers[0]["formats"] as? [String: String])?["in_proj"] == "fp8")
+                #expect((layers[1]["formats"] as? [String: String])?["experts.7.down_proj"] == "nvfp4")
+                let bytes = layers.compactMap { $0["weight_bytes_held"] as? Int }.reduce(0, +)
+                let head = try #require((rank["lm_head"] as? [String: Any])?["weight_bytes_held"] as? Int)
+                #expect(bytes + head == rank["weight_bytes"] as? Int)
+            }
+        }
     }
 }
