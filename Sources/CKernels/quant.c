@@ -47,12 +47,14 @@ void q_dequant_bf16_scalar(const qmat *m, size_t r0, size_t r1, uint16_t *out) {
     }
 }
 
-/* Fills the nibble-order copy and the 8-column sums from q (shared by every ISA's quantizer). */
+/* Fills the nibble-order copy p and the sums h, g, g2 from q (shared by every ISA's quantizer). */
 void q_quantize_act_tail(void *xq, size_t cols) {
+    size_t off[6];
+    qa_offsets(cols, off);
     uint8_t *b = (uint8_t *)xq;
     const int8_t *q = (const int8_t *)b;
-    int8_t *p = (int8_t *)(b + qa_align(cols));
-    int32_t *g = (int32_t *)(b + 2 * qa_align(cols) + qa_align(cols / 32 * 4));
+    int8_t *p = (int8_t *)(b + off[0]);
+    int32_t *h = (int32_t *)(b + off[2]), *g = (int32_t *)(b + off[3]), *g2 = (int32_t *)(b + off[4]);
     for (size_t c0 = 0; c0 < cols; c0 += 128) {
         size_t n = cols - c0 < 128 ? cols - c0 : 128;
         for (size_t j = 0; j < n / 2; j++) {
@@ -60,17 +62,18 @@ void q_quantize_act_tail(void *xq, size_t cols) {
             p[c0 + n / 2 + j] = q[c0 + 2 * j + 1];
         }
     }
+    for (size_t i = 0; i < cols / 4; i++) h[i] = -128 * (q[4 * i] + q[4 * i + 1] + q[4 * i + 2] + q[4 * i + 3]);
     for (size_t i = 0; i < cols / 8; i++) {
-        int32_t s = 0;
-        for (int e = 0; e < 8; e++) s += q[8 * i + e];
-        g[i] = -8 * s;
+        g[i] = (h[2 * i] + h[2 * i + 1]) / 16;
+        g2[i] = 2 * g[i];
     }
 }
 
 void q_quantize_act_scalar(const float *x, size_t cols, void *xq) {
-    uint8_t *b = (uint8_t *)xq;
-    int8_t *q = (int8_t *)b;
-    float *d = (float *)(b + 2 * qa_align(cols));
+    size_t off[6];
+    qa_offsets(cols, off);
+    int8_t *q = (int8_t *)xq;
+    float *d = (float *)((uint8_t *)xq + off[1]);
     for (size_t blk = 0; blk < cols / 32; blk++) {
         const float *xb = x + 32 * blk;
         float amax = 0;

@@ -44,27 +44,42 @@ static inline size_t qmat_row_bytes(const qmat *m) {
  *                        weight byte j holds columns 2j and 2j+1, so the low nibbles of 64 bytes
  *                        pair with 64 consecutive bytes of p, and so do the high nibbles.
  *   float d[cols/32]     block scales, amax / 127
- *   int32 g[cols/8]      -8 * sum of q over columns 8i..8i+7: the correction of the 4-bit
- *                        kernels, which multiply unsigned codes (c = w + 8) with q.       */
+ *   int32 h[cols/4]      -128 * sum of q over columns 4i..4i+3
+ *   int32 g[cols/8]      -8 * sum of q over columns 8i..8i+7
+ *   int32 g2[cols/8]     -16 * the same sums
+ * vpdpbusd needs one unsigned operand, so the weights are made unsigned by a bias (Q8: w + 128,
+ * Q4: the code w + 8, NVFP4: 2*e2m1 + 16) and the dot products start from -bias * sum(q) over
+ * the columns of each int32 lane: h, g and g2 are those starting values, one per lane. */
 typedef struct {
     const int8_t *q, *p;
     const float *d;
-    const int32_t *g;
+    const int32_t *h, *g, *g2;
 } qact;
 
 static inline size_t qa_align(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* Offsets of the sections after q: p, d, h, g, g2, and the end. */
+static inline void qa_offsets(size_t cols, size_t off[6]) {
+    off[0] = qa_align(cols);
+    off[1] = off[0] + qa_align(cols);
+    off[2] = off[1] + qa_align(cols / 32 * 4);
+    off[3] = off[2] + qa_align(cols / 4 * 4);
+    off[4] = off[3] + qa_align(cols / 8 * 4);
+    off[5] = off[4] + qa_align(cols / 8 * 4);
+}
+
 static inline size_t qa_bytes(size_t cols) {
-    return 2 * qa_align(cols) + qa_align(cols / 32 * 4) + qa_align(cols / 8 * 4);
+    size_t off[6];
+    qa_offsets(cols, off);
+    return off[5];
 }
 
 static inline qact qa_view(const void *base, size_t cols) {
     const uint8_t *b = (const uint8_t *)base;
-    qact a;
-    a.q = (const int8_t *)b;
-    a.p = (const int8_t *)(b + qa_align(cols));
-    a.d = (const float *)(b + 2 * qa_align(cols));
-    a.g = (const int32_t *)(b + 2 * qa_align(cols) + qa_align(cols / 32 * 4));
+    size_t off[6];
+    qa_offsets(cols, off);
+    qact a = {(const int8_t *)b,           (const int8_t *)(b + off[0]),  (const float *)(b + off[1]),
+              (const int32_t *)(b + off[2]), (const int32_t *)(b + off[3]), (const int32_t *)(b + off[4])};
     return a;
 }
 
