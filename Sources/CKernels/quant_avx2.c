@@ -1,0 +1,280 @@
+/*
+ * AVX2 kernels for quantized weights, for x86-64 CPUs without AVX-512 (layouts in
+ * quant_internal.h). The same shapes as quant_avx512.c at half the width, one block at a time:
+ * - exact path: 32 columns dequantized into four ymm registers, up to 4 tokens per row pass;
+ * - int8 path: per block of 32, vpmaddubsw (unsigned x signed bytes, pairs summed in int16)
+ *   then vpmaddwd by ones (int32), as llama.cpp does without VNNI. The int16 pair sums cannot
+ *   saturate: |w| <= 128 against |q| <= 127 (Q8, sign trick), codes <= 15 (Q4), |2*e2m1| <= 12.
+ * Columns past the last multiple of 32 (FP8 rows of any width, NVFP4 rows ending in half a
+ * block) take the scalar code.
+ */
+#include "quant_internal.h"
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+#define TT 4
+
+static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+typedef struct {
+    __m256 v[4]; /* columns k..k+7, k+8..k+15, k+16..k+23, k+24..k+31 */
+} w32;
+
+AVX2 INLINE __m256 widen8(__m128i bytes) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)); }
+
+AVX2 INLINE w32 deq_q8(const uint8_t *row, const uint8_t *srow, size_t k) {
+    __m256 s = _mm256_set1_ps(_cvtsh_ss(((const uint16_t *)srow)[k / 32]));
+    w32 r;
+    for (int i = 0; i < 4; i++) r.v[i] = _mm256_mul_ps(widen8(_mm_loadl_epi64((const __m128i *)(row + k + 8 * i))), s);
+    return r;
+}
+
+AVX2 INLINE w32 deq_q4(const uint8_t *row, const uint8_t *srow, size_t k) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(row + k / 2)), nib = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    __m128i lo = _mm_and_si128(v, nib), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nib);
+    __m128i n0 = _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), eight), n1 = _mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), eight);
+    __m256 s = _mm256_set1_ps(_cvtsh_ss(((const uint16_t *)srow)[k / 32]));
+    w32 r = {{_mm256_mul_ps(widen8(n0), s), _mm256_mul_ps(widen8(_mm_srli_si128(n0, 8)), s),
+              _mm256_mul_ps(widen8(n1), s), _mm256_mul_ps(widen8(_mm_srli_si128(n1, 8)), s)}};
+    return r;
+}
+
+/* E4M3 through half precision, as in quant_avx512.c (e4m3_to_half_bits); scale is scale * 256.
+ * A NaN code anywhere in the 32 bytes sends them through the scalar decoder. */
+AVX2 INLINE w32 deq_fp8(const uint8_t *row, float scale, size_t k) {
+    __m128i mask = _mm_set1_epi8(0x7f);
+    __m256i keep = _mm256_set1_epi16((short)0xbf80);
+    __m256 s = _mm256_set1_ps(scale);
+    w32 r;
+    int nan = 0;
+    for (int i = 0; i < 2; i++) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(row + k + 16 * i));
+        nan |= _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(b, mask), mask));
+        __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), keep);
+        r.v[2 * i] = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), s);
+        r.v[2 * i + 1] = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), s);
+    }
+    if (__builtin_expect(nan != 0, 0)) {
+        float tmp[32];
+        for (int e = 0; e < 32; e++) tmp[e] = q_e4m3_to_float(row[k + e]) * (scale * 0x1p-8f);
+        for (int i = 0; i < 4; i++) r.v[i] = _mm256_loadu_ps(tmp + 8 * i);
+    }
+    return r;
+}
+
+/* Eight codes (bytes, low 4 bits) -> E2M1 values: magnitude by vpermps (low 3 bits), sign from
+ * bit 3. */
+AVX2 INLINE __m256 e2m1x8(__m128i codes) {
+    __m256i c = _mm256_cvtepu8_epi32(codes);
+    __m256 mag = _mm256_permutevar8x32_ps(_mm256_loadu_ps(q_e2m1_values), c);
+    __m256i sign = _mm256_and_si256(_mm256_slli_epi32(c, 28), _mm256_set1_epi32((int)0x80000000u));
+    return _mm256_xor_ps(mag, _mm256_castsi256_ps(sign));
+}
+
+AVX2 INLINE w32 deq_nvfp4(const uint8_t *row, const uint8_t *srow, float scale2, size_t k) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(row + k / 2)), nib = _mm_set1_epi8(0x0f);
+    __m128i lo = _mm_and_si128(v, nib), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nib);
+#if NVFP4_HIGH_NIBBLE_FIRST
+    __m128i ev = hi, od = lo;
+#else
+    __m128i ev = lo, od = hi;
+#endif
+    __m128i n0 = _mm_unpacklo_epi8(ev, od), n1 = _mm_unpackhi_epi8(ev, od);
+    __m256 s0 = _mm256_set1_ps(q_e4m3_to_float(srow[k / 16]) * scale2);
+    __m256 s1 = _mm256_set1_ps(q_e4m3_to_float(srow[k / 16 + 1]) * scale2);
+    w32 r = {{_mm256_mul_ps(e2m1x8(n0), s0), _mm256_mul_ps(e2m1x8(_mm_srli_si128(n0, 8)), s0),
+              _mm256_mul_ps(e2m1x8(n1), s1), _mm256_mul_ps(e2m1x8(_mm_srli_si128(n1, 8)), s1)}};
+    return r;
+}
+
+AVX2 INLINE w32 deq(enum qformat f, const uint8_t *row, const uint8_t *srow, float scale, size_t k) {
+    switch (f) {
+    case QF_Q8: return deq_q8(row, srow, k);
+    case QF_Q4: return deq_q4(row, srow, k);
+    case QF_FP8: return deq_fp8(row, scale, k);
+    default: return deq_nvfp4(row, srow, scale, k);
+    }
+}
+
+AVX2 INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- exact path ------------------------------------------------------------------------------ */
+
+AVX2 INLINE void f32_tile(enum qformat f, const qmat *m, size_t r, const float *x, size_t ldx, int tt, float *out) {
+    const uint8_t *row = m->w + r * qmat_row_bytes(m), *srow = q_scale_row(m, r);
+    float scale = m->format == QF_FP8 ? m->scale * 256.0f : m->scale;
+    size_t main = m->cols & ~(size_t)31;
+    __m256 acc[TT][2];
+    for (int t = 0; t < TT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (size_t k = 0; k < main; k += 32) {
+        w32 a = deq(f, row, srow, scale, k);
+        for (int t = 0; t < tt; t++) {
+            const float *xt = x + t * ldx + k;
+            acc[t][0] = _mm256_fmadd_ps(a.v[0], _mm256_loadu_ps(xt), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(a.v[1], _mm256_loadu_ps(xt + 8), acc[t][1]);
+            acc[t][0] = _mm256_fmadd_ps(a.v[2], _mm256_loadu_ps(xt + 16), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(a.v[3], _mm256_loadu_ps(xt + 24), acc[t][1]);
+        }
+    }
+    for (int t = 0; t < tt; t++) {
+        float s = hsum(_mm256_add_ps(acc[t][0], acc[t][1]));
+        for (size_t k = main; k < m->cols; k++) s += q_weight_scalar(m, row, srow, k) * x[t * ldx + k];
+        out[t] = s;
+    }
+}
+
+AVX2 INLINE void f32_rows(enum qformat f, const qmat *m, size_t r0, size_t r1, const float *x, size_t ldx,
+                          size_t ntok, float *y, size_t ldy) {
+    for (size_t t0 = 0; t0 < ntok; t0 += TT) {
+        int tt = (int)min_size(TT, ntok - t0);
+        for (size_t r = r0; r < r1; r++) {
+            float out[TT];
+            switch (tt) {
+            case 1: f32_tile(f, m, r, x + t0 * ldx, ldx, 1, out); break;
+            case 2: f32_tile(f, m, r, x + t0 * ldx, ldx, 2, out); break;
+            case 3: f32_tile(f, m, r, x + t0 * ldx, ldx, 3, out); break;
+            default: f32_tile(f, m, r, x + t0 * ldx, ldx, 4, out); break;
+            }
+            for (int t = 0; t < tt; t++) y[(t0 + t) * ldy + r] = out[t];
+        }
+    }
+}
+
+AVX2 void q_gemv_f32_avx2(const qmat *m, size_t r0, size_t r1, const float *x, size_t ldx, size_t ntok, float *y,
+                          size_t ldy) {
+    switch (m->format) {
+    case QF_Q8: f32_rows(QF_Q8, m, r0, r1, x, ldx, ntok, y, ldy); break;
+    case QF_Q4: f32_rows(QF_Q4, m, r0, r1, x, ldx, ntok, y, ldy); break;
+    case QF_FP8: f32_rows(QF_FP8, m, r0, r1, x, ldx, ntok, y, ldy); break;
+    case QF_NVFP4: f32_rows(QF_NVFP4, m, r0, r1, x, ldx, ntok, y, ldy); break;
+    }
+}
+
+AVX2 INLINE void dequant_rows(enum qformat f, const qmat *m, size_t r0, size_t r1, float *out) {
+    size_t main = m->cols & ~(size_t)31;
+    float scale = m->format == QF_FP8 ? m->scale * 256.0f : m->scale;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = m->w + r * qmat_row_bytes(m), *srow = q_scale_row(m, r);
+        float *o = out + (r - r0) * m->cols;
+        for (size_t k = 0; k < main; k += 32) {
+            w32 a = deq(f, row, srow, scale, k);
+            for (int i = 0; i < 4; i++) _mm256_storeu_ps(o + k + 8 * i, a.v[i]);
+        }
+        for (size_t k = main; k < m->cols; k++) o[k] = q_weight_scalar(m, row, srow, k);
+    }
+}
+
+AVX2 void q_dequant_avx2(const qmat *m, size_t r0, size_t r1, float *out) {
+    switch (m->format) {
+    case QF_Q8: dequant_rows(QF_Q8, m, r0, r1, out); break;
+    case QF_Q4: dequant_rows(QF_Q4, m, r0, r1, out); break;
+    case QF_FP8: dequant_rows(QF_FP8, m, r0, r1, out); break;
+    case QF_NVFP4: dequant_rows(QF_NVFP4, m, r0, r1, out); break;
+    }
+}
+
+/* ---- int8 path --------------------------------------------------------------------------------- */
+
+/* The block's [even | odd] activations from the nibble-order copy: block blk sits in the chunk
+ * of 128 (or the row's last n) columns starting at c0, as its i-th 16 evens and 16 odds. */
+AVX2 INLINE __m256i nibble_order_block(const int8_t *p, size_t cols, size_t blk) {
+    size_t c0 = 32 * blk & ~(size_t)127, n = min_size(128, cols - c0), i = (32 * blk - c0) / 32;
+    return _mm256_loadu2_m128i((const __m128i *)(p + c0 + n / 2 + 16 * i), (const __m128i *)(p + c0 + 16 * i));
+}
+
+AVX2 INLINE __m256i dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* Q8 and Q4, one row: per block, integer sums in 8 lanes, scaled by w scale * d into f32. */
+AVX2 INLINE void int_tile(enum qformat f, const qmat *m, size_t r, const qact *a, int tt, float *out) {
+    const uint8_t *row = m->w + r * qmat_row_bytes(m), *srow = q_scale_row(m, r);
+    size_t cols = m->cols;
+    __m256 acc[TT];
+    for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+    if (f == QF_NVFP4) {
+        /* 2*e2m1 as signed bytes; vpmaddubsw takes |w| and q carries w's sign (vpsignb). Lanes:
+         * 0-1 and 4-5 are the block's first 16 columns (scale s0), 2-3 and 6-7 the second. */
+        __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12), nib = _mm_set1_epi8(0x0f);
+        float half2 = 0.5f * m->scale;
+        for (size_t blk = 0; blk < cols / 32; blk++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(row + 16 * blk));
+            __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, nib));
+            __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), nib));
+#if NVFP4_HIGH_NIBBLE_FIRST
+            __m256i w = _mm256_set_m128i(lo, hi);
+#else
+            __m256i w = _mm256_set_m128i(hi, lo);
+#endif
+            __m256i aw = _mm256_abs_epi8(w);
+            __m256 s = _mm256_blend_ps(_mm256_set1_ps(q_e4m3_to_float(srow[2 * blk]) * half2),
+                                       _mm256_set1_ps(q_e4m3_to_float(srow[2 * blk + 1]) * half2), 0xcc);
+            for (int t = 0; t < tt; t++) {
+                __m256i x = nibble_order_block(a[t].p, cols, blk);
+                __m256i p = dot_u8s8(aw, _mm256_sign_epi8(x, w));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(s, _mm256_set1_ps(a[t].d[blk])), acc[t]);
+            }
+        }
+    } else {
+        const uint16_t *sw = (const uint16_t *)srow;
+        __m128i nib = _mm_set1_epi8(0x0f);
+        for (size_t blk = 0; blk < cols / 32; blk++) {
+            float s = _cvtsh_ss(sw[blk]);
+            __m256i w, aw;
+            if (f == QF_Q8) {
+                w = _mm256_loadu_si256((const __m256i *)(row + 32 * blk));
+                aw = _mm256_abs_epi8(w);
+            } else { /* codes [low nibbles | high nibbles] = [even | odd columns] */
+                __m128i v = _mm_loadu_si128((const __m128i *)(row + 16 * blk));
+                w = aw = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), nib), _mm_and_si128(v, nib));
+            }
+            for (int t = 0; t < tt; t++) {
+                __m256i p;
+                if (f == QF_Q8) {
+                    __m256i x = _mm256_loadu_si256((const __m256i *)(a[t].q + 32 * blk));
+                    p = dot_u8s8(aw, _mm256_sign_epi8(x, w));
+                } else { /* sum c*q - 8*sum q: the package's four -8*sum(q) of this block */
+                    p = dot_u8s8(aw, nibble_order_block(a[t].p, cols, blk));
+                    p = _mm256_add_epi32(p, _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(a[t].g + 4 * blk))));
+                }
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s * a[t].d[blk]), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < tt; t++) out[t] = hsum(acc[t]);
+}
+
+AVX2 INLINE void int_rows(enum qformat f, const qmat *m, size_t r0, size_t r1, const void *xq, size_t ldxq,
+                          size_t ntok, float *y, size_t ldy) {
+    for (size_t t0 = 0; t0 < ntok; t0 += TT) {
+        int tt = (int)min_size(TT, ntok - t0);
+        qact a[TT];
+        for (int t = 0; t < tt; t++) a[t] = qa_view((const uint8_t *)xq + (t0 + t) * ldxq, m->cols);
+        for (size_t r = r0; r < r1; r++) {
+            float out[TT];
+            switch (tt) {
+            case 1: int_tile(f, m, r, a, 1, out); break;
+            case 2: int_tile(f, m, r, a, 2, out); break;
+            case 3: int_tile(f, m, r, a, 3, out); break;
+            default: int_tile(f, m, r, a, 4, out); break;
+            }
+            for (int t = 0; t < tt; t++) y[(t0 + t) * ldy + r] = out[t];
+        }
+    }
+}
+
+AVX2 void q_gemv_int_avx2(const qmat *m, size_t r0, size_t r1, const void *xq, size_t ldxq, size_t ntok, float *y,
+                          size_t ldy) {
+    switch (m->format) {
+    case QF_Q8: int_rows(QF_Q8, m, r0, r1, xq, ldxq, ntok, y, ldy); break;
+    case QF_Q4: int_rows(QF_Q4, m, r0, r1, xq, ldxq, ntok, y, ldy); break;
+    case QF_NVFP4: int_rows(QF_NVFP4, m, r0, r1, xq, ldxq, ntok, y, ldy); break;
+    default: break;
+    }
+}
