@@ -21,7 +21,8 @@ enum QuantKernels {
         }
     }
 
-    /// `y[t·ldy + r] = Σ_k w[r, k] · x[t·ldx + k]` for rows `rows` and tokens t < ntok.
+    /// `y[t·ldy + r] = Σ_k w[r, k] · x[t·ldx + k]` for rows `rows` and tokens t < ntok: the exact
+    /// path (each weight dequantized in f32, f32 activations), CKernels' SIMD code.
     static func gemv(
         _ w: WeightMatrix, rows: Range<Int>, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
         _ y: UnsafeMutablePointer<Float>, ldy: Int
@@ -29,18 +30,18 @@ enum QuantKernels {
         let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
         switch w.format {
         case .int8:
-            QuantReference.gemvQ8(
+            ck_gemv_q8(
                 w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, x, ldx, tokens,
                 y, ldy)
         case .int4:
-            QuantReference.gemvQ4(
+            ck_gemv_q4(
                 w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, x, ldx, tokens,
                 y, ldy)
         case .fp8:
-            QuantReference.gemvFP8(
+            ck_gemv_fp8(
                 w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, x, ldx, tokens, y, ldy)
         case .nvfp4:
-            QuantReference.gemvNVFP4(
+            ck_gemv_nvfp4(
                 w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols, r0,
                 r1, x, ldx, tokens, y, ldy)
         case .f32, .bf16, .f16:
@@ -48,21 +49,43 @@ enum QuantKernels {
         }
     }
 
-    /// Rows `rows` of `w` dequantized to f32 into `out` (`rows.count · cols` floats).
+    /// Rows `rows` of `w` dequantized to f32 into `out` (`rows.count · cols` floats), bit for bit
+    /// the weights the exact GEMV multiplies.
     static func dequantizeRows(_ w: WeightMatrix, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
         switch w.format {
         case .int8:
-            QuantReference.dequantRowsQ8(
+            ck_dequant_rows_q8(
                 w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
         case .int4:
-            QuantReference.dequantRowsQ4(
+            ck_dequant_rows_q4(
                 w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
         case .fp8:
-            QuantReference.dequantRowsFP8(
+            ck_dequant_rows_fp8(w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, out)
+        case .nvfp4:
+            ck_dequant_rows_nvfp4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
+                r0, r1, out)
+        case .f32, .bf16, .f16:
+            preconditionFailure("\(w.format) is not a quantized format")
+        }
+    }
+
+    /// The same rows rounded to bf16 (raw bits), for the bf16 GEMM.
+    static func dequantizeRowsBF16(_ w: WeightMatrix, _ rows: Range<Int>, into out: UnsafeMutablePointer<UInt16>) {
+        let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+        switch w.format {
+        case .int8:
+            ck_dequant_rows_q8_bf16(
+                w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .int4:
+            ck_dequant_rows_q4_bf16(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .fp8:
+            ck_dequant_rows_fp8_bf16(
                 w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, out)
         case .nvfp4:
-            QuantReference.dequantRowsNVFP4(
+            ck_dequant_rows_nvfp4_bf16(
                 w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
                 r0, r1, out)
         case .f32, .bf16, .f16:
@@ -93,23 +116,20 @@ enum QuantKernels {
         _ workspace: Workspace
     ) {
         let cols = w.cols
-        let tileRows = max(32, min(w.rows, HalfKernels.tileFloats / max(cols, 1)))
-        let tile = workspace.buffer(.weightTile, count: tileRows * cols)
-        let half = UnsafeMutableRawPointer(workspace.buffer(.bf16WeightTile, count: (tileRows * cols + 1) / 2))
+        let tileRows = max(32, min(w.rows, 2 * HalfKernels.tileFloats / max(cols, 1)))
+        let tile = UnsafeMutableRawPointer(workspace.buffer(.bf16WeightTile, count: (tileRows * cols + 1) / 2))
             .bindMemory(to: UInt16.self, capacity: tileRows * cols)
-        let shared = UncheckedSendable((tile, half))
+        let shared = UncheckedSendable(tile)
         var first = 0
         while first < w.rows {
             let count = min(tileRows, w.rows - first)
             let start = first
             workspace.pool.forRanges(count, minimumPerThread: 8) { rows in
-                let (tile, half) = shared.value
-                let offset = rows.lowerBound * cols
-                w.rows(from: start + rows.lowerBound, count: rows.count, into: tile + offset)
-                ck_f32_to_bf16(tile + offset, half + offset, rows.count * cols)
+                dequantizeRowsBF16(
+                    w, start + rows.lowerBound..<start + rows.upperBound, into: shared.value + rows.lowerBound * cols)
             }
             HalfKernels.bf16GEMM(
-                x, tokens: tokens, weights: UnsafePointer(half), rows: count, cols: cols, into: y + first, ldy: w.rows,
+                x, tokens: tokens, weights: UnsafePointer(tile), rows: count, cols: cols, into: y + first, ldy: w.rows,
                 workspace)
             first += count
         }

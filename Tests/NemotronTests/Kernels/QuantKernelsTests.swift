@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 
@@ -101,6 +102,81 @@ struct QuantKernelsTests {
                     ? (0..<cols).reduce(Float(0)) { $0 + w[r * cols + $1] * x[t * ldx + $1] } : -7
                 #expect(abs(y[t * ldy + r] - expected) <= 1e-5)
             }
+        }
+    }
+
+    /// CKernels' exact GEMVs and dequantizers against their naive twins in QuantReference, at
+    /// every instruction-set level this CPU has (scalar, AVX2, AVX-512).
+    @Test("CKernels' exact path equals the reference kernels at every ISA level", arguments: formats)
+    func simdMatchesReference(format: WeightFormat) throws {
+        let (rows, cols, tokens) = (37, 160, 5)
+        let w = RandomWeights(rows: rows, cols: cols, seed: 21).quantized(format)
+        var random = Xoshiro256(seed: 2)
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        let levels = (CK_QUANT_SCALAR...min(ck_quant_isa_level(), CK_QUANT_AVX512)).map { $0 }
+        defer { ck_quant_set_isa_cap(0) }
+        for level in levels {
+            #expect(ck_quant_set_isa_cap(Int32(level)) == level)
+            var simd = [Float](repeating: .nan, count: rows * cols)
+            var naive = simd
+            QuantKernels.dequantizeRows(w, 0..<rows, into: &simd)
+            reference(w, rows: 0..<rows, x: nil, tokens: 0, into: &naive)
+            #expect(simd.map(\.bitPattern) == naive.map(\.bitPattern), "\(format) dequantized at level \(level)")
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            var expected = y
+            QuantKernels.gemv(w, rows: 3..<rows, x, ldx: cols, tokens: tokens, &y, ldy: rows)
+            reference(w, rows: 3..<rows, x: x, tokens: tokens, into: &expected)
+            let (a, b) = (y.enumerated().filter { $0.offset % rows >= 3 }, expected.enumerated())
+            #expect(
+                zip(a, b.filter { $0.offset % rows >= 3 }).allSatisfy { abs($0.element - $1.element) <= 1e-4 },
+                "\(format) GEMV at level \(level)")
+        }
+    }
+
+    /// QuantReference's GEMV (`x` given) or row dequantizer (`x` nil) for `w`.
+    func reference(
+        _ w: WeightMatrix, rows: Range<Int>, x: [Float]?, tokens: Int, into out: UnsafeMutablePointer<Float>
+    ) {
+        let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+        let data = w.base
+        let scales = w.scales.blockBase
+        let tensorScale = w.scales.tensorScale
+        guard let x else {
+            switch w.format {
+            case .int8:
+                QuantReference.dequantRowsQ8(
+                    data.assumingMemoryBound(to: Int8.self), scales!.assumingMemoryBound(to: UInt16.self), cols, r0,
+                    r1, out)
+            case .int4:
+                QuantReference.dequantRowsQ4(
+                    data.assumingMemoryBound(to: UInt8.self), scales!.assumingMemoryBound(to: UInt16.self), cols, r0,
+                    r1, out)
+            case .fp8:
+                QuantReference.dequantRowsFP8(data.assumingMemoryBound(to: UInt8.self), tensorScale, cols, r0, r1, out)
+            default:
+                QuantReference.dequantRowsNVFP4(
+                    data.assumingMemoryBound(to: UInt8.self), scales!.assumingMemoryBound(to: UInt8.self), tensorScale,
+                    cols, r0, r1, out)
+            }
+            return
+        }
+        let rowsTotal = w.rows
+        switch w.format {
+        case .int8:
+            QuantReference.gemvQ8(
+                data.assumingMemoryBound(to: Int8.self), scales!.assumingMemoryBound(to: UInt16.self), cols, r0, r1, x,
+                cols, tokens, out, rowsTotal)
+        case .int4:
+            QuantReference.gemvQ4(
+                data.assumingMemoryBound(to: UInt8.self), scales!.assumingMemoryBound(to: UInt16.self), cols, r0, r1,
+                x, cols, tokens, out, rowsTotal)
+        case .fp8:
+            QuantReference.gemvFP8(
+                data.assumingMemoryBound(to: UInt8.self), tensorScale, cols, r0, r1, x, cols, tokens, out, rowsTotal)
+        default:
+            QuantReference.gemvNVFP4(
+                data.assumingMemoryBound(to: UInt8.self), scales!.assumingMemoryBound(to: UInt8.self), tensorScale,
+                cols, r0, r1, x, cols, tokens, out, rowsTotal)
         }
     }
 
