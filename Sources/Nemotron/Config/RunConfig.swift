@@ -66,7 +66,10 @@ public struct RunConfig: Sendable, Equatable {
         .init(
             "ignore_eos", \.ignoreEOS,
             help: "Keep generating past end-of-sequence tokens, up to max_new_tokens (for benchmarks)."),
-        .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 and quantized weights."),
+        .init(
+            "compute_dtype", \.computeDType,
+            help: "Activation precision: f32 exact; bf16 for prefill GEMMs; int8 also for decode against "
+                + "int8/int4/nvfp4 weights."),
         .init(
             "quantize", \.quantize,
             help: "Quantize the linear weights of a bf16/f16/f32 checkpoint as they load (each rank its own slice): "

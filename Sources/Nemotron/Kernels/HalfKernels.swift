@@ -16,7 +16,7 @@ enum HalfKernels {
     ) {
         if tokens <= MatMul.streamingMaxTokens {
             stream(x, tokens: tokens, w, into: y, context.workspace)
-        } else if w.format == .bf16 && context.policy.prefill == .bf16 && MatMul.hasBF16Dot {
+        } else if w.format == .bf16 && context.policy.usesBF16GEMM {
             bf16GEMM(
                 x, tokens: tokens, weights: w.base.assumingMemoryBound(to: UInt16.self), rows: w.rows, cols: w.cols,
                 into: y, ldy: w.rows, context.workspace)

@@ -13,8 +13,12 @@ enum QuantKernels {
         _ context: KernelContext
     ) {
         if tokens <= MatMul.streamingMaxTokens {
-            stream(x, tokens: tokens, w, into: y, context.workspace)
-        } else if context.policy.prefill == .bf16 && MatMul.hasBF16Dot {
+            if context.policy.usesInt8Activations && hasInt8Kernel(w) {
+                streamInt8(x, tokens: tokens, w, into: y, context.workspace)
+            } else {
+                stream(x, tokens: tokens, w, into: y, context.workspace)
+            }
+        } else if context.policy.usesBF16GEMM {
             bf16Tiled(x, tokens: tokens, w, into: y, context.workspace)
         } else {
             HalfKernels.tiled(x, tokens: tokens, w, into: y, context.workspace)
@@ -107,6 +111,44 @@ enum QuantKernels {
         workspace.pool.forBlocks(w.rows, block: 64) { rows in
             let (x, y) = shared.value
             gemv(w, rows: rows, x, ldx: w.cols, tokens: tokens, y, ldy: w.rows)
+        }
+    }
+
+    /// Whether `w` has an int8-activation GEMV: int8, int4 and nvfp4 with whole blocks of 32 inputs.
+    static func hasInt8Kernel(_ w: WeightMatrix) -> Bool {
+        [.int8, .int4, .nvfp4].contains(w.format) && w.cols % 32 == 0
+    }
+
+    /// Each token's activations quantized to int8 per block of 32 (`ck_q8_quantize_activation`),
+    /// then integer dot products against the weights, in 64-row blocks the threads claim.
+    private static func streamInt8(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let stride = ck_q8_activation_bytes(w.cols)
+        // 64 spare bytes so the packages can start on a 64-byte boundary.
+        let raw = UnsafeMutableRawPointer(workspace.buffer(.quantizedInput, count: (tokens * stride + 64) / 4 + 1))
+        let packages = raw + (64 - Int(bitPattern: raw) % 64) % 64
+        for t in 0..<tokens { ck_q8_quantize_activation(x + t * w.cols, w.cols, packages + t * stride) }
+        let shared = UncheckedSendable((UnsafeRawPointer(packages), y))
+        workspace.pool.forBlocks(w.rows, block: 64) { rows in
+            let (xq, y) = shared.value
+            let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+            switch w.format {
+            case .int8:
+                ck_gemv_q8_q8(
+                    w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, xq, stride,
+                    tokens, y, w.rows)
+            case .int4:
+                ck_gemv_q4_q8(
+                    w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, xq, stride,
+                    tokens, y, w.rows)
+            case .nvfp4:
+                ck_gemv_nvfp4_q8(
+                    w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
+                    r0, r1, xq, stride, tokens, y, w.rows)
+            default: preconditionFailure("\(w.format) has no int8-activation kernel")
+            }
         }
     }
 

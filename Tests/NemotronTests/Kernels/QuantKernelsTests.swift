@@ -105,6 +105,35 @@ struct QuantKernelsTests {
         }
     }
 
+    /// Under compute int8, decode GEMVs against int8, int4 and nvfp4 weights take activations
+    /// quantized per 32 inputs (d = max|x| / 127, q = rint(x · (1/d))): the products equal the
+    /// dequantized weights times the dequantized activations.
+    @Test(
+        "int8 activations: dequantized weights times Q8_0-style quantized activations",
+        arguments: [
+            WeightFormat.int8, .int4, .nvfp4, .fp8,
+        ])
+    func int8Activations(format: WeightFormat) {
+        let (rows, cols, tokens) = (70, 128, 3)
+        let weights = RandomWeights(rows: rows, cols: cols, seed: 13).quantized(format)
+        var random = Xoshiro256(seed: 3)
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        var y = [Float](repeating: .nan, count: tokens * rows)
+        MatMul.linear(
+            x, tokens: tokens, weights, into: &y,
+            KernelContext(workspace: Workspace(threads: 2), policy: ComputePolicy(prefill: .int8)))
+        let quantized =
+            format == .fp8
+            ? x
+            : (0..<tokens * cols / 32).flatMap { b -> [Float] in
+                let block = x[b * 32..<(b + 1) * 32]
+                let d = block.map(abs).max()! / 127
+                return block.map { ($0 * (1 / d)).rounded(.toNearestOrEven) * d }
+            }
+        let expected = naive(quantized, weights.dequantized, tokens: tokens, rows: rows, cols: cols)
+        #expect(maxAbsDifference(y, expected) <= 1e-4, "fp8 has no int8 kernel and stays exact")
+    }
+
     /// CKernels' exact GEMVs and dequantizers against their naive twins in QuantReference, at
     /// every instruction-set level this CPU has (scalar, AVX2, AVX-512).
     @Test("CKernels' exact path equals the reference kernels at every ISA level", arguments: formats)
