@@ -7,10 +7,10 @@ import Foundation
 ///
 /// - int8: `s = max|w| / 127` per block, rounded to f16; `q = rint(w / s)` (ties to even),
 ///   clamped to ±127.
-/// - int4: per block, the scale with the least squared error among candidates around Q4_0's
-///   `max / −8` (`max` the signed value of largest magnitude) — each candidate's codes, then the
-///   least-squares scale for those codes — rounded to f16; codes `rint(w / s) + 8` clamped to
-///   0...15 with the stored scale. (`Int4Scale.q4_0` keeps Q4_0's scale alone.)
+/// - int4: per block, the scale with the least w²-weighted squared error among candidates around
+///   Q4_0's `max / −8` (`max` the signed value of largest magnitude) — each candidate's codes, then
+///   the weighted least-squares scale for those codes — rounded to f16; codes `rint(w / s) + 8`
+///   clamped to 0...15 with the stored scale. (`Int4Scale.q4_0` keeps Q4_0's scale alone.)
 /// - fp8 (ModelOpt `to_quantized_weight`): `weight_scale = max|w| / 448`; `q = e4m3(w / weight_scale)`.
 /// - nvfp4 (ModelOpt `NVFP4QTensor.quantize`): `weight_scale_2 = max|w| / (6 · 448)`; per block of
 ///   16, `s = e4m3(max(blockmax / (6 · weight_scale_2), 2⁻⁹))` (1 for an all-zero block); codes
@@ -21,7 +21,7 @@ public enum WeightQuantizer {
     public enum Int4Scale: Sendable {
         /// llama.cpp Q4_0: `max / −8`.
         case q4_0
-        /// Least squared error over candidates around Q4_0's scale (the default).
+        /// Least w²-weighted squared error over candidates around Q4_0's scale (the default).
         case search
     }
 
@@ -125,34 +125,32 @@ public enum WeightQuantizer {
         }
     }
 
-    /// The f32 scale of one block of 32 before rounding to f16.
+    /// The f32 scale of one block of 32 before rounding to f16. The search tries the divisors
+    /// −9 … −7 of the peak in steps of 1/8; for each, the codes `q = clamp(rint(w · divisor / peak),
+    /// −8, 7)` and their least-squares scale with each weight's error weighted by w²
+    /// (`Σw³q / Σw²q²`, as llama.cpp's `make_qx_quants` weighs by importance), whose weighted error
+    /// is `Σw⁴ − (Σw³q)² / Σw²q²`: the candidate with the largest `(Σw³q)² / Σw²q²` wins (the
+    /// first on a tie). Measured on the demo models' held-out text (perplexity +0.69 % and +0.51 %
+    /// over bf16, against +0.71 % / +0.67 % for Q4_0's scale and +0.84 % / +0.67 % for unweighted
+    /// least squares).
     static func int4Scale(_ w: UnsafePointer<Float>, _ choice: Int4Scale) -> Float {
         var peak: Float = 0
         for k in 0..<32 where abs(w[k]) > abs(peak) { peak = w[k] }
         let base = peak / -8
         guard choice == .search, base != 0 else { return base }
-        var best = (error: Float.infinity, scale: base)
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { codes in
-            for step in -8...8 {
-                let candidate = peak / (-8 + Float(step) * 0.125)
-                guard candidate.isFinite, candidate != 0 else { continue }
-                int4Codes(w, scale: candidate, into: codes.baseAddress!)
-                // The least-squares scale for these codes, then its error.
-                var (wq, qq): (Float, Float) = (0, 0)
-                for k in 0..<32 {
-                    let v = Float(Int(codes[k]) - 8)
-                    wq += w[k] * v
-                    qq += v * v
-                }
-                guard qq > 0 else { continue }
-                let scale = wq / qq
-                var error: Float = 0
-                for k in 0..<32 {
-                    let e = w[k] - Float(Int(codes[k]) - 8) * scale
-                    error += e * e
-                }
-                if error < best.error { best = (error, scale) }
+        var best = (gain: -Float.infinity, scale: base)
+        for step in -8...8 {
+            let inverse = (-8 + Float(step) * 0.125) / peak
+            var (wq, qq): (Float, Float) = (0, 0)
+            for k in 0..<32 {
+                let q = min(7, max(-8, (w[k] * inverse).rounded(.toNearestOrEven)))
+                let importance = w[k] * w[k]
+                wq += importance * w[k] * q
+                qq += importance * q * q
             }
+            guard qq > 0 else { continue }
+            let gain = wq * wq / qq
+            if gain > best.gain { best = (gain, wq / qq) }
         }
         return best.scale
     }
