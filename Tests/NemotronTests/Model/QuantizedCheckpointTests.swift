@@ -79,10 +79,11 @@ struct QuantizedCheckpointTests {
     }
 
     /// bf16 prefill (dequantized tiles rounded to bf16 for the bf16 GEMM where the CPU has it),
-    /// and under int8 also int8 decode activations: greedy ids as in exact mode; the distance of
-    /// the prefill and step logits is printed.
+    /// and under int8 also int8 decode activations: the greedy ids are transformers' wherever its
+    /// choice leads the runner-up by more than twice the mode's logit tolerance (a closer choice may
+    /// flip, and the run then leaves the reference); the distance of the logits is printed.
     @Test(
-        "bf16 and int8 compute: identical greedy ids, max |Δ| of the logits printed",
+        "bf16 and int8 compute: greedy ids as transformers' wherever its choice is clear, max |Δ| printed",
         arguments: QuantFixture.all, [ComputeDType.bf16, .int8])
     func fastCompute(fixture: QuantFixture, compute: ComputeDType) throws {
         let reference = try fixture.reference
@@ -95,12 +96,22 @@ struct QuantizedCheckpointTests {
             try engine.generate(
                 [Request(prompt: prompt, maxNewTokens: expected.count, keepLogits: true)], ignoreEOS: true
             ).first)
-        #expect(result.ids == expected)
-        let steps = maxAbsDifference(result.stepLogits.flatMap { $0 }, try reference.floats("step_logits"))
         // int8 activations carry a rounding error of up to 1/254 of each block's max |x|.
         let tolerance: Float = compute == .int8 ? 0.25 : 0.1
+        let stepLogits = try reference.floats("step_logits")
+        let V = engine.config.vocabSize
+        var same = 0
+        while same < expected.count && result.ids[same] == expected[same] { same += 1 }
+        if same < expected.count {
+            let row = stepLogits[same * V..<(same + 1) * V].sorted(by: >)
+            #expect(row[0] - row[1] < 2 * tolerance, "step \(same) flipped with a gap of \(row[0] - row[1])")
+        }
+        let steps = maxAbsDifference(
+            Array(result.stepLogits.prefix(same + 1).joined()), Array(stepLogits.prefix((same + 1) * V)))
         #expect(prefill <= tolerance && steps <= tolerance)
-        print("\(fixture) compute \(compute): logits max |Δ| prefill \(prefill), steps \(steps)")
+        print(
+            "\(fixture) compute \(compute): logits max |Δ| prefill \(prefill), steps \(steps); greedy ids "
+                + "\(same) of \(expected.count) as transformers'")
     }
 
     @Test("each weight is held in its stored format; ignored and unlisted modules keep their own dtype")
