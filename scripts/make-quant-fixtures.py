@@ -15,8 +15,9 @@ Under Tests/NemotronTests/Fixtures/quant/:
   latent-mixed    quant_algo MIXED_PRECISION with quantized_layers: Mamba in/out_proj, q/k/v, MLP down, shared experts
                   and the latent projections FP8; o_proj, MLP up and routed experts NVFP4 (group_size 16); lm_head in
                   ignore and absent from quantized_layers
-  hybrid-int8     nemotron-run's own int8 and int4, written by `nemotron-run quantize` (--nemotron-run, default
-  hybrid-int4     .build/debug/nemotron-run) and dequantized here by this script's own reading of the layout
+  hybrid-int8     nemotron-run's own int8 and int4 (its LM head int8), written by `nemotron-run quantize`
+  hybrid-int4     (--nemotron-run, default .build/debug/nemotron-run) and dequantized here by this script's own
+                  reading of the layout
 
 Each quantized directory gets config.json (and hf_quant_config.json where that is the form), generation_config.json,
 model.safetensors and reference.safetensors: prompt_ids I64 [T], prefill_logits F32 [T, V], greedy_ids I64 [N],
@@ -125,12 +126,12 @@ def quantize_nvfp4(w):
     return {"weight": packed.astype(np.uint8), "weight_scale": s, "weight_scale_2": F32(scale2)}, dequantized
 
 
-def dequantize_nemotron_run(tensors, module, algo):
-    """nemotron-run's int8 / int4 layout, read independently of its code: f16 scales per 32 inputs; int4 element 2j
-    in the low nibble of byte j, 2j+1 in the high nibble, code c meaning c - 8."""
+def dequantize_nemotron_run(tensors, module):
+    """nemotron-run's int8 (I8) / int4 (U8) layout, read independently of its code: f16 scales per 32 inputs; int4
+    element 2j in the low nibble of byte j, 2j+1 in the high nibble, code c meaning c - 8."""
     data = tensors[module + ".weight"].numpy()
     scales = tensors[module + ".weight_scale"].numpy().astype(F32)
-    if algo == "INT4":
+    if data.dtype == np.uint8:
         codes = np.empty((data.shape[0], data.shape[1] * 2), dtype=np.int64)
         codes[:, 0::2], codes[:, 1::2] = data & 0xF, data >> 4
         values = (codes - 8).astype(F32)
@@ -238,7 +239,7 @@ def nemotron_run_variant(binary, source_dir, tensors, spec):
     for name in tensors:
         module = name[:-len(".weight")]
         if module + ".weight_scale" in written:
-            dequantized[name] = torch.from_numpy(dequantize_nemotron_run(written, module, spec["algo"]))
+            dequantized[name] = torch.from_numpy(dequantize_nemotron_run(written, module))
         else:
             assert torch.equal(written[name], tensors[name]), name
             dequantized[name] = tensors[name]

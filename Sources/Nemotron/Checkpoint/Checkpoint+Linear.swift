@@ -19,10 +19,11 @@ extension Checkpoint {
         let whole = try storedLinear(name, rows: rows, cols: cols)
         let kept = try whole.slice(
             rowSegments: rowSegments ?? [0..<rows], columns: columns ?? 0..<cols, name: prefix + name)
-        guard whole.format.isPlain, let target = quantizeOnLoad else {
+        guard whole.format.isPlain, let asked = quantizeOnLoad else {
             if kept.isCopy { release(whole.base, byteCount: whole.rows * whole.rowBytes) }
             return kept
         }
+        let target = WeightQuantizer.format(for: name, quantizedTo: asked)
         guard cols % target.blockSize == 0 else {
             throw NemotronError.quantizedWeight(
                 name: prefix + name, path: try entry(name).file.path,

@@ -40,9 +40,12 @@ public enum CheckpointQuantizer {
                     + "has quant_method \(stored.method.rawValue), quant_algo \(stored.algorithm))")
         }
         let checkpoint = try Checkpoint(directory: input)
-        let writtenConfig = QuantizationConfig.written(format: format, ignore: ignore)
-        let rule = try QuantizationConfig(json: writtenConfig, path: "(quantize)", key: "quantization_config")
         let prefix = config.weightPrefix
+        let overrides =
+            format == .int4 && !config.tieWordEmbeddings && checkpoint.contains(prefix + WeightNames.lmHead)
+            ? [prefix + "lm_head": WeightQuantizer.format(for: WeightNames.lmHead, quantizedTo: format)] : [:]
+        let writtenConfig = QuantizationConfig.written(format: format, ignore: ignore, overrides: overrides)
+        let rule = try QuantizationConfig(json: writtenConfig, path: "(quantize)", key: "quantization_config")
         func quantizes(_ name: String) -> Bool {
             guard name.hasPrefix(prefix) else { return false }
             let local = String(name.dropFirst(prefix.count))
@@ -69,6 +72,7 @@ public enum CheckpointQuantizer {
                     allowed: WeightFormat.plainElements.map { "\($0.rawValue) [rows, cols]" })
             }
             let (rows, cols) = (entry.shape[0], entry.shape[1])
+            let format = WeightQuantizer.format(for: String(name.dropFirst(prefix.count)), quantizedTo: format)
             guard cols % format.blockSize == 0 else {
                 throw NemotronError.quantizedWeight(
                     name: name, path: file.path,
@@ -82,7 +86,7 @@ public enum CheckpointQuantizer {
                 .init(
                     name: name, dtype: format.storageElement.rawValue, shape: [rows, format.bytes(elements: cols)],
                     byteCount: rows * format.bytes(elements: cols)))
-            sources.append((name, .data))
+            sources.append((name, .data(format)))
             switch format.scaleLayout {
             case .none: break
             case .perTensor:
@@ -115,7 +119,7 @@ public enum CheckpointQuantizer {
             written = nil
             let (name, part) = sources[index]
             let (file, entry) = try checkpoint.entry(name)
-            if part == .copy {
+            if case .copy = part {
                 current = nil
                 written = (file.pointer(entry), entry.byteCount)
                 return UnsafeRawBufferPointer(start: file.pointer(entry), count: entry.byteCount)
@@ -124,7 +128,8 @@ public enum CheckpointQuantizer {
                 let source = WeightMatrix(
                     rows: entry.shape[0], cols: entry.shape[1], format: WeightFormat(element: entry.elementType!)!,
                     base: file.pointer(entry))
-                current = (name, WeightQuantizer.quantize(source, to: format))
+                guard case .data(let target) = part else { preconditionFailure("a weight's data comes first") }
+                current = (name, WeightQuantizer.quantize(source, to: target))
                 checkpoint.release(source.base, byteCount: entry.byteCount)
             }
             let matrix = current!.matrix
@@ -143,14 +148,16 @@ public enum CheckpointQuantizer {
         try copyFiles(from: input, to: output)
         let outputBytes = (try? FileManager.default.attributesOfItem(atPath: weights.path)[.size] as? Int) ?? 0
         return Summary(
-            quantized: quantized, copied: sources.filter { $0.part == .copy }.count, inputBytes: checkpoint.fileBytes,
+            quantized: quantized,
+            copied: sources.filter { if case .copy = $0.part { return true } else { return false } }.count,
+            inputBytes: checkpoint.fileBytes,
             outputBytes: outputBytes)
     }
 
     /// Which bytes of a planned tensor: a copy of the source, or a part of a quantized weight.
     private enum Part {
         case copy
-        case data
+        case data(WeightFormat)
         case blockScales
         case tensorScale
     }

@@ -6,7 +6,8 @@ import Foundation
 /// - `quant_method` `modelopt`, `quant_algo` `FP8` (fp8), `NVFP4` or `W4A16_NVFP4` (nvfp4; same
 ///   storage), or `MIXED_PRECISION` with `quantized_layers` {module: {"quant_algo": …}};
 /// - `quant_method` `nemotron-run` (written by `nemotron-run quantize`), `quant_algo` `INT8` or `INT4`,
-///   `group_size` 32.
+///   `group_size` 32, and `quantized_layers` for modules in another of the two (an int4 checkpoint's
+///   LM head is int8).
 /// Modules in `ignore` (`exclude_modules` in hf_quant_config.json; exact names, names they are a
 /// part of, or fnmatch wildcards) and, under MIXED_PRECISION, modules not in `quantized_layers`
 /// stay in their own dtype. `kv_cache_quant_algo` / `kv_cache_scheme` and the checkpoint's
@@ -23,7 +24,7 @@ public struct QuantizationConfig: Sendable, Equatable {
     public let algorithm: String
     /// The format of every quantized module, or nil under MIXED_PRECISION.
     public let format: WeightFormat?
-    /// MIXED_PRECISION: module name → format.
+    /// MIXED_PRECISION: module name → format; nemotron-run: modules in a format other than `format`.
     public let layerFormats: [String: WeightFormat]
     /// Modules kept in their own dtype.
     public let ignore: [String]
@@ -34,7 +35,7 @@ public struct QuantizationConfig: Sendable, Equatable {
     public let key: String
 
     /// Every quantized format the config names.
-    public var formats: Set<WeightFormat> { format.map { [$0] } ?? Set(layerFormats.values) }
+    public var formats: Set<WeightFormat> { Set(layerFormats.values).union(format.map { [$0] } ?? []) }
 
     /// The largest block of inputs any of its formats scales together: tensor-parallel column
     /// cuts must fall on multiples of it.
@@ -56,8 +57,8 @@ public struct QuantizationConfig: Sendable, Equatable {
     /// `module` is a name as the checkpoint spells it without `.weight` (a wrapper's prefix included).
     public func expectation(module: String) -> Expectation {
         if isIgnored(module) { return .ownDType }
-        if let format { return .quantized(format) }
-        return layerFormats[module].map { .quantized($0) } ?? .ownDType
+        if let layer = layerFormats[module] { return .quantized(layer) }
+        return format.map { .quantized($0) } ?? .ownDType
     }
 
     func isIgnored(_ module: String) -> Bool {
@@ -120,8 +121,9 @@ public struct QuantizationConfig: Sendable, Equatable {
         self.ignore = ignore
         kvCacheAlgorithm = (fields["kv_cache_quant_algo"] as? String) ?? Self.kvCacheScheme(fields["kv_cache_scheme"])
         var layerFormats: [String: WeightFormat] = [:]
-        if format == nil {
-            guard let layers = fields["quantized_layers"] as? [String: Any], !layers.isEmpty else {
+        // MIXED_PRECISION lists every quantized module; nemotron-run lists the exceptions, if any.
+        if format == nil || (method == .nemotronRun && fields["quantized_layers"] != nil) {
+            guard let layers = fields["quantized_layers"] as? [String: Any], !layers.isEmpty || format != nil else {
                 throw NemotronError.configValue(
                     path: path, key: "\(key).quantized_layers", value: "(missing or empty)",
                     expected: "a mapping of module names to {\"quant_algo\": …} for MIXED_PRECISION")
@@ -139,9 +141,8 @@ public struct QuantizationConfig: Sendable, Equatable {
                     value, format: layerFormat, path: path, key: "\(key).quantized_layers.\(module)")
                 layerFormats[module] = layerFormat
             }
-        } else {
-            try Self.checkGroupSize(fields, format: format!, path: path, key: key)
         }
+        if let format { try Self.checkGroupSize(fields, format: format, path: path, key: key) }
         self.layerFormats = layerFormats
     }
 
@@ -171,6 +172,10 @@ public struct QuantizationConfig: Sendable, Equatable {
                 " ("
                 + counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key)" }
                 .joined(separator: ", ") + " modules)"
+        } else if !layerFormats.isEmpty {
+            text +=
+                " (" + layerFormats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                + ")"
         }
         if !ignore.isEmpty { text += "; own dtype: \(ignore.joined(separator: ", "))" }
         if let kvCacheAlgorithm { text += "; kv cache \(kvCacheAlgorithm) asked, kept f32" }
@@ -178,8 +183,20 @@ public struct QuantizationConfig: Sendable, Equatable {
     }
 
     /// The `quantization_config` nemotron-run writes for a checkpoint quantized to `format`:
-    /// the ModelOpt form for fp8 and nvfp4, its own method for int8 and int4.
-    public static func written(format: WeightFormat, ignore: [String]) -> [String: Any] {
+    /// the ModelOpt form for fp8 and nvfp4, its own method for int8 and int4, with `overrides`
+    /// (module → format) as its `quantized_layers`.
+    public static func written(
+        format: WeightFormat, ignore: [String], overrides: [String: WeightFormat] = [:]
+    ) -> [String: Any] {
+        precondition(overrides.isEmpty || format == .int8 || format == .int4, "only nemotron-run lists exceptions")
+        var config = written(format: format, ignore: ignore)
+        if !overrides.isEmpty {
+            config["quantized_layers"] = overrides.mapValues { ["quant_algo": $0.rawValue.uppercased()] }
+        }
+        return config
+    }
+
+    private static func written(format: WeightFormat, ignore: [String]) -> [String: Any] {
         switch format {
         case .fp8: return ["quant_method": "modelopt", "quant_algo": "FP8", "ignore": ignore]
         case .nvfp4:

@@ -25,6 +25,14 @@ public enum WeightQuantizer {
         case search
     }
 
+    /// The format a linear weight (`name` without a wrapper's prefix) gets when a checkpoint is
+    /// quantized to `format`: int4 keeps the LM head in int8, as llama.cpp keeps its output matrix
+    /// at 6 bits in Q4_0 files (the demo models' perplexity: +0.52 % over bf16 with an int8 head,
+    /// +0.69 % with an int4 one). Every other weight gets `format`.
+    public static func format(for name: String, quantizedTo format: WeightFormat) -> WeightFormat {
+        format == .int4 && name == WeightNames.lmHead ? .int8 : format
+    }
+
     /// `source` (a plain format) quantized into `format`, in memory the result owns. Rows are
     /// quantized `rowsPerTask` at a time on the available cores.
     public static func quantize(_ source: WeightMatrix, to format: WeightFormat, int4Scale: Int4Scale = .search)

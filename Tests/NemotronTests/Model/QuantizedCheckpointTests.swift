@@ -133,7 +133,10 @@ struct QuantizedCheckpointTests {
         #expect(
             mixed.layers[1] == "gate f32, fc1_latent_proj fp8, fc2_latent_proj fp8, experts.*.up_proj nvfp4, "
                 + "experts.*.down_proj nvfp4, shared_experts.up_proj fp8, shared_experts.down_proj fp8")
-        #expect(try held("hybrid-int4").layers[4] == "in_proj int4, out_proj int4")
+        let int4 = try held("hybrid-int4")
+        #expect(int4.layers[4] == "in_proj int4, out_proj int4" && int4.head == .int8, "int4 keeps its head in int8")
+        let onLoad = try NemotronH(directory: QuantFixture.hybrid, quantize: .int4).heldWeights
+        #expect(onLoad.lmHead.format == .int8 && onLoad.layers[4].formats == "in_proj int4, out_proj int4")
     }
 
     @Test("weights held in memory are the quantized bytes, not widened")
