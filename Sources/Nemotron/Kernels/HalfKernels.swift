@@ -68,9 +68,10 @@ enum HalfKernels {
         let panels = (w.rows + 31) / 32
         workspace.pool.forParts(workspace.threads) { part in
             let (weights, input, output, scratch) = shared.value
+            // A part may get no panel (fewer panels than threads).
             let range = Partition.part(panels, workspace.threads, part)
+            guard !range.isEmpty else { return }
             let rows = range.lowerBound * 32..<min(w.rows, range.upperBound * 32)
-            guard !rows.isEmpty else { return }
             ck_gemm_bf16(
                 weights, w.cols, rows.lowerBound, rows.upperBound, input, tokens, output, ldy,
                 scratch + part * scratchBytes)

@@ -158,7 +158,8 @@ enum QuantKernels {
         _ workspace: Workspace
     ) {
         let cols = w.cols
-        let tileRows = max(32, min(w.rows, 2 * HalfKernels.tileFloats / max(cols, 1)))
+        // Whole 32-row panels of the GEMM, about 8 MiB of bf16 per tile.
+        let tileRows = max(32, min(w.rows, 2 * HalfKernels.tileFloats / max(cols, 1)) / 32 * 32)
         let tile = UnsafeMutableRawPointer(workspace.buffer(.bf16WeightTile, count: (tileRows * cols + 1) / 2))
             .bindMemory(to: UInt16.self, capacity: tileRows * cols)
         let shared = UncheckedSendable(tile)

@@ -84,6 +84,26 @@ struct QuantKernelsTests {
         #expect(maxAbsDifference(y, expected) <= 1e-3)
     }
 
+    /// The bf16 GEMM gets tiles of whole 32-row panels; the last one may hold fewer panels than
+    /// there are threads (here 2 rows), which a thread must skip.
+    @Test("bf16 compute through a last tile smaller than a panel per thread")
+    func bf16LastTile() {
+        let cols = 6144
+        let rows = 2 * HalfKernels.tileFloats / cols / 32 * 32 + 2
+        let weights = RandomWeights(rows: rows, cols: cols, seed: 9).quantized(.int8)
+        let tokens = 9
+        let x = (0..<tokens * cols).map { Float($0 % 7) - 3 }
+        var y = [Float](repeating: .nan, count: tokens * rows)
+        MatMul.linear(
+            x, tokens: tokens, weights, into: &y,
+            KernelContext(workspace: Workspace(threads: 2), policy: ComputePolicy(prefill: .bf16)))
+        #expect(!y.contains { $0.isNaN })
+        let w = weights.dequantized
+        let last = rows - 1
+        let expected = (0..<cols).reduce(Float(0)) { $0 + w[last * cols + $1] * x[(tokens - 1) * cols + $1] }
+        #expect(abs(y[(tokens - 1) * rows + last] - expected) <= 0.05 * max(1, abs(expected)))
+    }
+
     @Test("the reference GEMV matches its row dequantizer on a row range and strided tokens", arguments: formats)
     func gemvRows(format: WeightFormat) {
         let (rows, cols, tokens) = (20, 64, 3)
