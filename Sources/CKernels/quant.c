@@ -267,6 +267,12 @@ void ck_dequant_rows_nvfp4_bf16(const uint8_t *w, const uint8_t *scales_e4m3, fl
 
 size_t ck_q8_activation_bytes(size_t cols) { return qa_bytes(cols); }
 
+size_t ck_q8_activation_scales_offset(size_t cols) {
+    size_t off[6];
+    qa_offsets(cols, off);
+    return off[1];
+}
+
 void ck_q8_quantize_activation(const float *x, size_t cols, void *xq) {
     if (ck_quant_isa_level() >= CK_QUANT_AVX512) q_quantize_act_avx512(x, cols, xq);
     else q_quantize_act_scalar(x, cols, xq);

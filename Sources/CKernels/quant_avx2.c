@@ -239,9 +239,15 @@ AVX2 INLINE void int_tile(enum qformat f, const qmat *m, size_t r, const qact *a
                 if (f == QF_Q8) {
                     __m256i x = _mm256_loadu_si256((const __m256i *)(a[t].q + 32 * blk));
                     p = dot_u8s8(aw, _mm256_sign_epi8(x, w));
-                } else { /* sum c*q - 8*sum q: the package's four -8*sum(q) of this block */
-                    p = dot_u8s8(aw, nibble_order_block(a[t].p, cols, blk));
-                    p = _mm256_add_epi32(p, _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(a[t].g + 4 * blk))));
+                } else {
+                    /* Lane i (< 4) holds the even columns of the block's 8-column group i and lane
+                     * 4 + i its odd ones: adding the halves gives each group's sum of c*q, and
+                     * g = -8 * sum(q) of the group makes it the exact partial dot, so no lane
+                     * carries a large offset into the f32 scaling. */
+                    __m256i d = dot_u8s8(aw, nibble_order_block(a[t].p, cols, blk));
+                    __m128i g = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1)),
+                                              _mm_loadu_si128((const __m128i *)(a[t].g + 4 * blk)));
+                    p = _mm256_zextsi128_si256(g);
                 }
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s * a[t].d[blk]), acc[t]);
             }

@@ -118,6 +118,9 @@ void ck_dequant_rows_nvfp4_bf16(const uint8_t *w, const uint8_t *scales_e4m3, fl
  * holds q in two column orders, the block scales and per-8-column sums (quant_internal.h). */
 size_t ck_q8_activation_bytes(size_t cols);
 void ck_q8_quantize_activation(const float *x, size_t cols, void *xq);
+/// Where the package's f32 block scales d[cols/32] start; its first cols bytes are q (int8) in
+/// column order. The other sections are the kernels' own.
+size_t ck_q8_activation_scales_offset(size_t cols);
 
 /// y[t*ldy + r] = sum_b scale_w[r, b] * d_t[b] * sum_{k in block b} wq[r, k] * q_t[k], for
 /// rows r in [r0, r1) and tokens t < ntok, where token t's package is at xq + t*ldxq_bytes.
@@ -211,6 +214,9 @@ void ck_dequant_rows_nvfp4_bf16(const uint8_t *w, const uint8_t *scales_e4m3, fl
  * holds q in two column orders, the block scales and per-8-column sums (quant_internal.h). */
 size_t ck_q8_activation_bytes(size_t cols);
 void ck_q8_quantize_activation(const float *x, size_t cols, void *xq);
+/// Where the package's f32 block scales d[cols/32] start; its first cols bytes are q (int8) in
+/// column order. The other sections are the kernels' own.
+size_t ck_q8_activation_scales_offset(size_t cols);
 
 /// y[t*ldy + r] = sum_b scale_w[r, b] * d_t[b] * sum_{k in block b} wq[r, k] * q_t[k], for
 /// rows r in [r0, r1) and tokens t < ntok, where token t's package is at xq + t*ldxq_bytes.
