@@ -361,8 +361,12 @@ VNNI512 INLINE __m512 load_f32(__mmask16 m, const float *p) {
     return m == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
 }
 
+/* One accumulator per token. Indexing them by step parity (two chains per token) kept them in
+ * memory: a variable index in the tail groups stopped the compiler from promoting the array to
+ * registers, and every FMA went through a store and a reload. One chain per token is not bound
+ * by the FMA latency: 4 cycles per 64 weight bytes is above the memory rate. */
 typedef struct {
-    __m512 v[TT][2];
+    __m512 v[TT];
 } accs;
 
 /* Q8 x Q8: a group of nblk (<= 16) blocks from block b, 64 columns (two blocks) per step. The
@@ -383,8 +387,7 @@ VNNI512 INLINE void q8_group(const int8_t *row, const uint16_t *sw, size_t b, si
         for (int t = 0; t < tt; t++) {
             __m512i p = load_i32(mask16(8 * (nblk - 2 * j)), a[t].h + 8 * b + 16 * j);
             p = _mm512_dpbusd_epi32(p, u, load_bytes(lm, a[t].q + 32 * b + 64 * j));
-            acc->v[t][j & 1] =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[t]), acc->v[t][j & 1]);
+            acc->v[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[t]), acc->v[t]);
         }
     }
 }
@@ -412,8 +415,7 @@ VNNI512 INLINE void q4_group(const uint8_t *row, const uint16_t *sw, size_t b, s
             __m512i p = load_i32(mask16(half / 4), a[t].g + 4 * (b + 4 * j));
             p = _mm512_dpbusd_epi32(p, lo, load_bytes(lm, pc));
             p = _mm512_dpbusd_epi32(p, hi, load_bytes(lm, pc + half));
-            acc->v[t][j & 1] =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[t]), acc->v[t][j & 1]);
+            acc->v[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[t]), acc->v[t]);
         }
     }
 }
@@ -460,8 +462,7 @@ VNNI512 INLINE void nvfp4_group(const uint8_t *row, const uint8_t *sw, float sca
             __m512i p = load_i32(mask16(half / 4), a[t].g2 + 2 * (g + 8 * j));
             p = _mm512_dpbusd_epi32(p, ue, load_bytes(lm, pc));
             p = _mm512_dpbusd_epi32(p, uo, load_bytes(lm, pc + half));
-            acc->v[t][j & 1] =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[t]), acc->v[t][j & 1]);
+            acc->v[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[t]), acc->v[t]);
         }
     }
 }
@@ -472,7 +473,7 @@ VNNI512 INLINE void int_tile(enum qformat f, const qmat *m, size_t r, const qact
     rowp p = row_of(m, r);
     size_t nb = f == QF_NVFP4 ? m->cols / 16 : m->cols / 32, full = nb & ~(size_t)15;
     accs acc;
-    for (int t = 0; t < TT; t++) acc.v[t][0] = acc.v[t][1] = _mm512_setzero_ps();
+    for (int t = 0; t < TT; t++) acc.v[t] = _mm512_setzero_ps();
     for (size_t b = 0; b <= full; b += 16) {
         size_t nblk = b < full ? 16 : nb - full;
         if (nblk == 0) break;
@@ -491,7 +492,7 @@ VNNI512 INLINE void int_tile(enum qformat f, const qmat *m, size_t r, const qact
             break;
         }
     }
-    for (int t = 0; t < tt; t++) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc.v[t][0], acc.v[t][1]));
+    for (int t = 0; t < tt; t++) out[t] = _mm512_reduce_add_ps(acc.v[t]);
 }
 
 VNNI512 INLINE void int_rows(enum qformat f, const qmat *m, size_t r0, size_t r1, const void *xq, size_t ldxq,
