@@ -17,6 +17,9 @@
 
 static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
+/* The weights 8 KiB ahead, as in quant_avx512.c. */
+#define PREFETCH(p) _mm_prefetch((const char *)(p) + 8192, _MM_HINT_T0)
+
 typedef struct {
     __m256 v[4]; /* columns k..k+7, k+8..k+15, k+16..k+23, k+24..k+31 */
 } w32;
@@ -113,6 +116,7 @@ AVX2 INLINE void f32_tile(enum qformat f, const qmat *m, size_t r, const float *
     __m256 acc[TT][2];
     for (int t = 0; t < TT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (size_t k = 0; k < main; k += 32) {
+        PREFETCH(row + (f == QF_Q8 || f == QF_FP8 ? k : k / 2));
         w32 a = deq(f, row, srow, scale, k);
         for (int t = 0; t < tt; t++) {
             const float *xt = x + t * ldx + k;
@@ -204,6 +208,7 @@ AVX2 INLINE void int_tile(enum qformat f, const qmat *m, size_t r, const qact *a
         __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12), nib = _mm_set1_epi8(0x0f);
         float half2 = 0.5f * m->scale;
         for (size_t blk = 0; blk < cols / 32; blk++) {
+            PREFETCH(row + 16 * blk);
             __m128i v = _mm_loadu_si128((const __m128i *)(row + 16 * blk));
             __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, nib));
             __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), nib));
@@ -226,6 +231,7 @@ AVX2 INLINE void int_tile(enum qformat f, const qmat *m, size_t r, const qact *a
         __m128i nib = _mm_set1_epi8(0x0f);
         for (size_t blk = 0; blk < cols / 32; blk++) {
             float s = _cvtsh_ss(sw[blk]);
+            PREFETCH(row + (f == QF_Q8 ? 32 : 16) * blk);
             __m256i w, aw;
             if (f == QF_Q8) {
                 w = _mm256_loadu_si256((const __m256i *)(row + 32 * blk));
