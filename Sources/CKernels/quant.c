@@ -274,7 +274,9 @@ size_t ck_q8_activation_scales_offset(size_t cols) {
 }
 
 void ck_q8_quantize_activation(const float *x, size_t cols, void *xq) {
-    if (ck_quant_isa_level() >= CK_QUANT_AVX512) q_quantize_act_avx512(x, cols, xq);
+    int level = ck_quant_isa_level();
+    if (level >= CK_QUANT_AVX512) q_quantize_act_avx512(x, cols, xq);
+    else if (level >= CK_QUANT_AVX2) q_quantize_act_avx2(x, cols, xq);
     else q_quantize_act_scalar(x, cols, xq);
 }
 

@@ -190,6 +190,53 @@ AVX2 void q_dequant_avx2(const qmat *m, size_t r0, size_t r1, float *out) {
     }
 }
 
+/* ---- quantizing activations ------------------------------------------------------------------ */
+
+/* As q_quantize_act_avx512, with AVX2's in-lane packs: vpackssdw/vpacksswb interleave the four
+ * vectors by 128-bit lane, and one vpermd restores column order. */
+AVX2 void q_quantize_act_avx2(const float *x, size_t cols, void *xq) {
+    size_t off[6];
+    qa_offsets(cols, off);
+    uint8_t *base = (uint8_t *)xq;
+    int8_t *q = (int8_t *)base, *pk = (int8_t *)(base + off[0]);
+    float *d = (float *)(base + off[1]);
+    int32_t *h = (int32_t *)(base + off[2]), *g = (int32_t *)(base + off[3]), *g2 = (int32_t *)(base + off[4]);
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    /* per 128-bit lane: the 8 even bytes, then the 8 odd */
+    const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10,
+                                           12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (size_t blk = 0; blk < cols / 32; blk++) {
+        __m256 v[4];
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + 32 * blk + 8 * i);
+            m = _mm256_max_ps(m, _mm256_and_ps(v[i], abs_mask));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4), scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
+        d[blk] = scale;
+        __m256 vi = _mm256_set1_ps(inv);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v[0], vi)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v[1], vi));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v[2], vi)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v[3], vi));
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + 32 * blk), b);
+        size_t c0 = 32 * blk & ~(size_t)127, n = min_size(128, cols - c0), i = (32 * blk - c0) / 32;
+        __m256i eo = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(b, split), 0xd8); /* [evens | odds] */
+        _mm_storeu_si128((__m128i *)(pk + c0 + 16 * i), _mm256_castsi256_si128(eo));
+        _mm_storeu_si128((__m128i *)(pk + c0 + n / 2 + 16 * i), _mm256_extracti128_si256(eo, 1));
+        __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), b), _mm256_set1_epi16(1));
+        _mm256_storeu_si256((__m256i *)(h + 8 * blk), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s4, 7)));
+        __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(b, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+        __m128i s8 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(sad, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+        s8 = _mm_sub_epi32(s8, _mm_set1_epi32(1024));
+        _mm_storeu_si128((__m128i *)(g + 4 * blk), _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(s8, 3)));
+        _mm_storeu_si128((__m128i *)(g2 + 4 * blk), _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(s8, 4)));
+    }
+}
+
 /* ---- int8 path --------------------------------------------------------------------------------- */
 
 /* The block's [even | odd] activations from the nibble-order copy: block blk sits in the chunk
