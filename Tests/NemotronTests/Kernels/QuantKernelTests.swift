@@ -213,13 +213,14 @@ struct QuantKernelTests {
     static let levels: [Int32] = [CK_QUANT_SCALAR, CK_QUANT_AVX2, CK_QUANT_AVX512, CK_QUANT_AVX512_VNNI]
         .filter { $0 <= ck_quant_isa_level() }
 
-    /// Column counts: within one group, whole 512-column groups with and without a tail, and
-    /// for fp8 widths that are not multiples of anything.
+    /// Column counts: within one group of scales, whole groups with and without a tail, more than
+    /// one 1024-column span (the int8 path's tiling above two tokens), and for fp8 widths that are
+    /// not multiples of anything.
     static func widths(_ format: QuantFormat, int8: Bool = false) -> [Int] {
         switch format {
         case .q8, .q4: return [32, 96, 160, 512, 544, 1056]
         case .fp8: return [7, 33, 100, 512, 545]
-        case .nvfp4: return int8 ? [32, 96, 288, 512, 544] : [16, 48, 80, 272, 512, 1040]
+        case .nvfp4: return int8 ? [32, 96, 288, 544, 1056] : [16, 48, 80, 272, 512, 1040]
         }
     }
 
