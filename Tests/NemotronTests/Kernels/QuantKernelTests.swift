@@ -344,7 +344,7 @@ struct QuantKernelTests {
     }
 
     @Test(
-        "int8 path: integer block dots within 1e-5 of a double twin, and within the rounding bound of the exact product",
+        "int8 path: block dots within 1e-5 of a double twin, and within the rounding bound of the exact product",
         arguments: [QuantFormat.q8, .q4, .nvfp4], levels)
     func int8GEMV(format: QuantFormat, level: Int32) {
         for cols in Self.widths(format, int8: true) {
