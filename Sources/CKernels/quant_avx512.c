@@ -132,9 +132,28 @@ AVX512 INLINE void deq_fp8_64(rowp p, size_t k, w32 *a, w32 *b) {
     b->hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h1, 1));
 }
 
-/* n = 16 or 32 valid columns (two blocks of 16). vpermps picks the E2M1 value by the low 4 bits
- * of each lane, so the high nibble left in a lane does not need masking. */
-AVX512 INLINE w32 deq_nvfp4(rowp p, size_t k, size_t n) {
+/* 16 E4M3 scales -> f32 times `mul` (NaN codes to NaN), through half precision as deq_fp8 (exact: e4m3 / 256, then times 256 * mul, one rounding). */
+AVX512 INLINE __m512 e4m3x16(__m128i b, float mul) {
+    __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), _mm256_set1_epi16((short)0xbf80));
+    __m512 f = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f * mul));
+    __m128i m = _mm_set1_epi8(0x7f);
+    return _mm512_mask_mov_ps(f, _mm_cmpeq_epi8_mask(_mm_and_si128(b, m), m), _mm512_set1_ps(__builtin_nanf("")));
+}
+
+/* The NVFP4 block scales of columns [k, k + 256) (fewer at the row's end), decoded 16 at a time
+ * and times scale2: per 32 columns one vpermps picks each block's from here, where decoding two
+ * scales as scalars per 32 columns had cost more than the weights. */
+AVX512 INLINE __m512 nvfp4_scales(rowp p, size_t k, size_t cols) {
+    size_t n = min_size(16, (cols - k + 15) / 16);
+    __m128i b = n == 16 ? _mm_loadu_si128((const __m128i *)(p.s + k / 16))
+                        : _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1), p.s + k / 16);
+    return e4m3x16(b, p.scale);
+}
+
+/* n = 16 or 32 valid columns (two blocks of 16) at column k, with S = nvfp4_scales of the 256
+ * columns holding them. vpermps picks the E2M1 value by the low 4 bits of each lane, so the high
+ * nibble left in a lane does not need masking. */
+AVX512 INLINE w32 deq_nvfp4(rowp p, size_t k, size_t n, __m512 S) {
     __m128i v = n == 32 ? _mm_loadu_si128((const __m128i *)(p.w + k / 2)) : _mm_loadl_epi64((const __m128i *)(p.w + k / 2));
     __m128i hi = _mm_srli_epi16(v, 4);
 #if NVFP4_HIGH_NIBBLE_FIRST
@@ -143,20 +162,22 @@ AVX512 INLINE w32 deq_nvfp4(rowp p, size_t k, size_t n) {
     __m128i ev = v, od = hi;
 #endif
     __m512 lut = _mm512_loadu_ps(q_e2m1_values);
-    float s0 = q_e4m3_to_float(p.s[k / 16]) * p.scale;
-    float s1 = n == 32 ? q_e4m3_to_float(p.s[k / 16 + 1]) * p.scale : 0.0f;
-    w32 r = {_mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(ev, od)), lut), _mm512_set1_ps(s0)),
-             _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(ev, od)), lut), _mm512_set1_ps(s1))};
+    int i = (int)(k % 256 / 16);
+    __m512 s0 = _mm512_permutexvar_ps(_mm512_set1_epi32(i), S);
+    __m512 s1 = n == 32 ? _mm512_permutexvar_ps(_mm512_set1_epi32(i + 1), S) : _mm512_setzero_ps();
+    w32 r = {_mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(ev, od)), lut), s0),
+             _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(ev, od)), lut), s1)};
     return r;
 }
 
 /* Columns k..k+n-1 (n <= 32; n < 32 only at the end of an FP8 or NVFP4 row). */
-AVX512 INLINE w32 deq(enum qformat f, rowp p, size_t k, size_t n) {
+/* S: the NVFP4 scales of the 256 columns holding k (nvfp4_scales); unused otherwise. */
+AVX512 INLINE w32 deq(enum qformat f, rowp p, size_t k, size_t n, __m512 S) {
     switch (f) {
     case QF_Q8: return deq_q8(p, k);
     case QF_Q4: return deq_q4(p, k);
     case QF_FP8: return deq_fp8(p, k, n);
-    default: return deq_nvfp4(p, k, n);
+    default: return deq_nvfp4(p, k, n, S);
     }
 }
 
@@ -168,14 +189,16 @@ AVX512 INLINE void f32_tile(enum qformat f, rowp p, size_t cols, const float *x,
     for (int t = 0; t < TT; t++)
         for (int i = 0; i < 4; i++) acc[t][i] = _mm512_setzero_ps();
     size_t k = 0;
+    __m512 S = _mm512_setzero_ps();
     for (; k + 64 <= cols; k += 64) {
         PREFETCH(p.w + (f == QF_Q8 || f == QF_FP8 ? k : k / 2));
+        if (f == QF_NVFP4 && k % 256 == 0) S = nvfp4_scales(p, k, cols);
         w32 a, b;
         if (f == QF_FP8) {
             deq_fp8_64(p, k, &a, &b);
         } else {
-            a = deq(f, p, k, 32);
-            b = deq(f, p, k + 32, 32);
+            a = deq(f, p, k, 32, S);
+            b = deq(f, p, k + 32, 32, S);
         }
         for (int t = 0; t < tt; t++) {
             const float *xt = x + t * ldx + k;
@@ -189,7 +212,8 @@ AVX512 INLINE void f32_tile(enum qformat f, rowp p, size_t cols, const float *x,
         size_t n = min_size(32, cols - k);
         __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
         __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
-        w32 a = deq(f, p, k, n);
+        if (f == QF_NVFP4 && k % 256 == 0) S = nvfp4_scales(p, k, cols);
+        w32 a = deq(f, p, k, n, S);
         for (int t = 0; t < tt; t++) {
             const float *xt = x + t * ldx + k;
             acc[t][0] = _mm512_fmadd_ps(a.lo, _mm512_maskz_loadu_ps(m0, xt), acc[t][0]);
@@ -268,9 +292,11 @@ AVX512 INLINE void dequant_rows(enum qformat f, const qmat *m, size_t r0, size_t
     size_t cols = m->cols;
     for (size_t r = r0; r < r1; r++) {
         rowp p = row_of(m, r);
+        __m512 S = _mm512_setzero_ps();
         for (size_t k = 0; k < cols; k += 32) {
             size_t n = min_size(32, cols - k);
-            w32 a = deq(f, p, k, n);
+            if (f == QF_NVFP4 && k % 256 == 0) S = nvfp4_scales(p, k, cols);
+            w32 a = deq(f, p, k, n, S);
             if (f == QF_FP8) {
                 a.lo = _mm512_mul_ps(a.lo, _mm512_set1_ps(p.scale));
                 a.hi = _mm512_mul_ps(a.hi, _mm512_set1_ps(p.scale));
@@ -426,14 +452,6 @@ VNNI512 INLINE void q4_group(const uint8_t *row, const uint16_t *sw, size_t b, s
             acc->v[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[t]), acc->v[t]);
         }
     }
-}
-
-/* 16 E4M3 scales -> f32 times `mul` (NaN codes to NaN), through half precision as deq_fp8. */
-VNNI512 INLINE __m512 e4m3x16(__m128i b, float mul) {
-    __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), _mm256_set1_epi16((short)0xbf80));
-    __m512 f = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f * mul));
-    __m128i m = _mm_set1_epi8(0x7f);
-    return _mm512_mask_mov_ps(f, _mm_cmpeq_epi8_mask(_mm_and_si128(b, m), m), _mm512_set1_ps(__builtin_nanf("")));
 }
 
 /* NVFP4 x Q8: a group of nblk (<= 16) scales of 16 columns from scale g (256 columns, 8
