@@ -19,8 +19,8 @@
 #include "quant_internal.h"
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
-#define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
+#define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
 /* Tokens per pass over a row, and rows per group: with more than TT tokens every row of a group
