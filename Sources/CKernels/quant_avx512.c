@@ -8,13 +8,18 @@
  * int8 path (AVX512-VNNI): vpdpbusd multiplies unsigned by signed bytes and adds groups of 4
  * into int32 lanes. Each lane's 4 (Q8) or 8 (Q4, NVFP4) products belong to one block, so a
  * 64-byte step yields 16 lanes that are converted to f32 and multiplied with the lane's block
- * scale (weight scale * activation scale, permuted from 16 per-block products) into f32
- * accumulators per token. The weights are made unsigned by a bias and each lane starts from
+ * scale (weight scale * activation scale, permuted from 16 per-block products) into one f32
+ * accumulator per token. The weights are made unsigned by a bias and each lane starts from
  * -bias * sum(q) of its columns, precomputed in the activation package:
  *   Q8     w + 128 (one xor) against q, from h = -128 * sum(q);
  *   Q4     the code c = w + 8 against q in nibble order, from g = -8 * sum(q);
  *   NVFP4  2*e2m1 + 16 (in [4, 28], one vpshufb) against q in nibble order, from g2 = -16 * sum(q).
- * Per 64 weight bytes and token that is 1-2 vpdpbusd, a convert, a permute and an FMA.
+ * Per 64 weight bytes and token that is 1-2 vpdpbusd, a convert, a permute and an FMA, so one
+ * core keeps up with the memory at 1-2 tokens; beyond that the kernels are bound by arithmetic.
+ *
+ * Measured on the 2-vCPU Zen 4 host (scripts/bench-quant-kernels.c): the int8 path streams at
+ * 0.8-1.0 of the read-bandwidth probe for one token; see the comments below for what mattered
+ * (plain rather than masked loads, software prefetch, accumulators kept in registers).
  */
 #include "quant_internal.h"
 #include <immintrin.h>
@@ -24,7 +29,8 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* Tokens per pass over a row, and rows per group: with more than TT tokens every row of a group
- * is read once per TT tokens, and a group (16 rows of at most a few KiB) stays in L2 between. */
+ * is read once per TT tokens, and a group (16 rows of at most a few KiB) stays in L2 between;
+ * the int8 path also walks a group 1024 columns at a time for more than two tokens (int_rows). */
 #define TT 4
 #define ROW_GROUP 16
 
