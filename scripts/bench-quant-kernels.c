@@ -6,6 +6,7 @@
  *   clang -O3 -pthread -I Sources/CKernels/include scripts/bench-quant-kernels.c \
  *       Sources/CKernels/kernels.c Sources/CKernels/quant*.c -lm -o /tmp/bench-quant
  *   /tmp/bench-quant [--pairs 20] [--threads 1,2] [--tokens 1] [--passes 7] [--only q8_q8,...]
+ *                    [--isa 2]   (cap the quantized kernels: 1 scalar, 2 AVX2, 3 AVX-512, 4 VNNI)
  *
  * Each thread takes a contiguous share of every matrix's rows (no barrier between matrices,
  * one at the end of a pass), so the figure is the kernels' streaming rate, not the engine's
@@ -36,7 +37,7 @@ static float *x, *xprep, *y;
 static uint8_t *xq;
 static size_t xq_stride, max_cols, max_rows;
 
-static int nthreads, ntok, current;
+static int nthreads, ntok, current, isa_cap;
 static pthread_barrier_t start_gate, end_gate;
 static volatile float sink;
 
@@ -104,6 +105,7 @@ static void run_share(int kernel, int id) {
 
 static void *worker(void *arg) {
     int id = (int)(size_t)arg;
+    ck_quant_set_isa_cap(isa_cap);
     for (;;) {
         pthread_barrier_wait(&start_gate);
         if (current < 0) return NULL;
@@ -144,7 +146,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tokens")) tokens_arg = argv[i + 1];
         else if (!strcmp(argv[i], "--passes")) passes = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
+        else if (!strcmp(argv[i], "--isa")) isa_cap = atoi(argv[i + 1]); /* CK_QUANT_* level cap */
     }
+    ck_quant_set_isa_cap(isa_cap);
     nmat = 2 * pairs;
     size_t n8 = 0, n4 = 0, ns16 = 0, ns8 = 0;
     for (size_t m = 0; m < nmat; m++) {

@@ -124,19 +124,21 @@ void q_gemv_int_scalar(const qmat *m, size_t r0, size_t r1, const void *xq, size
 
 /* ---- instruction set: detected once, capped per thread ------------------------------------- */
 
+/* Detected once; threads that race here compute and store the same value. */
 static int detected_level(void) {
     static int cached = 0;
-    if (cached == 0) {
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level == 0) {
         __builtin_cpu_init();
-        int level = CK_QUANT_SCALAR;
+        level = CK_QUANT_SCALAR;
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = CK_QUANT_AVX2;
         if (level == CK_QUANT_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl"))
             level = CK_QUANT_AVX512;
         if (level == CK_QUANT_AVX512 && __builtin_cpu_supports("avx512vnni")) level = CK_QUANT_AVX512_VNNI;
-        cached = level;
+        __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
     }
-    return cached;
+    return level;
 }
 
 static _Thread_local int isa_cap = 0;
@@ -267,8 +269,16 @@ void ck_dequant_rows_nvfp4_bf16(const uint8_t *w, const uint8_t *scales_e4m3, fl
 
 size_t ck_q8_activation_bytes(size_t cols) { return qa_bytes(cols); }
 
+size_t ck_q8_activation_scales_offset(size_t cols) {
+    size_t off[6];
+    qa_offsets(cols, off);
+    return off[1];
+}
+
 void ck_q8_quantize_activation(const float *x, size_t cols, void *xq) {
-    if (ck_quant_isa_level() >= CK_QUANT_AVX512) q_quantize_act_avx512(x, cols, xq);
+    int level = ck_quant_isa_level();
+    if (level >= CK_QUANT_AVX512) q_quantize_act_avx512(x, cols, xq);
+    else if (level >= CK_QUANT_AVX2) q_quantize_act_avx2(x, cols, xq);
     else q_quantize_act_scalar(x, cols, xq);
 }
 

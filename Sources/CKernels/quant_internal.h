@@ -166,6 +166,7 @@ void q_gemv_int_scalar(const qmat *m, size_t r0, size_t r1, const void *xq, size
 void q_gemv_f32_avx2(const qmat *m, size_t r0, size_t r1, const float *x, size_t ldx, size_t ntok,
                      float *y, size_t ldy);
 void q_dequant_avx2(const qmat *m, size_t r0, size_t r1, float *out);
+void q_quantize_act_avx2(const float *x, size_t cols, void *xq);
 void q_gemv_int_avx2(const qmat *m, size_t r0, size_t r1, const void *xq, size_t ldxq, size_t ntok,
                      float *y, size_t ldy);
 
