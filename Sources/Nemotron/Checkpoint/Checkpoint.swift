@@ -14,11 +14,20 @@ public final class Checkpoint: @unchecked Sendable {
     public let files: [SafetensorsFile]
     /// Prefix of the wanted tensors' names on disk ("" for a plain checkpoint).
     public let prefix: String
+    /// How stored weights are quantized (config.json's `quantization_config`), nil for floats.
+    public let quantization: QuantizationConfig?
+    /// The format linear weights stored as floats are quantized into as they load (`quantize`).
+    public let quantizeOnLoad: WeightFormat?
     private let location: [String: (file: SafetensorsFile, entry: SafetensorsFile.Entry)]
 
-    public init(directory: URL, prefix: String = "") throws {
+    public init(
+        directory: URL, prefix: String = "", quantization: QuantizationConfig? = nil,
+        quantizeOnLoad: WeightFormat? = nil
+    ) throws {
         self.directory = directory
         self.prefix = prefix
+        self.quantization = quantization
+        self.quantizeOnLoad = quantizeOnLoad
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         let single = directory.appendingPathComponent("model.safetensors")
         var files: [SafetensorsFile] = []
@@ -113,7 +122,7 @@ public final class Checkpoint: @unchecked Sendable {
     /// Drops this process's mapping of a tensor whose slice was copied, so a rank's resident
     /// memory holds its own slices and not the pages it read them from (they fault back in if
     /// another view needs them).
-    private func release(_ base: UnsafeRawPointer, byteCount: Int) {
+    func release(_ base: UnsafeRawPointer, byteCount: Int) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = Int(bitPattern: base) / page * page
         let end = (Int(bitPattern: base) + byteCount + page - 1) / page * page

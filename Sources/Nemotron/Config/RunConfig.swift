@@ -45,6 +45,8 @@ public struct RunConfig: Sendable, Equatable {
     public var allReduceStrategy = AllReduceStrategy.auto
     public var enableAttentionDP = false
     public var prefillChunk = 512
+    /// Quantize float linear weights as they load.
+    public var quantize = LoadQuantization.none
 
     public init() {}
 
@@ -73,6 +75,7 @@ public struct RunConfig: Sendable, Equatable {
             "ignore_eos", \.ignoreEOS,
             help: "Keep generating past end-of-sequence tokens, up to max_new_tokens (for benchmarks)."),
         .init(
+<<<<<<< HEAD
             "chat", \.chat,
             help: "Wrap each prompt in the checkpoint's chat template as one user turn (rendered, then tokenized "
                 + "without adding special tokens again)."),
@@ -86,6 +89,15 @@ public struct RunConfig: Sendable, Equatable {
             help: "With chat: a JSON object of template keyword arguments, e.g. {\"enable_thinking\": false}.",
             parse: { value, source in try jsonText(value, key: "chat_template_kwargs", source: source) }),
         .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
+=======
+            "compute_dtype", \.computeDType,
+            help: "Activation precision: f32 exact; bf16 for prefill GEMMs; int8 also for decode against "
+                + "int8/int4/nvfp4 weights."),
+        .init(
+            "quantize", \.quantize,
+            help: "Quantize the linear weights of a bf16/f16/f32 checkpoint as they load (each rank its own slice): "
+                + "int8 or int4 in blocks of 32."),
+>>>>>>> quant
         .init(
             "tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
             check: .atLeast(1, orZero: true)),
@@ -470,8 +482,24 @@ extension ConfigValue where Self: RawRepresentable & CaseIterable, RawValue == S
 }
 
 extension ComputeDType: ConfigValue {}
+extension LoadQuantization: ConfigValue {}
 extension FuseAllReduceNorm: ConfigValue {}
 extension AllReduceStrategy: ConfigValue {}
+
+/// The format float linear weights are quantized into as they load (config `quantize`).
+public enum LoadQuantization: String, Sendable, CaseIterable {
+    case none
+    case int8
+    case int4
+
+    public var format: WeightFormat? {
+        switch self {
+        case .none: return nil
+        case .int8: return .int8
+        case .int4: return .int4
+        }
+    }
+}
 
 /// One prompt: text (tokenized with the checkpoint's tokenizer) or token ids.
 public enum Prompt: Sendable, Equatable {
