@@ -158,11 +158,5 @@ public final class Checkpoint: @unchecked Sendable {
         return totals.sorted { $0.key < $1.key }.map { ($0.key, $0.value.0, $0.value.1) }
     }
 
-    /// The floating-point element type holding most of the checkpoint's bytes.
-    public var predominantFloatType: ElementType? {
-        inventory().compactMap { entry in ElementType(rawValue: entry.dtype).map { ($0, entry.bytes) } }
-            .filter { [.f32, .bf16, .f16].contains($0.0) }.max { $0.1 < $1.1 }?.0
-    }
-
     public var fileBytes: Int { files.reduce(0) { $0 + $1.fileSize } }
 }

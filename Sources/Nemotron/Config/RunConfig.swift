@@ -75,7 +75,6 @@ public struct RunConfig: Sendable, Equatable {
             "ignore_eos", \.ignoreEOS,
             help: "Keep generating past end-of-sequence tokens, up to max_new_tokens (for benchmarks)."),
         .init(
-<<<<<<< HEAD
             "chat", \.chat,
             help: "Wrap each prompt in the checkpoint's chat template as one user turn (rendered, then tokenized "
                 + "without adding special tokens again)."),
@@ -88,16 +87,14 @@ public struct RunConfig: Sendable, Equatable {
             "chat_template_kwargs", \.chatTemplateKwargs,
             help: "With chat: a JSON object of template keyword arguments, e.g. {\"enable_thinking\": false}.",
             parse: { value, source in try jsonText(value, key: "chat_template_kwargs", source: source) }),
-        .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
-=======
+        .init(
             "compute_dtype", \.computeDType,
-            help: "Activation precision: f32 exact; bf16 for prefill GEMMs; int8 also for decode against "
-                + "int8/int4/nvfp4 weights."),
+            help: "Activation precision: auto (the fastest for the weights), f32 exact, bf16 for prefill GEMMs, "
+                + "int8 also for decode against int8/int4/nvfp4 weights."),
         .init(
             "quantize", \.quantize,
             help: "Quantize the linear weights of a bf16/f16/f32 checkpoint as they load (each rank its own slice): "
                 + "int8 or int4 in blocks of 32."),
->>>>>>> quant
         .init(
             "tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
             check: .atLeast(1, orZero: true)),

@@ -36,15 +36,9 @@ public final class Engine {
             fuse: settings.fuseAllReduceNorm)
         let directory = URL(fileURLWithPath: settings.model)
         model = try NemotronH(
-<<<<<<< HEAD
             directory: directory, parallelism: parallelism, compute: ComputePolicy(),
-            progress: progress)
-        model.compute = ComputePolicy.resolving(
-            settings.computeDType, predominant: model.checkpoint.predominantFloatType)
-=======
-            directory: directory, parallelism: parallelism, compute: ComputePolicy(prefill: settings.computeDType),
             quantize: settings.quantize.format, progress: progress)
->>>>>>> quant
+        model.compute = ComputePolicy.resolving(settings.computeDType, formats: model.heldFormats)
         let threads =
             settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
         workspace = Workspace(threads: threads)

@@ -8,10 +8,12 @@ public struct ComputePolicy: Sendable, Equatable {
 
     public init(prefill: ComputeDType = .f32) { self.prefill = prefill == .auto ? .f32 : prefill }
 
-    /// The policy for `asked` on a checkpoint whose weight bytes are mostly `predominant`.
-    public static func resolving(_ asked: ComputeDType, predominant: ElementType?) -> ComputePolicy {
+    /// The policy for `asked` on a model whose matrices are held in `formats`.
+    public static func resolving(_ asked: ComputeDType, formats: Set<WeightFormat>) -> ComputePolicy {
         guard asked == .auto else { return ComputePolicy(prefill: asked) }
-        return ComputePolicy(prefill: predominant == .bf16 && MatMul.hasBF16Dot ? .bf16 : .f32)
+        if !formats.isDisjoint(with: [.int8, .int4, .nvfp4]) { return ComputePolicy(prefill: .int8) }
+        let bf16Helps = !formats.isDisjoint(with: [.bf16, .fp8]) && MatMul.hasBF16Dot
+        return ComputePolicy(prefill: bf16Helps ? .bf16 : .f32)
     }
 
     /// Whether prefill GEMMs take both operands in bf16 (asked, and the CPU has AVX512-BF16).
@@ -23,7 +25,7 @@ public struct ComputePolicy: Sendable, Equatable {
     /// The precision in effect and why, for run headers.
     public var description: String {
         switch prefill {
-        case .f32: return "f32"
+        case .auto, .f32: return "f32"
         case .bf16: return MatMul.hasBF16Dot ? "bf16" : "f32 (bf16 asked, but this CPU lacks AVX512-BF16)"
         case .int8:
             return "int8 (decode activations int8 per 32 against int8/int4/nvfp4 weights; prefill "
@@ -34,14 +36,11 @@ public struct ComputePolicy: Sendable, Equatable {
 
 /// Precision of the activations in matrix products (config `compute_dtype`).
 public enum ComputeDType: String, Sendable, CaseIterable {
-<<<<<<< HEAD
-    /// bf16 where the weights are mostly bf16 and the CPU has native bf16 dot products
-    /// (AVX512-BF16), else f32: the fastest path that is correct for the checkpoint at hand.
+    /// The fastest correct choice for the weights at hand (`ComputePolicy.resolving`): int8
+    /// activations where weights are int8, int4 or nvfp4; bf16 where they are bf16 or fp8 and the
+    /// CPU has AVX512-BF16; else f32.
     case auto
-    /// Weights widened to f32, f32 activations, OpenBLAS sgemm: matches transformers in f32.
-=======
     /// Weights widened (dequantized) to f32, f32 activations: matches transformers in f32.
->>>>>>> quant
     case f32
     /// Prefill: activations rounded to bf16, AVX512-BF16 dot products with f32 accumulation (as
     /// GPU engines and llama.cpp do for bf16 models): about 1.5× faster prefill, logits differ

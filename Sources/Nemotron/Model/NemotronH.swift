@@ -202,6 +202,12 @@ public final class NemotronH {
         )
     }
 
+    /// The formats of every matrix this rank holds, the LM head included.
+    public var heldFormats: Set<WeightFormat> {
+        let held = heldWeights
+        return Set(held.layers.flatMap { $0.matrices.map(\.format) } + [held.lmHead.format])
+    }
+
     /// Bytes of the weight matrices this rank holds (its slices; the embedding table not counted).
     public var localWeightBytes: Int {
         blocks.reduce(lmHead.byteCount) { $0 + $1.mixer.matrixBytes.dense + $1.mixer.matrixBytes.experts }
