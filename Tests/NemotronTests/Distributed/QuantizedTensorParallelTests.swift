@@ -15,8 +15,9 @@ extension ProcessSuites {
             try reference.ints("prompt_ids").map(String.init).joined(separator: ",")
         }
 
-        /// `logits` and greedy `generate` at `ranks` against the fixture's reference.
+        /// `logits` and greedy `generate` at `ranks` against the fixture's reference, in exact mode.
         func check(ranks: Int, model: URL, reference: Reference, extra: [String] = []) throws {
+            let extra = ["--compute-dtype", "f32"] + extra
             let directory = try TemporaryDirectory()
             let logits = try TP.run(
                 ranks: ranks,
