@@ -1,4 +1,5 @@
 import CMPI
+import Foundation
 import Nemotron
 
 /// `Communicator` over MPI_COMM_WORLD: the only Swift file that imports CMPI. MPI is initialised
@@ -140,6 +141,29 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             &mine, count, cmpi_byte(), &all, &counts, &displacements, cmpi_byte(), Int32(root), cmpi_comm_world())
         guard rank == root else { return [] }
         return (0..<size).map { Array(all[Int(displacements[$0])..<Int(displacements[$0] + counts[$0])]) }
+    }
+
+    /// The length goes first through a non-blocking broadcast that this rank polls, sleeping
+    /// between polls once it has waited a while (Open MPI's blocking calls spin, which would
+    /// keep an idle server's ranks at 100% CPU); then the bytes, in one blocking broadcast.
+    public func broadcast(bytes: [UInt8], root: Int) -> [UInt8] {
+        guard size > 1 else { return bytes }
+        var count = Int64(rank == root ? bytes.count : 0)
+        var request: MPI_Request?
+        MPI_Ibcast(&count, 1, cmpi_int64(), Int32(root), cmpi_comm_world(), &request)
+        var done: Int32 = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        while true {
+            MPI_Test(&request, &done, cmpi_status_ignore())
+            if done != 0 { break }
+            // A millisecond of spinning (ranks of a busy server arrive together), then 50 µs naps,
+            // and 2 ms naps once the wait passes 20 ms (an idle server).
+            let waited = DispatchTime.now().uptimeNanoseconds - start
+            if waited > 1_000_000 { usleep(waited > 20_000_000 ? 2_000 : 50) }
+        }
+        var buffer = rank == root ? bytes : [UInt8](repeating: 0, count: Int(count))
+        if count > 0 { MPI_Bcast(&buffer, Int32(count), cmpi_byte(), Int32(root), cmpi_comm_world()) }
+        return buffer
     }
 
     // MARK: - Primitives for our own collectives (AllReduceStrategies)

@@ -62,7 +62,8 @@ public final class Engine {
     public func makeScheduler(ignoreEOS: Bool = false) -> Scheduler {
         Scheduler(
             model: model, workspace: workspace, tokenizer: tokenizer, stopIds: ignoreEOS ? [] : stopIds,
-            prefillChunk: settings.prefillChunk)
+            prefillChunk: settings.prefillChunk, maxBatchSize: settings.maxBatchSize,
+            maxNumTokens: settings.maxNumTokens)
     }
 
     /// Runs `requests` to the end (see `Scheduler.run`).

@@ -134,6 +134,14 @@ final class InProcessGroup: @unchecked Sendable {
             group.wait()
             return result
         }
+
+        func broadcast(bytes: [UInt8], root: Int) -> [UInt8] {
+            if rank == root { group.bytes[root] = bytes }
+            group.wait()
+            let result = group.bytes[root]
+            group.wait()
+            return result
+        }
     }
 }
 
@@ -160,6 +168,7 @@ final class Placeholder: Communicator {
         unjoined()
     }
     func gather(bytes: [UInt8], root: Int) -> [[UInt8]] { unjoined() }
+    func broadcast(bytes: [UInt8], root: Int) -> [UInt8] { unjoined() }
     private func unjoined() -> Never {
         preconditionFailure("a placeholder communicator was used; join the model to its group first")
     }
