@@ -34,8 +34,8 @@ public enum Server {
             let port = try service.start()
             announce(
                 "nemotron-run: serving \(name) on http://\(settings.host):\(port) (max_batch_size "
-                    + "\(settings.maxBatchSize), max_num_tokens \(settings.maxNumTokens), max_queue \(settings.maxQueue))"
-            )
+                    + "\(settings.maxBatchSize), max_num_tokens \(settings.maxNumTokens), "
+                    + "max_queue \(settings.maxQueue))")
             http = service
             bridge = created
         }
