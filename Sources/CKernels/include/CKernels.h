@@ -8,6 +8,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include "affinity.h"
 
 /// Rearranges one activation row x[cols] into xp[cols], the order ck_gemv_bf16 reads it in
 /// (the AVX-512 path widens bf16 by interleaving with zeros, which permutes lanes).
