@@ -40,6 +40,7 @@ struct Metrics {
     var queueDepth = 0
     var running = 0
     var batchSize = 0
+    var stepTokens = 0
     var timeToFirstToken = Histogram([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
     var interTokenLatency = Histogram([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10])
     var requestDuration = Histogram([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300])
@@ -70,7 +71,8 @@ struct Metrics {
         lines += counter("nemotron_steps_total", "Scheduler steps run.", steps)
         lines += gauge("nemotron_queue_depth", "Requests accepted and waiting for a place in a batch.", queueDepth)
         lines += gauge("nemotron_running_requests", "Requests in the running batches.", running)
-        lines += gauge("nemotron_batch_size", "Requests in the latest step's batches.", batchSize)
+        lines += gauge("nemotron_batch_size", "Sequences in rank 0's latest forward pass.", batchSize)
+        lines += gauge("nemotron_step_tokens", "Tokens in rank 0's latest forward pass.", stepTokens)
         lines += timeToFirstToken.lines(
             "nemotron_time_to_first_token_seconds", help: "From a request's arrival to its first token.")
         lines += interTokenLatency.lines(

@@ -84,7 +84,7 @@ struct OpenAIServer: Sendable {
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { [bridge] writer in
                 do {
-                    try await answer.stream(events, into: &writer)
+                    try await answer.stream(events, into: &writer, bridge: bridge)
                 } catch {
                     bridge.cancel(key)
                     throw error
@@ -111,11 +111,7 @@ struct Answer: Sendable {
             case .token: continue
             case .failed(let error): throw error
             case .finished(let generation):
-                guard let reason = Self.reason(generation.finishReason) else {
-                    throw bridge.isDraining
-                        ? APIError.unavailable("the server is shutting down", code: "shutting_down")
-                        : APIError.unavailable("the request was cancelled", code: "cancelled")
-                }
+                guard let reason = Self.reason(generation.finishReason) else { throw Self.cancelled(bridge) }
                 let text = generation.text ?? ""
                 var choice: [String: Any] = ["index": 0, "logprobs": NSNull(), "finish_reason": reason]
                 if isChat {
@@ -136,13 +132,13 @@ struct Answer: Sendable {
         throw APIError.unavailable("the server is shutting down", code: "shutting_down")
     }
 
-    func stream(_ events: AsyncStream<ServerBridge.Event>, into writer: inout any ResponseBodyWriter) async throws {
+    func stream(
+        _ events: AsyncStream<ServerBridge.Event>, into writer: inout any ResponseBodyWriter, bridge: ServerBridge
+    ) async throws {
         var first = true
-        var generated = 0
         for await event in events {
             switch event {
             case .token(let token, let text):
-                generated += 1
                 var choice: [String: Any] = ["index": 0, "logprobs": NSNull(), "finish_reason": NSNull()]
                 if isChat {
                     choice["delta"] = first ? ["role": "assistant", "content": text] : ["content": text]
@@ -159,8 +155,7 @@ struct Answer: Sendable {
                 try await writer.write(event: JSONBody.text(error.body))
             case .finished(let generation):
                 guard let reason = Self.reason(generation.finishReason) else {
-                    let error = APIError.unavailable("the request was cancelled", code: "cancelled")
-                    try await writer.write(event: JSONBody.text(error.body))
+                    try await writer.write(event: JSONBody.text(Self.cancelled(bridge).body))
                     break
                 }
                 var choice: [String: Any] = ["index": 0, "logprobs": NSNull(), "finish_reason": reason]
@@ -169,7 +164,6 @@ struct Answer: Sendable {
                 if job.includeUsage {
                     try await writer.write(event: chunk(choices: [], usage: usage(generation.ids.count)))
                 }
-                _ = generated
             }
         }
         try await writer.write(event: "[DONE]")
@@ -188,6 +182,13 @@ struct Answer: Sendable {
     private func usage(_ generated: Int) -> [String: Int] {
         let prompt = job.request.prompt.count
         return ["prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated]
+    }
+
+    /// Why a request ended without finishing: the server shut down, or its client went away.
+    static func cancelled(_ bridge: ServerBridge) -> APIError {
+        bridge.isDraining
+            ? .unavailable("the server is shutting down", code: "shutting_down")
+            : .unavailable("the request was cancelled", code: "cancelled")
     }
 
     /// OpenAI's finish reasons: an EOS id or a stop string is "stop"; nil for a cancelled request.

@@ -168,13 +168,15 @@ final class ServerBridge: @unchecked Sendable {
         inbox = Commands(shutdown: true)
     }
 
-    /// The loop's view after a step: requests running in batches and waiting for a place.
-    func recordStep(running: Int, batch: Int) {
+    /// The loop's view after a step: requests running in batches, and rank 0's latest pass
+    /// (sequences and tokens).
+    func recordStep(running: Int, batch: Int, tokens: Int) {
         condition.lock()
         defer { condition.unlock() }
         metrics.steps += 1
         metrics.running = running
         metrics.batchSize = batch
+        metrics.stepTokens = tokens
         metrics.queueDepth = max(0, flights.count - running)
     }
 

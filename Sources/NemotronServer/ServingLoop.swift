@@ -113,11 +113,11 @@ public final class ServingLoop {
                 bridge.deliver(key, .finished(generation))
             }
         }
-        let inFlight = load.reduce(0, +)
+        // Under attention DP rank 0 sees only its own batch; the others' is estimated from their loads.
         let running =
             scheduler.model.parallelism.splitsRequests
             ? load.reduce(0) { $0 + (scheduler.maxBatchSize > 0 ? min($1, scheduler.maxBatchSize) : $1) }
             : scheduler.runningCount
-        bridge.recordStep(running: min(running, inFlight), batch: running)
+        bridge.recordStep(running: running, batch: scheduler.lastPass.rows, tokens: scheduler.lastPass.tokens)
     }
 }

@@ -80,7 +80,7 @@ public final class Engine {
         let p = parallelism
         let mode =
             p.mode == .attentionDataParallel
-            ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
+            ? "attention data parallel (requests split over ranks, experts split)" : "tensor parallel"
         return
             "\(world.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm "
             + "\(p.fusedAllReduceNorm ? "on" : "off") (\(p.fusionReason)); "

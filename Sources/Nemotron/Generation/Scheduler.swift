@@ -148,6 +148,9 @@ public final class Scheduler {
         finished[id] = nil
     }
 
+    /// The latest forward pass on this rank: its sequences and tokens (decode rows and prefill chunks).
+    public private(set) var lastPass = (rows: 0, tokens: 0)
+
     /// Requests admitted and not finished on this rank.
     public var runningCount: Int { active.count }
     /// Requests submitted to this rank and waiting for a place in the batch.
@@ -165,6 +168,7 @@ public final class Scheduler {
         let plan = planPass()
         let prefilling = plan.map { $0.running.isPrefilling }
         let batch = plan.map { ($0.tokens, $0.running.sequence) }
+        lastPass = (plan.count, plan.reduce(0) { $0 + $1.tokens.count })
         for member in plan where member.running.isPrefilling { member.running.consumed += member.tokens.count }
         let clock = Date()
         let logits = model.forward(batch, logits: .last, workspace: workspace)
