@@ -31,6 +31,11 @@ import urllib.parse
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def token_prompts(count):
+    """Token-id prompts of 16 to 128 tokens, for checkpoints without a tokenizer."""
+    return [[(i * 131 + k * 17) % 2000 + 3 for k in range(16 + (i * 29) % 113)] for i in range(count)]
+
+
 def prompts(count):
     """Prompts of varied lengths: runs of lines from the demo model's validation text."""
     path = os.path.join(ROOT, "models/demo-dense/validation.txt")
@@ -125,6 +130,21 @@ def table(label, rows):
               f"| {i['p50'] * 1e3:.1f} / {i['p90'] * 1e3:.1f} / {i['p99'] * 1e3:.1f} |", flush=True)
 
 
+def summary(report, levels):
+    """Per level: each configuration's tokens/s (median and range over the rounds) and the ratio
+    of the first to the second within each round."""
+    (a, rounds_a), (b, rounds_b) = report.items()
+    print(f"\n| concurrency | {a} tokens/s | {b} tokens/s | ratio per round | median ratio |")
+    print("|---|---|---|---|---|")
+    for k, level in enumerate(levels):
+        ta = [rows[k]["tokens_per_second"] for rows in rounds_a]
+        tb = [rows[k]["tokens_per_second"] for rows in rounds_b]
+        ratios = [x / y for x, y in zip(ta, tb) if y > 0]
+        spread = lambda v: f"{statistics.median(v):.0f} ({min(v):.0f}–{max(v):.0f})" if len(v) > 1 else f"{v[0]:.0f}"
+        print(f"| {level} | {spread(ta)} | {spread(tb)} | {' / '.join(f'{r:.2f}×' for r in ratios)} "
+              f"| {statistics.median(ratios):.2f}× |", flush=True)
+
+
 class Server:
     """`mpirun -np N nemotron-run serve --port 0 ARGS` on the loopback address."""
 
@@ -168,18 +188,22 @@ def main():
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--requests", type=int, default=0, help="requests per level (default: 4 × concurrency, ≥ 16)")
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--prompt-ids", action="store_true", help="send token-id prompts (no tokenizer needed)")
     parser.add_argument("--level-seconds", type=float, default=600, help="no new request after this, per level")
     parser.add_argument("--request-seconds", type=float, default=300)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --serve: run the configurations in turn this many times (the machine's other "
+                             "load moves the figures; alternating rounds lets them share it), then a summary")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if bool(args.base_url) == bool(args.serve):
         sys.exit("give --base-url or --serve")
     if args.base_url and urllib.parse.urlparse(args.base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("serve-load.py sends load to the loopback address only")
-    prompt_list = prompts(64)
+    prompt_list = token_prompts(64) if args.prompt_ids else prompts(64)
     configurations = [("server", None)] if args.base_url else [tuple(s.split("=", 1)) for s in args.serve]
     report = {}
-    for label, arguments in configurations:
+    for label, arguments in configurations * (args.rounds if args.serve else 1):
         server = Server(arguments, args.ranks, args.binary) if arguments is not None else None
         base = server.base if server else args.base_url
         try:
@@ -192,16 +216,12 @@ def main():
                 rows.append(run_level(base, concurrency, requests, args.max_tokens, args.level_seconds,
                                       args.request_seconds, prompt_list))
             table(f"{label}" + (f" (serve {arguments})" if arguments else f" ({base})"), rows)
-            report[label] = rows
+            report.setdefault(label, []).append(rows)
         finally:
             if server:
                 server.stop()
     if len(report) == 2:
-        (a, rows_a), (b, rows_b) = report.items()
-        for ra, rb in zip(rows_a, rows_b):
-            if rb["tokens_per_second"] > 0:
-                print(f"concurrency {ra['concurrency']}: {a} / {b} tokens/s = "
-                      f"{ra['tokens_per_second'] / rb['tokens_per_second']:.2f}×")
+        summary(report, args.concurrency)
     if args.json:
         json.dump(report, open(args.json, "w"), indent=1)
 

@@ -164,6 +164,7 @@ public final class Scheduler {
     public func step() -> [GenerationEvent]? {
         var events = admit()
         let busy = !active.isEmpty
+        lastPass = (0, 0)
         guard lockstep ? collectives.anyRankBusy(busy) : busy else { return events.isEmpty ? nil : events }
         let plan = planPass()
         let prefilling = plan.map { $0.running.isPrefilling }
