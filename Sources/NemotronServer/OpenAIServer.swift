@@ -221,9 +221,10 @@ struct ServeContext: RequestContext {
 }
 
 /// Every error leaves as an OpenAI error object with its status: our `APIError`s, Hummingbird's
-/// (unknown route → 404, wrong method → 405) and anything else (500).
+/// (unknown path → 404, a known path with the wrong method → 405) and anything else (500).
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = ServeContext
+    static let routes: Set = ["/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -233,6 +234,12 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return error.response
         } catch let error as HTTPError {
+            if error.status == .notFound && Self.routes.contains(request.uri.path) {
+                return APIError(
+                    status: .methodNotAllowed, message: "\(request.method) is not allowed on \(request.uri.path).",
+                    type: "invalid_request_error", param: nil, code: "method_not_allowed"
+                ).response
+            }
             if error.status == .notFound { return APIError.notFound(request.uri.path).response }
             return APIError(
                 status: error.status, message: error.body ?? error.status.reasonPhrase,

@@ -122,6 +122,45 @@ struct ServerUnitTests {
         #expect(text.contains("nemotron_requests_finished_total{finish_reason=\"cancelled\"} 0\n"))
     }
 
+    @Test("two ranks in one process: the control message reaches every rank, both run the same batches")
+    func twoRanks() throws {
+        let fixture = Fixture.all[1]
+        let models = try (0..<2).map { try fixture.load(tpSize: 2, rank: $0) }
+        let group = InProcessGroup(size: 2)
+        #expect(
+            group.run(2) { rank, member in member.broadcast(bytes: rank == 0 ? [1, 2, 3] : [9], root: 0) }
+                == [[1, 2, 3], [1, 2, 3]])
+        let bridge = ServerBridge(capacity: 8)
+        let requests = [
+            Request(prompt: try fixture.reference.ints("prompt_ids"), maxNewTokens: 6),
+            Request(prompt: [7, 8, 9], maxNewTokens: 3),
+        ]
+        let results = UncheckedSendable(NSMutableArray())
+        let client = Thread {
+            let streams = requests.compactMap { try? bridge.submit($0) }
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                for stream in streams {
+                    for await event in stream.events {
+                        if case .finished(let generation) = event { results.value.add(generation.ids) }
+                    }
+                }
+                bridge.beginShutdown()
+                done.signal()
+            }
+            done.wait()
+        }
+        client.start()
+        group.run(2) { rank, member in
+            let model = models[rank].joining(member)
+            let scheduler = Scheduler(model: model, workspace: Workspace(threads: 1), tokenizer: nil, stopIds: [])
+            ServingLoop(scheduler: scheduler, world: member, bridge: rank == 0 ? bridge : nil).run()
+        }
+        let ids = results.value.compactMap { $0 as? [Int] }
+        #expect(ids.count == 2)
+        #expect(ids.first == Array(try fixture.reference.ints("greedy_ids").prefix(6)))
+    }
+
     @Test("the serving loop in one process: requests through the bridge get their own tokens; cancel; shutdown")
     func servingLoop() async throws {
         let model = try Fixture.all[0].load()

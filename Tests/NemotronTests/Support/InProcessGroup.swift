@@ -68,10 +68,13 @@ final class InProcessGroup: @unchecked Sendable {
         }
 
         func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int) {
-            if rank == root { group.ints[0] = buffer[0] }
-            precondition(count == 1, "the test group broadcasts one value")
+            if rank == root { group.bytes[root] = Array(UnsafeRawBufferPointer(start: buffer, count: count * 4)) }
             group.wait()
-            buffer[0] = group.ints[0]
+            if rank != root {
+                group.bytes[root].withUnsafeBytes {
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: count * 4)
+                }
+            }
             group.wait()
         }
 
