@@ -47,6 +47,21 @@ public struct RunConfig: Sendable, Equatable {
     public var prefillChunk = 512
     /// Quantize float linear weights as they load.
     public var quantize = LoadQuantization.none
+    /// Requests running together in one batch (per rank under attention data parallelism).
+    public var maxBatchSize = 64
+    /// Tokens in one forward pass: decode rows plus prefill chunks.
+    public var maxNumTokens = 8192
+    /// `serve`: the address and port to listen on (port 0: any free port, printed at start).
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// `serve`: requests accepted beyond the running batches; more are refused with 503.
+    public var maxQueue = 256
+    /// `serve`: prompt tokens plus max_tokens of one request.
+    public var maxModelLen = 8192
+    /// `serve`: the largest request body.
+    public var maxRequestBytes = 1 << 20
+    /// `serve`: the model name clients give ("": the checkpoint directory's name).
+    public var servedModelName = ""
 
     public init() {}
 
@@ -110,6 +125,29 @@ public struct RunConfig: Sendable, Equatable {
             "prefill_chunk", \.prefillChunk,
             help: "Prompt tokens per sequence in one prefill pass; smaller bounds memory.",
             check: .atLeast(1)),
+        .init(
+            "max_batch_size", \.maxBatchSize,
+            help: "Requests running together (per rank under attention DP); the others wait their turn.",
+            check: .atLeast(1)),
+        .init(
+            "max_num_tokens", \.maxNumTokens,
+            help: "Tokens in one forward pass: a decode row per running request, then prefill chunks.",
+            check: .atLeast(1)),
+        .init("host", \.host, help: "serve: the address to listen on."),
+        .init("port", \.port, help: "serve: the TCP port to listen on (0: any free port).", check: .within(0...65535)),
+        .init(
+            "max_queue", \.maxQueue,
+            help: "serve: requests accepted beyond the running batches; more get 503.", check: .atLeast(0)),
+        .init(
+            "max_model_len", \.maxModelLen,
+            help: "serve: prompt tokens plus max_tokens of one request; longer requests get 400.",
+            check: .atLeast(2)),
+        .init(
+            "max_request_bytes", \.maxRequestBytes, help: "serve: the largest request body; larger ones get 413.",
+            check: .atLeast(1024)),
+        .init(
+            "served_model_name", \.servedModelName,
+            help: "serve: the model name of the API (default: the checkpoint directory's name)."),
     ]
 
     public static var keyNames: [String] { keys.map(\.name) }
@@ -299,6 +337,12 @@ extension ConfigCheck where Value == Int {
         ConfigCheck(expected: "an integer >= \(minimum)" + (orZero ? " (or 0: automatic)" : "")) {
             $0 >= minimum || (orZero && $0 == 0)
         }
+    }
+}
+
+extension ConfigCheck where Value == Int {
+    static func within(_ range: ClosedRange<Int>) -> ConfigCheck {
+        ConfigCheck(expected: "an integer in \(range.lowerBound)...\(range.upperBound)") { range.contains($0) }
     }
 }
 

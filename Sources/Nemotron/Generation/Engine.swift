@@ -61,7 +61,8 @@ public final class Engine {
     public func makeScheduler(ignoreEOS: Bool = false) -> Scheduler {
         Scheduler(
             model: model, workspace: workspace, tokenizer: tokenizer, stopIds: ignoreEOS ? [] : stopIds,
-            prefillChunk: settings.prefillChunk)
+            prefillChunk: settings.prefillChunk, maxBatchSize: settings.maxBatchSize,
+            maxNumTokens: settings.maxNumTokens)
     }
 
     /// Runs `requests` to the end (see `Scheduler.run`).
@@ -78,7 +79,7 @@ public final class Engine {
         let p = parallelism
         let mode =
             p.mode == .attentionDataParallel
-            ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
+            ? "attention data parallel (requests split over ranks, experts split)" : "tensor parallel"
         return
             "\(world.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm "
             + "\(p.fusedAllReduceNorm ? "on" : "off") (\(p.fusionReason)); "
