@@ -40,7 +40,7 @@ extension WeightMatrix {
 }
 
 @Suite("Quantized formats: kernels, quantizer, slicing")
-struct QuantKernelsTests {
+struct QuantizedMatMulTests {
     static let formats: [WeightFormat] = [.int8, .int4, .fp8, .nvfp4]
 
     /// y[t, r] = Σ_k x[t, k] · W[r, k] in double precision.
