@@ -191,12 +191,13 @@ struct Answer: Sendable {
             : .unavailable("the request was cancelled", code: "cancelled")
     }
 
-    /// OpenAI's finish reasons: an EOS id or a stop string is "stop"; nil for a cancelled request.
+    /// OpenAI's finish reasons: an EOS id or a stop string is "stop"; nil for a request that
+    /// ended without finishing (cancelled, or non-finite logits: no token could be chosen).
     static func reason(_ reason: FinishReason) -> String? {
         switch reason {
         case .eos, .stop: return "stop"
         case .length: return "length"
-        case .cancelled: return nil
+        case .cancelled, .nonFiniteLogits: return nil
         }
     }
 }

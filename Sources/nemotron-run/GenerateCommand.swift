@@ -30,7 +30,9 @@ extension NemotronRun {
                 settings.request(prompt: $1.ids, keepLogits: $0 == 0 && logitsOutput != nil)
             }
             var view = GenerationView(engine: engine, requests: requests.count, json: json)
-            let results = try engine.generate(requests, ignoreEOS: settings.ignoreEOS) { view.show($0) }
+            let prefillBar = PrefillBar()
+            let results = try engine.generate(
+                requests, ignoreEOS: settings.ignoreEOS, onEvent: { view.show($0) }, prefillProgress: prefillBar.update)
             view.end()
             guard engine.world.isRoot else { return }
             if let logitsOutput, let first = results.first {
@@ -144,5 +146,22 @@ struct GenerationView {
             "generated_tokens": result.ids.count, "prefill_tokens_per_second": result.prefillTokensPerSecond,
             "decode_tokens_per_second": result.decodeTokensPerSecond,
         ]
+    }
+}
+
+/// Prompt tokens read, as a bar on a terminal while prompts are read (a long prompt takes
+/// a while before the first token); cleared once every prompt is read.
+final class PrefillBar {
+    private let bar = ProgressBar(label: "prefill")
+    private var shown = false
+
+    func update(_ done: Int, _ total: Int) {
+        if done < total {
+            bar.update(done, of: total)
+            shown = true
+        } else if shown {
+            bar.clear()
+            shown = false
+        }
     }
 }

@@ -19,9 +19,19 @@ public struct JinjaTemplate: Sendable {
         // Names the template assigns before any use start undefined, even if passed in (Jinja).
         for name in body.undefinedAtEntry { root.variables[name] = .undefined("'\(name)' is undefined") }
         var out = ""
-        _ = try JinjaRenderer().execute(body.statements, in: root, into: &out)
+        let renderer = JinjaRenderer()
+        // A macro keeps the scope it was defined in, which holds the macro: a cycle that would
+        // outlive every render (found by the chat fuzz target's leak check). Nothing of a render
+        // is used after it, so those scopes are emptied at its end.
+        defer { for scope in renderer.macroScopes.scopes { scope.variables = [:] } }
+        _ = try renderer.execute(body.statements, in: root, into: &out)
         return out
     }
+}
+
+/// The scopes macros were defined in during one render (see `JinjaTemplate.render`).
+final class JinjaMacroScopes: @unchecked Sendable {
+    var scopes: [JinjaScope] = []
 }
 
 /// Variables of one template level, `for` iteration, `else` block or macro call.
@@ -49,6 +59,8 @@ final class JinjaScope: @unchecked Sendable {
 
 struct JinjaRenderer {
     enum Flow { case normal, breakLoop, continueLoop }
+
+    let macroScopes = JinjaMacroScopes()
 
     /// The globals of transformers' environment (Jinja's own plus `raise_exception`,
     /// `strftime_now`); `lipsum`, `cycler` and `joiner` exist but fail when called.
@@ -84,6 +96,7 @@ struct JinjaRenderer {
                 _ = try execute(body.statements, in: JinjaScope(parent: scope, entering: body), into: &captured)
                 try assign(.string(captured), to: target, in: scope, at: location)
             case .macro(let name, let parameters, let body):
+                macroScopes.scopes.append(scope)
                 scope.variables[name] = JinjaValue(
                     .macro(
                         JinjaMacro(

@@ -109,6 +109,17 @@ struct JSONObject {
         return number.intValue
     }
 
+    /// An integer as written in JSON or YAML: not `2.0`, `2.5` or a boolean, and within `Int`
+    /// (booleans and fractions are NSNumbers too; their type code tells them apart).
+    static func exactInteger(_ value: Any) -> Int? {
+        guard let number = value as? NSNumber else { return nil }
+        switch String(cString: number.objCType) {
+        case "s", "i", "l", "q": return number.intValue
+        case "S", "I", "L", "Q": return number.uint64Value <= UInt64(Int.max) ? number.intValue : nil
+        default: return nil
+        }
+    }
+
     /// A value as it appears in JSON, for messages (`Infinity` rather than Swift's `inf`).
     static func describe(_ value: Any) -> String {
         if let number = numeric(value), !number.doubleValue.isFinite {

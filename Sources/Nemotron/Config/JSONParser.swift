@@ -8,17 +8,20 @@ import Foundation
 /// file, line and column.
 ///
 /// Values come out as `JSONSerialization` gives them: `[String: Any]`, `[Any]`, `String`,
-/// `NSNumber` for numbers, `Bool`, `NSNull`. A repeated key keeps its last value, as in Python.
+/// `NSNumber` for numbers, `Bool`, `NSNull`. A repeated key keeps its last value, as in Python,
+/// unless `rejectingDuplicateKeys` (a safetensors header, where a repeated tensor name is an error).
 struct JSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private let path: String
     private var position = 0
     private var depth = 0
+    private var rejectsDuplicateKeys = false
 
     /// Parses one JSON value filling the whole of `data` (surrounding whitespace allowed).
-    static func parse(_ data: Data, path: String) throws -> Any {
+    static func parse(_ data: Data, path: String, rejectingDuplicateKeys: Bool = false) throws -> Any {
         try data.withUnsafeBytes { raw in
             var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self), path: path)
+            parser.rejectsDuplicateKeys = rejectingDuplicateKeys
             // A UTF-8 byte order mark before the text is not part of it.
             if parser.bytes.starts(with: [0xEF, 0xBB, 0xBF]) { parser.position = 3 }
             let value = try parser.value()
@@ -67,7 +70,11 @@ struct JSONParser {
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
                 throw error("expected a string key in double quotes, found \(found())")
             }
+            let keyStart = position
             let key = try string()
+            if rejectsDuplicateKeys && result[key] != nil {
+                throw error("the key \"\(key)\" appears twice", at: keyStart)
+            }
             skipWhitespace()
             guard consume(UInt8(ascii: ":")) else { throw error("expected ':' after an object key, found \(found())") }
             result[key] = try value()

@@ -176,9 +176,10 @@ extension ModelConfig {
         numExperts = try c.int("n_routed_experts", "num_local_experts", default: needsMoE ? nil : 0)
         expertsPerToken = try c.int("num_experts_per_tok", default: needsMoE ? nil : 0)
         moeFFNSize = try c.int("moe_intermediate_size", default: needsMoE ? nil : 0)
-        sharedExpertFFNSize =
-            try c.int("moe_shared_expert_intermediate_size", default: needsMoE ? nil : 0)
-            * c.int("n_shared_experts", default: 1)
+        sharedExpertFFNSize = try Self.product(
+            c, "moe_shared_expert_intermediate_size",
+            try c.int("moe_shared_expert_intermediate_size", default: needsMoE ? nil : 0),
+            "n_shared_experts", try c.int("n_shared_experts", default: 1))
         moeLatentSize = try c.optionalInt("moe_latent_size")
         routerGroups = try c.int("n_group", default: 1)
         routerTopKGroups = try c.int("topk_group", default: 1)
@@ -190,7 +191,7 @@ extension ModelConfig {
                 path: c.path, key: key, value: "true",
                 expected: "false (no known Nemotron-H checkpoint has these biases; nemotron-run does not support them)")
         }
-        try validate(path: c.path)
+        try validate(c)
     }
 
     /// The pattern as `hybrid_override_pattern` (string, or list of one-character strings) or as
@@ -285,34 +286,88 @@ extension ModelConfig {
         return Float(lo)...Float(hi)
     }
 
-    private func validate(path: String) throws {
+    /// Largest size accepted for any dimension (hidden, vocabulary, heads, widths, experts): far
+    /// above published models (vocabularies of 262,144), and small enough that products of sizes
+    /// never overflow.
+    public static let maxSize = 1 << 24
+
+    /// `first × second` of two size keys, each checked to be in 0...`maxSize` first.
+    private static func product(_ c: JSONObject, _ firstKey: String, _ first: Int, _ secondKey: String, _ second: Int)
+        throws -> Int
+    {
+        for (key, value) in [(firstKey, first), (secondKey, second)] where !(0...maxSize).contains(value) {
+            throw NemotronError.configValue(
+                path: c.path, key: key, value: "\(value)", expected: "an integer in 0...\(maxSize)")
+        }
+        return first * second
+    }
+
+    /// Value ranges: sizes positive (and at most `maxSize`), the norm epsilon finite and
+    /// positive, divisibility where heads or experts are grouped. Each error names the key as
+    /// the file spells it.
+    private func validate(_ c: JSONObject) throws {
+        let path = c.path
+        /// The alias the file uses, for messages (else the first).
+        func key(_ names: String...) -> String { c.raw(names)?.key ?? names[0] }
         func require(_ ok: Bool, _ key: String, _ value: Int, _ expected: String) throws {
             if !ok { throw NemotronError.configValue(path: path, key: key, value: "\(value)", expected: expected) }
         }
-        try require(hiddenSize > 0, "hidden_size", hiddenSize, "a positive integer")
-        try require(vocabSize > 0, "vocab_size", vocabSize, "a positive integer")
+        func size(_ value: Int, _ key: String) throws {
+            try require((1...Self.maxSize).contains(value), key, value, "a positive integer up to \(Self.maxSize)")
+        }
+        try size(hiddenSize, "hidden_size")
+        try size(vocabSize, "vocab_size")
+        // Sizes of layer kinds the pattern lacks are not used, but the shard plan splits them
+        // all: none may be negative or huge (a negative intermediate_size in a MoE-only config
+        // trapped the plan, found by the config fuzz target).
+        let sizes: [(Int, String)] = [
+            (numHeads, "num_attention_heads"), (numKVHeads, "num_key_value_heads"),
+            (headDim, key("head_dim", "attention_head_dim")), (mambaHeads, "mamba_num_heads"),
+            (mambaHeadDim, "mamba_head_dim"), (ssmStateSize, "ssm_state_size"),
+            (mambaGroups, key("n_groups", "mamba_n_groups")), (convKernel, key("conv_kernel", "mamba_d_conv")),
+            (chunkSize, key("chunk_size", "mamba_chunk_size")), (ffnSize, "intermediate_size"),
+            (numExperts, key("n_routed_experts", "num_local_experts")), (expertsPerToken, "num_experts_per_tok"),
+            (moeFFNSize, "moe_intermediate_size"), (moeLatentSize ?? 0, "moe_latent_size"),
+            (routerGroups, "n_group"), (routerTopKGroups, "topk_group"),
+        ]
+        for (value, name) in sizes where !(0...Self.maxSize).contains(value) {
+            try require(false, name, value, "an integer in 0...\(Self.maxSize)")
+        }
         if layerKinds.isEmpty {
             throw NemotronError.configValue(
                 path: path, key: "hybrid_override_pattern", value: "\"\"", expected: "at least one layer")
         }
+        if !(normEps.isFinite && normEps > 0) {
+            let epsKey = key("rms_norm_eps", "layer_norm_epsilon", "norm_eps")
+            throw NemotronError.configValue(
+                path: path, key: epsKey, value: c.raw([epsKey]).map { JSONObject.describe($0.value) } ?? "\(normEps)",
+                expected: "a finite positive number that is not 0 in float32 (typically 1e-5)")
+        }
+        if mtpLayers < 0 { try require(false, "num_nextn_predict_layers", mtpLayers, "an integer >= 0") }
         if has(.mamba) {
+            try size(mambaHeads, "mamba_num_heads")
+            try size(mambaHeadDim, "mamba_head_dim")
+            try size(ssmStateSize, "ssm_state_size")
             try require(
-                mambaHeads > 0 && mambaHeadDim > 0 && ssmStateSize > 0, "mamba_num_heads", mambaHeads,
-                "positive Mamba sizes")
+                (1...Self.maxSize).contains(mambaGroups) && mambaHeads % mambaGroups == 0,
+                key("n_groups", "mamba_n_groups"),
+                mambaGroups, "a divisor of mamba_num_heads (\(mambaHeads))")
             try require(
-                mambaGroups > 0 && mambaHeads % mambaGroups == 0, "n_groups", mambaGroups,
-                "a divisor of mamba_num_heads (\(mambaHeads))")
-            try require(convKernel >= 1, "conv_kernel", convKernel, "at least 1")
+                (1...1024).contains(convKernel), key("conv_kernel", "mamba_d_conv"), convKernel,
+                "an integer in 1...1024")
+            try size(chunkSize, key("chunk_size", "mamba_chunk_size"))
         }
         if has(.attention) {
-            try require(numHeads > 0 && headDim > 0, "num_attention_heads", numHeads, "a positive integer")
+            try size(numHeads, "num_attention_heads")
+            try size(headDim, key("head_dim", "attention_head_dim"))
             try require(
-                numKVHeads > 0 && numHeads % numKVHeads == 0, "num_key_value_heads", numKVHeads,
+                (1...Self.maxSize).contains(numKVHeads) && numHeads % numKVHeads == 0, "num_key_value_heads",
+                numKVHeads,
                 "a divisor of num_attention_heads (\(numHeads))")
         }
-        if has(.mlp) { try require(ffnSize > 0, "intermediate_size", ffnSize, "a positive integer") }
+        if has(.mlp) { try size(ffnSize, "intermediate_size") }
         if has(.moe) {
-            try require(numExperts > 0, "n_routed_experts", numExperts, "a positive integer")
+            try size(numExperts, key("n_routed_experts", "num_local_experts"))
             try require(
                 (1...numExperts).contains(expertsPerToken), "num_experts_per_tok", expertsPerToken, "1...\(numExperts)")
             try require(
@@ -323,7 +378,8 @@ extension ModelConfig {
             try require(
                 routerGroups == 1 || numExperts / routerGroups >= 2, "n_group", routerGroups,
                 "groups of at least 2 experts")
-            try require(moeFFNSize > 0, "moe_intermediate_size", moeFFNSize, "a positive integer")
+            try size(moeFFNSize, "moe_intermediate_size")
+            if let moeLatentSize { try size(moeLatentSize, "moe_latent_size") }
         }
     }
 }

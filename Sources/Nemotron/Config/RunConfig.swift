@@ -72,7 +72,7 @@ public struct RunConfig: Sendable, Equatable {
             parse: { value, source in try source.path(String.configValue(value, key: "model", source: source)) }),
         .init(
             "threads", \.threads, help: "Compute threads per process (0: cores / processes).",
-            check: .atLeast(1, orZero: true)),
+            check: .threads),
         .init("max_new_tokens", \.maxNewTokens, help: "Maximum tokens to generate.", check: .atLeast(0)),
         .init("temperature", \.temperature, help: "Sampling temperature; 0 is greedy.", check: .atLeast(0)),
         .init("top_k", \.topK, help: "Keep only the k most likely tokens; 0 is off.", check: .atLeast(0)),
@@ -164,10 +164,14 @@ public struct RunConfig: Sendable, Equatable {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw NemotronError.fileMissing(path: path, what: "a YAML run config")
         }
+        try apply(yaml: text, path: path)
+    }
+
+    /// Applies a YAML config's text; `path` names it in errors and anchors relative paths.
+    mutating func apply(yaml text: String, path: String) throws {
+        let url = URL(fileURLWithPath: path).absoluteURL
         let parsed: Any?
-        do { parsed = try Yams.load(yaml: text) } catch {
-            throw NemotronError.fileUnreadable(path: path, reason: "invalid YAML: \(error)")
-        }
+        parsed = try Self.loadYAML(text, path: path)
         guard let values = parsed as? [String: Any] else {
             if parsed == nil { return }
             throw NemotronError.fileUnreadable(path: path, reason: "the top level must be a mapping of keys to values")
@@ -344,6 +348,17 @@ extension ConfigCheck where Value == Int {
     static func within(_ range: ClosedRange<Int>) -> ConfigCheck {
         ConfigCheck(expected: "an integer in \(range.lowerBound)...\(range.upperBound)") { range.contains($0) }
     }
+
+    /// 0 (automatic) or 1...`ThreadPool.maxThreads`: far more threads than cores only slow a
+    /// run, and enough of them exhaust the machine's thread limit.
+    static var threads: ConfigCheck {
+        let limit = ThreadPool.maxThreads
+        return ConfigCheck(
+            expected:
+                "an integer >= 1 (or 0: automatic) and at most \(limit) (8 per CPU; this machine has "
+                + "\(limit / 8))"
+        ) { (0...limit).contains($0) }
+    }
 }
 
 extension ConfigCheck where Value == Double {
@@ -469,7 +484,7 @@ public protocol ListElement: Sendable {
 extension Int: ListElement {
     public static let listExpected = "a list of integers"
     public static let flagsAccumulate = false
-    public static func element(_ yaml: Any, source: String) throws -> Int? { yaml as? Int }
+    public static func element(_ yaml: Any, source: String) throws -> Int? { JSONObject.exactInteger(yaml) }
     /// `--tokens 1,2,3`
     public static func elements(flag text: String, key: String) throws -> [Int] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map {
@@ -547,14 +562,15 @@ public enum Prompt: Sendable, Equatable {
     case text(String)
     case tokens([Int])
 
-    /// From a config or JSON-lines entry: a string, or an object with `prompt` or `tokens`.
+    /// From a config or JSON-lines entry: a string, or an object with `prompt` or `tokens`
+    /// (integers: `1.9` and `true` are refused, not read as 1).
     public init(_ value: Any, source: String) throws {
         if let text = value as? String {
             self = .text(text)
         } else if let object = value as? [String: Any], let text = object["prompt"] as? String {
             self = .text(text)
         } else if let object = value as? [String: Any], let ids = object["tokens"] as? [Any],
-            let ints = ids.map({ ($0 as? NSNumber)?.intValue ?? ($0 as? Int) }) as? [Int]
+            case let ints = ids.compactMap(JSONObject.exactInteger), ints.count == ids.count
         {
             self = .tokens(ints)
         } else {
@@ -564,16 +580,55 @@ public enum Prompt: Sendable, Equatable {
         }
     }
 
-    /// A prompt file: one prompt per line, either plain text or a JSON object with `prompt` or `tokens`.
+    /// A prompt file: one prompt per line (`\n` or `\r\n`; empty lines skipped), either plain
+    /// text or, for a line starting with `{`, a JSON object with `prompt` or `tokens`. The file
+    /// must be UTF-8; a `{` line that is not valid JSON is an error, not a text prompt.
     public static func file(_ path: String) throws -> [Prompt] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw NemotronError.fileMissing(path: path, what: "a prompt file (one prompt per line, or JSON lines)")
-        }
-        return try text.split(separator: "\n", omittingEmptySubsequences: true).enumerated().map { number, line in
-            if line.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) {
-                return try Prompt(object, source: "\(path) line \(number + 1)")
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            if !FileManager.default.fileExists(atPath: path) {
+                throw NemotronError.fileMissing(path: path, what: "a prompt file (one prompt per line, or JSON lines)")
             }
-            return .text(String(line))
+            throw NemotronError.fileUnreadable(path: path, reason: Self.reason(error))
         }
+        var prompts: [Prompt] = []
+        for (number, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
+        {
+            let source = "\(path) line \(number + 1)"
+            let line = bytes.last == UInt8(ascii: "\r") ? bytes.dropLast() : bytes
+            guard !line.isEmpty else { continue }
+            guard let text = String(validating: line, as: UTF8.self) else {
+                let valid = String(decoding: line, as: UTF8.self).unicodeScalars.prefix { $0 != "\u{FFFD}" }
+                throw NemotronError.fileUnreadable(
+                    path: path,
+                    reason: "line \(number + 1) is not UTF-8 text (invalid byte after \(valid.count) valid "
+                        + "characters); prompt files must be UTF-8")
+            }
+            guard text.hasPrefix("{") else {
+                prompts.append(.text(text))
+                continue
+            }
+            let object: Any
+            do { object = try JSONParser.parse(Data(line), path: source) } catch let NemotronError.fileUnreadable(
+                _, reason)
+            {
+                throw NemotronError.fileUnreadable(
+                    path: path,
+                    reason: "line \(number + 1) starts with '{' but is not a JSON object: \(reason) (a text "
+                        + "prompt starting with '{' must be written as {\"prompt\": \"...\"})")
+            }
+            prompts.append(try Prompt(object, source: source))
+        }
+        return prompts
+    }
+
+    /// What a failed read says, without Foundation's wrapping.
+    private static func reason(_ error: Error) -> String {
+        if let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError,
+            underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code))
+        {
+            return String(cString: strerror(code.rawValue))
+        }
+        return error.localizedDescription
     }
 }

@@ -42,6 +42,7 @@ public final class Engine {
         let threads =
             settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
         workspace = Workspace(threads: threads)
+        if let failure = workspace.pool.startFailure { throw failure }
         let hasTokenizer = FileManager.default.fileExists(
             atPath: directory.appendingPathComponent("tokenizer.json").path)
         tokenizer = hasTokenizer ? try Tokenizer(directory: directory) : nil
@@ -65,13 +66,38 @@ public final class Engine {
             maxNumTokens: settings.maxNumTokens)
     }
 
-    /// Runs `requests` to the end (see `Scheduler.run`).
-    public func generate(_ requests: [Request], ignoreEOS: Bool = false, onEvent: (GenerationEvent) -> Void = { _ in })
-        throws -> [Generation]
-    {
+    /// Runs `requests` to the end (see `Scheduler.run`); `prefillProgress(done, total)` follows
+    /// the prompt tokens read after each step while prompts are being read.
+    public func generate(
+        _ requests: [Request], ignoreEOS: Bool = false, onEvent: (GenerationEvent) -> Void = { _ in },
+        prefillProgress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [Generation] {
         let scheduler = makeScheduler(ignoreEOS: ignoreEOS)
         for request in requests { try scheduler.submit(request) }
-        return scheduler.run(onEvent: onEvent)
+        while let events = scheduler.step() {
+            prefillProgress(scheduler.prefillProgress.done, scheduler.prefillProgress.total)
+            // A request whose logits were not finite got no real token: its placeholder is not shown.
+            let failed = Set(
+                events.compactMap {
+                    if case .finished(let id, let result) = $0, result.finishReason == .nonFiniteLogits {
+                        id
+                    } else {
+                        nil
+                    }
+                })
+            for event in events {
+                if case .token(let id, _, _) = event, failed.contains(id) { continue }
+                onEvent(event)
+            }
+        }
+        let results = scheduler.results()
+        // Every rank learns of non-finite logits (rank 0 holds every result under attention DP).
+        try world.agreeing {
+            if let (prompt, result) = results.enumerated().first(where: { $1.finishReason == .nonFiniteLogits }) {
+                throw NemotronError.nonFiniteLogits(prompt: prompt, token: result.ids.count - 1)
+            }
+        }
+        return results
     }
 
     /// One line describing how this run is parallelised, for run headers and `inspect`.

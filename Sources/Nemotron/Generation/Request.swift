@@ -28,6 +28,8 @@ public struct Request: Sendable {
 public enum FinishReason: String, Sendable, CaseIterable {
     /// An end-of-sequence token id.
     case eos
+    /// The logits were NaN or infinite, so no token could be chosen (`Engine.generate` throws).
+    case nonFiniteLogits
     /// A stop string appeared in the text.
     case stop
     /// The token budget ran out.

@@ -98,6 +98,7 @@ public final class Scheduler {
             throw NemotronError.invalidTokens(
                 reason: "token id \(tokens[index]) at position \(index) is outside the vocabulary 0..<\(V)")
         }
+        try ContextLimit(model: model, prefillChunk: prefillChunk).check(promptTokens: tokens.count)
     }
 
     /// Queues a request and returns its id. Every rank submits the same requests in the same
@@ -157,6 +158,11 @@ public final class Scheduler {
     public var waitingCount: Int { waiting.count }
     /// Whether this rank has a request to run.
     public var hasWork: Bool { !active.isEmpty || !waiting.isEmpty }
+
+    /// Prompt tokens read so far and in all, over the running requests (for a progress bar).
+    public var prefillProgress: (done: Int, total: Int) {
+        active.reduce((0, 0)) { ($0.0 + $1.consumed, $0.1 + $1.request.prompt.count) }
+    }
 
     /// One step: admits waiting requests, runs one forward pass, decides tokens and retires
     /// finished requests. Returns this step's events, or nil once no work is left (on every
@@ -260,7 +266,7 @@ public final class Scheduler {
             active.append(
                 Running(
                     id: id, request: request,
-                    sequence: model.makeSequence(capacity: request.prompt.count + request.maxNewTokens),
+                    sequence: model.makeSequence(capacity: request.prompt.count),
                     text: text))
         }
         waiting.removeFirst(admitted)
@@ -287,6 +293,10 @@ public final class Scheduler {
     /// the request: an EOS id, a stop string in its text, or the token budget.
     private func decide(_ items: [(Running, row: Int)], logits: Logits) -> [(id: Int, reason: FinishReason?)] {
         items.map { r, row in
+            if logits.row(row).contains(where: { !$0.isFinite }) {
+                r.released = ""
+                return (0, .nonFiniteLogits)
+            }
             let id = r.sampler.sample(logits.row(row))
             r.released = r.text?.append(id) ?? ""
             if !r.request.ignoreEOS && stopIds.contains(id) { return (id, .eos) }

@@ -15,26 +15,117 @@ public final class ThreadPool: @unchecked Sendable {
     public let threads: Int
     /// The CPU of each participant (the caller's is left to the OS, see `init`), or nil when unpinned.
     public let cpus: [Int]?
+    /// Set when not every worker could be started (the system's thread or memory limit): the
+    /// pool then runs with the workers it has, and `Engine` reports this error instead of running.
+    public let startFailure: NemotronError?
     private let state: State
-    private var workers: [Thread] = []
 
-    public init(threads: Int, pin: Bool = true) {
-        self.threads = max(1, threads)
-        cpus = pin ? CPUAffinity.plan(threads: self.threads) : nil
+    /// Largest thread count a pool accepts: 8 per CPU of this machine (RunConfig checks
+    /// `threads` against it, so the error names the key).
+    public static var maxThreads: Int { 8 * ProcessInfo.processInfo.activeProcessorCount }
+
+    /// `stackSize` is each worker's stack, in bytes.
+    public init(threads: Int, pin: Bool = true, stackSize: Int = 1 << 20) {
+        let requested = max(1, threads)
         state = State()
+        var plannedCPUs = pin ? CPUAffinity.plan(threads: requested) : nil
         // The calling thread (participant 0) stays unpinned: OpenBLAS creates its threads from
         // it on first use, and they inherit its affinity. Pinned, it put all 16 BLAS threads of
         // the f32 prefill on one core of the 16-core host (59 against 376 tokens/s).
-        for index in 1..<self.threads {
-            let state = self.state
-            let cpu = cpus?[index]
-            let thread = Thread {
-                if let cpu { CPUAffinity.pinCurrentThread(to: cpu) }
-                state.work(as: index)
+        var started = 1
+        var failure: NemotronError?
+        for index in 1..<requested {
+            let code = Self.startWorker(index: index, cpu: plannedCPUs?[index], state: state, stackSize: stackSize)
+            guard code == 0 else {
+                // Workers only ever run parts below the pool's size, so the ones already
+                // started serve a smaller pool and nothing waits for the missing ones.
+                failure = .resource(
+                    reason:
+                        "cannot start \(requested) compute threads: creating thread \(index + 1) failed "
+                        + "(\(String(cString: strerror(code)))); lower 'threads' (--threads) or raise the "
+                        + "system's limit on threads (ulimit -u, cgroup pids.max)")
+                break
             }
-            thread.stackSize = 1 << 20
-            thread.start()
-            workers.append(thread)
+            started += 1
+        }
+        // OpenBLAS starts as many threads of its own on the first product, and it does not
+        // survive failing to (it crashes joining the thread it could not create): make sure
+        // they fit too, before it is asked for them.
+        if failure == nil, requested > 1, case let code = Self.probe(threads: requested - 1), code != 0 {
+            failure = .resource(
+                reason:
+                    "cannot start \(requested) compute threads and OpenBLAS's \(requested - 1) more: creating "
+                    + "a thread failed (\(String(cString: strerror(code)))); lower 'threads' (--threads) or raise "
+                    + "the system's limit on threads (ulimit -u, cgroup pids.max)")
+        }
+        if started < requested { plannedCPUs = plannedCPUs.map { Array($0.prefix(started)) } }
+        self.threads = started
+        cpus = plannedCPUs
+        startFailure = failure
+    }
+
+    /// Starts one detached worker with `pthread_create`, whose result is checked (Foundation's
+    /// `Thread.start` drops it, and a pool waiting for a worker that never started hangs).
+    private static func startWorker(index: Int, cpu: Int?, state: State, stackSize: Int) -> Int32 {
+        let context = Unmanaged.passRetained(WorkerContext(index: index, cpu: cpu, state: state))
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var code = pthread_attr_setstacksize(&attributes, stackSize)
+        if code == 0 {
+            var thread = pthread_t()
+            code = pthread_create(
+                &thread, &attributes,
+                { raw in
+                    let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+                    if let cpu = context.cpu { CPUAffinity.pinCurrentThread(to: cpu) }
+                    context.state.work(as: context.index)
+                    return nil
+                }, context.toOpaque())
+        }
+        if code != 0 { context.release() }
+        return code
+    }
+
+    /// Starts `threads` threads that all exist at once, then ends them; returns 0, or the error
+    /// of the first that could not be created.
+    private static func probe(threads: Int) -> Int32 {
+        let gate = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+        pthread_rwlock_init(gate, nil)
+        // The probes block on the gate until every one has been created.
+        pthread_rwlock_wrlock(gate)
+        var created: [pthread_t] = []
+        var code: Int32 = 0
+        for _ in 0..<threads {
+            var thread = pthread_t()
+            code = pthread_create(
+                &thread, nil,
+                { raw in
+                    let gate = raw!.assumingMemoryBound(to: pthread_rwlock_t.self)
+                    pthread_rwlock_rdlock(gate)
+                    pthread_rwlock_unlock(gate)
+                    return nil
+                }, gate)
+            guard code == 0 else { break }
+            created.append(thread)
+        }
+        pthread_rwlock_unlock(gate)
+        for thread in created { pthread_join(thread, nil) }
+        pthread_rwlock_destroy(gate)
+        gate.deallocate()
+        return code
+    }
+
+    /// What a worker thread is started with.
+    private final class WorkerContext {
+        let index: Int
+        let cpu: Int?
+        let state: State
+        init(index: Int, cpu: Int?, state: State) {
+            self.index = index
+            self.cpu = cpu
+            self.state = state
         }
     }
 

@@ -26,6 +26,7 @@ public final class NemotronH {
         checkpoint: Checkpoint, config: ModelConfig, parallelism: Parallelism, compute: ComputePolicy = ComputePolicy(),
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws {
+        try Self.check(checkpoint, against: config)
         self.config = config
         self.parallelism = parallelism
         self.compute = compute

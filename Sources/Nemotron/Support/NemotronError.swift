@@ -19,6 +19,13 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
     case parallel(reason: String)
     /// Another rank failed and rank 0 reports it; this rank only exits non-zero.
     case peerFailure
+    /// A weight holds NaN or an infinity (a corrupt or badly converted checkpoint).
+    case nonFiniteTensor(name: String, path: String, index: Int, value: Float)
+    /// A forward pass gave NaN or infinite logits, so no token can be chosen.
+    case nonFiniteLogits(prompt: Int, token: Int)
+    /// The machine cannot provide what the run asks for (threads, memory); `reason` names the
+    /// setting and the limit.
+    case resource(reason: String)
 
     public var description: String {
         switch self {
@@ -54,6 +61,16 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
             return reason
         case .peerFailure:
             return "another rank failed"
+        case .nonFiniteTensor(let name, let path, let index, let value):
+            return
+                "\(path): tensor '\(name)' holds \(value) at element \(index); weights must be finite numbers (a "
+                + "corrupt or badly converted checkpoint?)"
+        case .nonFiniteLogits(let prompt, let token):
+            return
+                "the logits for token \(token) of prompt \(prompt) are not finite (NaN or infinity), so no token "
+                + "can be chosen: the checkpoint's weights or config.json's values produce non-numbers"
+        case .resource(let reason):
+            return reason
         }
     }
 }

@@ -53,7 +53,8 @@ public final class Workspace {
 
     public init(threads: Int) {
         pool = ThreadPool(threads: threads)
-        openblas_set_num_threads(Int32(pool.threads))
+        // After a failed thread start the run ends (Engine), so OpenBLAS is not asked for more threads.
+        openblas_set_num_threads(Int32(pool.startFailure == nil ? pool.threads : 1))
     }
 
     deinit {

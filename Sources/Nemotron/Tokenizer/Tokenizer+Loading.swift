@@ -90,26 +90,36 @@ extension Tokenizer {
         case let decoder as [String: Any] where decoder["type"] as? String == "ByteLevel": break
         case let other: throw unsupported("decoder.type", typeName(other))
         }
-        postProcessor = try PostProcessor(json.values["post_processor"], unsupported: unsupported)
+        postProcessor = try PostProcessor(json.values["post_processor"], path: path, unsupported: unsupported)
 
-        // Vocabulary and added tokens.
+        // Vocabulary and added tokens: ids are integers, as `tokenizers` reads them (u32).
         var modelVocab: [String: Int32] = [:]
-        for (token, id) in vocabulary { if let id = JSONObject.numeric(id) { modelVocab[token] = Int32(id.intValue) } }
+        for (token, value) in vocabulary {
+            modelVocab[token] = try Self.tokenId(value, key: "model.vocab[\(JSONObject.describe(token))]", path: path)
+        }
         var vocab = modelVocab
         var added: [(bytes: [UInt8], id: Int32)] = []
         var specialIds: Set<Int> = []
-        for case let token as [String: Any] in json.values["added_tokens"] as? [Any] ?? [] {
-            guard let content = token["content"] as? String, let id = token["id"].flatMap(JSONObject.numeric) else {
-                continue
+        guard let addedList = json.values["added_tokens"] as? [Any] ?? (json.values["added_tokens"] == nil ? [] : nil)
+        else {
+            throw NemotronError.configValue(
+                path: path, key: "added_tokens", value: "\(json.values["added_tokens"]!)", expected: "a list of tokens")
+        }
+        for (index, item) in addedList.enumerated() {
+            guard let token = item as? [String: Any], let content = token["content"] as? String else {
+                throw NemotronError.configValue(
+                    path: path, key: "added_tokens[\(index)]", value: "\(item)",
+                    expected: "an object with a \"content\" string and an \"id\"")
             }
+            let id = try Self.tokenId(token["id"] ?? NSNull(), key: "added_tokens[\(index)].id", path: path)
             if token["lstrip"] as? Bool == true || token["rstrip"] as? Bool == true
                 || token["single_word"] as? Bool == true
             {
                 throw unsupported("added_tokens[\(content)] lstrip/rstrip/single_word", true)
             }
-            vocab[content] = Int32(id.intValue)
-            added.append((Array(content.utf8), Int32(id.intValue)))
-            if token["special"] as? Bool == true { specialIds.insert(id.intValue) }
+            vocab[content] = id
+            added.append((Array(content.utf8), id))
+            if token["special"] as? Bool == true { specialIds.insert(Int(id)) }
         }
         addedTokens = AddedTokens(added)
         self.specialIds = specialIds
@@ -131,21 +141,29 @@ extension Tokenizer {
         unknownId = (model["unk_token"] as? String).flatMap { modelVocab[$0] } ?? -1
         fuseUnknown = model["fuse_unk"] as? Bool ?? false
 
+        // Merges as `tokenizers` builds them: "a b" (one space) or ["a", "b"], where a, b and ab
+        // are all in model.vocab; anything else makes the file invalid.
         var merges: [(a: Int32, b: Int32, merged: Int32)] = []
-        for merge in model["merges"] as? [Any] ?? [] {
+        guard let mergeList = model["merges"] as? [Any] ?? (model["merges"] == nil ? [] : nil) else {
+            throw NemotronError.configValue(
+                path: path, key: "model.merges", value: "\(model["merges"]!)", expected: "a list of merges")
+        }
+        for (index, merge) in mergeList.enumerated() {
             let parts: [String]
             if let text = merge as? String {
-                parts = text.split(separator: " ", maxSplits: 1).map(String.init)
+                parts = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
             } else {
                 parts = merge as? [String] ?? []
             }
-            guard parts.count == 2, let a = modelVocab[parts[0]], let b = modelVocab[parts[1]],
-                let merged = modelVocab[parts[0] + parts[1]]
-            else {
-                merges.append((-1, -1, -1))  // keeps the ranks of the merges after it
-                continue
+            func invalid(_ expected: String) -> NemotronError {
+                .configValue(
+                    path: path, key: "model.merges[\(index)]", value: JSONObject.describe(merge), expected: expected)
             }
-            merges.append((a, b, merged))
+            guard parts.count == 2 else { throw invalid("\"a b\" (two tokens and one space) or [\"a\", \"b\"]") }
+            for part in [parts[0], parts[1], parts[0] + parts[1]] where modelVocab[part] == nil {
+                throw invalid("tokens of model.vocab whose concatenation is in it too (\"\(part)\" is not)")
+            }
+            merges.append((modelVocab[parts[0]]!, modelVocab[parts[1]]!, modelVocab[parts[0] + parts[1]]!))
         }
         var wholeTokens: [[UInt8]: Int32]?
         if model["ignore_merges"] as? Bool == true {
@@ -164,6 +182,21 @@ extension Tokenizer {
         chatTemplate = config?.values["chat_template"] as? String
     }
 
+    /// Largest token id accepted: ids index a table, so one huge id would allocate gigabytes
+    /// (64 times the largest published vocabularies, 262,144 ids).
+    static let maxTokenId = (1 << 24) - 1
+
+    /// A token id as `tokenizers` reads one (a JSON integer, no fraction, no boolean), within
+    /// 0...`maxTokenId`.
+    static func tokenId(_ value: Any, key: String, path: String) throws -> Int32 {
+        guard let id = JSONObject.exactInteger(value), (0...maxTokenId).contains(id) else {
+            throw NemotronError.configValue(
+                path: path, key: key, value: JSONObject.describe(value),
+                expected: "an integer id in 0...\(maxTokenId)")
+        }
+        return Int32(id)
+    }
+
     /// The raw bytes of a byte-level token, or nil if it has a character outside GPT-2's table.
     private static func byteLevelBytes(_ token: String) -> [UInt8]? {
         var bytes: [UInt8] = []
@@ -177,7 +210,7 @@ extension Tokenizer {
 
 extension PostProcessor {
     /// Reads `post_processor`: null, TemplateProcessing, ByteLevel, or a Sequence of them.
-    init(_ value: Any?, unsupported: (String, Any) -> NemotronError) throws {
+    init(_ value: Any?, path: String, unsupported: (String, Any) -> NemotronError) throws {
         var templates: [[Piece]] = []
         func read(_ value: Any?) throws {
             guard let processor = value as? [String: Any] else {
@@ -199,7 +232,14 @@ extension PostProcessor {
                     } else if let name = (piece["SpecialToken"] as? [String: Any])?["id"] as? String,
                         let ids = (specials[name] as? [String: Any])?["ids"] as? [Any]
                     {
-                        template.append(.special(ids.compactMap { JSONObject.numeric($0)?.intValue }))
+                        template.append(
+                            .special(
+                                try ids.enumerated().map { index, id in
+                                    Int(
+                                        try Tokenizer.tokenId(
+                                            id, key: "post_processor.special_tokens.\(name).ids[\(index)]",
+                                            path: path))
+                                }))
                     } else {
                         throw unsupported("post_processor.single", piece)
                     }

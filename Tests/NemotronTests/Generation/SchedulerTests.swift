@@ -110,17 +110,21 @@ struct SchedulerTests {
         #expect(free.ids.starts(with: result.ids))
     }
 
+    /// KV caches start at the prompt's length and double as they fill (memory grows with use, not
+    /// with the token budget), and the decode scores follow the largest cache: a buffer is
+    /// reallocated only when a cache doubles, log₂(budget) times at most, never per step.
     @Test(
-        "decode steps allocate no workspace buffers once the first one has run",
+        "decode steps allocate workspace buffers only when a KV cache doubles",
         arguments: [Fixture.all[0], Fixture.all[1]])
-    func decodeAllocatesNothing(fixture: Fixture) throws {
+    func decodeAllocatesOnlyOnGrowth(fixture: Fixture) throws {
         let run = scheduler(try fixture.load())
         try run.submit(Request(prompt: [5, 9, 200, 31], maxNewTokens: 40))
         try run.submit(Request(prompt: [7], maxNewTokens: 40))
         for _ in 0..<3 { _ = run.step() }
         let settled = run.workspace.allocations
         while run.step() != nil {}
-        #expect(run.workspace.allocations == settled)
+        // Capacities 4 → 8 → 16 → 32 → 64 (and 1 → ... → 64, within the same sizes).
+        #expect(run.workspace.allocations - settled <= 4)
     }
 
     @Test("finished generations cross ranks in the binary layout unchanged")
