@@ -21,7 +21,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         .dict([("role", "user"), ("content", "2 + 2?")]),
     ]
     if cut < size,
-        let parsed = try? ChatTemplate.messages(fromJSON: String(decoding: bytes[(cut + 1)...], as: UTF8.self), source: "fuzz")
+        let parsed = try? ChatTemplate.messages(
+            fromJSON: String(decoding: bytes[(cut + 1)...], as: UTF8.self), source: "fuzz")
     {
         messages = parsed
     }
