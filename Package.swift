@@ -18,6 +18,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Already dependencies of Hummingbird; named for the server's logger, channel and service group.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
@@ -28,17 +33,26 @@ let package = Package(
             dependencies: ["COpenBLAS", "CKernels", .product(name: "Yams", package: "Yams")],
             swiftSettings: optimized),
         .target(name: "NemotronMPI", dependencies: ["Nemotron", "CMPI"], swiftSettings: optimized),
+        // The OpenAI-compatible server: HTTP on rank 0, the control message and the serving loop on every rank.
+        .target(
+            name: "NemotronServer",
+            dependencies: [
+                "Nemotron", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: optimized),
         .executableTarget(
             name: "nemotron-run",
             dependencies: [
-                "Nemotron", "NemotronMPI",
+                "Nemotron", "NemotronMPI", "NemotronServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized),
         .testTarget(
             name: "NemotronTests",
             // Depending on the executable makes `swift test` build it for the CLI tests.
-            dependencies: ["Nemotron", "nemotron-run"],
+            dependencies: ["Nemotron", "NemotronServer", "nemotron-run"],
             exclude: ["Fixtures"]),
     ]
 )

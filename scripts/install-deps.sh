@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system libraries nemotron-run builds against (Debian/Ubuntu): Open MPI and
-# OpenBLAS. Swift 6 itself must already be on PATH. Safe to run again: it installs only what
+# OpenBLAS, and what the serve tests' client needs. Swift 6 itself must already be on PATH. Safe to run again: it installs only what
 # is missing.
 set -euo pipefail
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev pkg-config)
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev pkg-config curl)
+# The serve tests' client: curl, and Python 3 with venv and ensurepip (Debian splits them out);
+# scripts/serve-venv.sh installs the openai package from PyPI into a venv under .build/.
+python3 -c "import venv, ensurepip" 2>/dev/null || packages+=(python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

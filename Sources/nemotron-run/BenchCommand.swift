@@ -80,7 +80,8 @@ extension NemotronRun {
                 "prefill_tokens_per_second_runs": runs.map(\.prefillTokensPerSecond),
                 "decode_tokens_per_second_runs": runs.map(\.decodeTokensPerSecond),
                 "processes": engine.world.size, "blas_core": BLASRuntime.coreName,
-                "compute_dtype": engine.model.compute.description,
+                "compute_dtype": engine.model.compute.description, "weights": engine.weightsDescription,
+                "weight_bytes_held": engine.model.localWeightBytes,
                 "prefill_tokens_per_second": result.prefillTokensPerSecond,
                 "decode_tokens_per_second": result.decodeTokensPerSecond,
                 "peak_resident_bytes": peak, "peak_resident_bytes_per_rank": peaks, "checkpoint_bytes": weights,
@@ -113,6 +114,7 @@ extension NemotronRun {
                 read bandwidth   \(String(format: "%.1f", readBandwidth / 1e9)) GB/s measured now with \
                 \(engine.threads) thread(s); \
                 decode streams at \(String(format: "%.0f", 100 * stream / readBandwidth))% of it
+                weights          \(engine.weightsDescription)
                 fusion           \(engine.parallelismDescription)
                 peak memory      \(Report.gigabytes(peak)) resident\(perRank), \
                 \(String(format: "%.2f", Double(peak) / Double(weights)))× the checkpoint \

@@ -6,7 +6,9 @@ import NemotronMPI
 extension NemotronRun {
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the effective settings, layer kinds, parameter count, stop ids and bytes per dtype.",
+            abstract:
+                "Print the effective settings, layer kinds, parameter count, stop ids, bytes per dtype, and each "
+                + "rank's weight formats and bytes held per layer.",
             discussion: RunConfig.flagHelp)
 
         @OptionGroup var options: ModelOptions
@@ -42,6 +44,7 @@ extension NemotronRun {
                 "hidden_size": c.hiddenSize, "vocab_size": c.vocabSize, "norm_eps": number(c.normEps),
                 "tie_word_embeddings": c.tieWordEmbeddings, "mtp_layers_ignored": c.mtpLayers,
                 "weight_prefix": c.weightPrefix, "dtype": c.declaredDType ?? NSNull(),
+                "quantization": quantization(engine),
             ]
             if c.has(.mamba) {
                 model["mamba2"] = [
@@ -80,20 +83,43 @@ extension NemotronRun {
                     }),
                 "checkpoint": ["files": checkpoint.files.count, "bytes": checkpoint.fileBytes],
                 "tensor_parallel": [
-                    "size": engine.model.plan.tpSize, "legal_sizes": ShardPlan.legalSizes(config: c),
+                    "size": engine.model.plan.tpSize,
+                    "legal_sizes": ShardPlan.legalSizes(config: c, alignment: engine.model.plan.alignment),
                 ],
             ]
         }
 
-        /// This rank's plan: the ranges it holds, as [lower, upper), and its weight bytes.
+        /// How the weights are quantized: stored (the checkpoint's config) or on load, or null.
+        static func quantization(_ engine: Engine) -> Any {
+            if let stored = engine.config.quantization {
+                return [
+                    "source": "checkpoint", "method": stored.method.rawValue, "algorithm": stored.algorithm,
+                    "formats": stored.formats.map(\.rawValue).sorted(), "ignore": stored.ignore,
+                    "kv_cache_algorithm": stored.kvCacheAlgorithm ?? NSNull(), "block_alignment": stored.blockAlignment,
+                ] as [String: Any]
+            }
+            guard let format = engine.settings.quantize.format else { return NSNull() }
+            return ["source": "on load", "formats": [format.rawValue], "block_alignment": format.blockSize]
+        }
+
+        /// This rank's plan: the ranges it holds, as [lower, upper), its weight bytes, and each
+        /// layer's weight formats and bytes held.
         static func rankObject(_ engine: Engine) -> [String: Any] {
             let plan = engine.model.plan
             let c = engine.config
             func range(_ r: Range<Int>) -> [Int] { [r.lowerBound, r.upperBound] }
+            let held = engine.model.heldWeights
             var object: [String: Any] = [
                 "rank": engine.world.rank, "tensor_rank": plan.rank, "tensor_size": plan.tpSize,
                 "weight_bytes": engine.model.localWeightBytes, "vocab_rows": range(plan.vocabRange),
                 "summary": plan.summary(for: c),
+                "layers": held.layers.map { layer in
+                    [
+                        "index": layer.index, "kind": layer.kind.name, "weight_bytes_held": layer.bytes,
+                        "formats": Dictionary(layer.matrices.map { ($0.name, $0.format.rawValue) }) { a, _ in a },
+                    ] as [String: Any]
+                },
+                "lm_head": ["format": held.lmHead.format.rawValue, "weight_bytes_held": held.lmHead.bytes],
             ]
             if c.has(.mamba) {
                 object["mamba_heads"] = range(plan.mambaHeadRange)
@@ -123,9 +149,15 @@ extension NemotronRun {
 
         static func rankText(_ engine: Engine) -> String {
             let plan = engine.model.plan
+            let held = engine.model.heldWeights
+            let layers = held.layers.map { layer in
+                "  layer \(layer.index) \(layer.kind.name): \(layer.formats); \(layer.bytes) bytes held"
+            }
             return
                 (["rank \(plan.rank) of \(plan.tpSize): weights held \(engine.model.localWeightBytes) bytes"]
-                + plan.summary(for: engine.config).map { "  " + $0 }).map { "  " + $0 }.joined(separator: "\n")
+                + plan.summary(for: engine.config).map { "  " + $0 } + layers
+                + ["  lm_head \(held.lmHead.format); \(held.lmHead.bytes) bytes held"]).map { "  " + $0 }
+                .joined(separator: "\n")
         }
 
         static func lines(_ engine: Engine) -> [String] {
@@ -177,6 +209,11 @@ extension NemotronRun {
                 lines.append("  mtp layers         \(c.mtpLayers) (not used for decoding, not counted)")
             }
             lines.append("  parameters         \(engine.model.parameterCount)")
+            if let stored = c.quantization {
+                lines.append("  quantization       \(stored.summary) (\(stored.path))")
+            } else if let format = engine.settings.quantize.format {
+                lines.append("  quantization       \(format) on load (each rank its own slices)")
+            }
             for entry in engine.model.checkpoint.inventory() {
                 lines.append(
                     "  \(entry.dtype.padding(toLength: 18, withPad: " ", startingAt: 0)) \(entry.elements) elements, "
@@ -189,7 +226,8 @@ extension NemotronRun {
             )
             lines.append(
                 "tensor parallel       \(engine.model.plan.tpSize) rank(s); legal sizes for this model: "
-                    + ShardPlan.legalSizes(config: c).map(String.init).joined(separator: ", "))
+                    + ShardPlan.legalSizes(config: c, alignment: engine.model.plan.alignment).map(String.init).joined(
+                        separator: ", "))
             return lines
         }
     }

@@ -8,9 +8,8 @@ struct NemotronRun: ParsableCommand {
         commandName: "nemotron-run",
         abstract: "Nemotron-H inference on CPUs, one process or many under mpirun.",
         subcommands: [
-            Generate.self, Logits.self, Perplexity.self, Bench.self, BenchAllReduce.self, Inspect.self, Tokenize.self,
-            Detokenize.self,
-            BenchTokenizer.self,
+            Generate.self, Serve.self, Logits.self, Perplexity.self, Bench.self, BenchAllReduce.self, Inspect.self,
+            Quantize.self, Tokenize.self, Detokenize.self, BenchTokenizer.self,
         ],
         defaultSubcommand: Generate.self)
 

@@ -70,4 +70,95 @@ static inline void ck_pause(void) {
 /// Name of the widest kernel set this CPU runs ("avx512", "avx2" or "scalar").
 const char *ck_isa(void);
 
+/* ---- quantized weights (quant.c, quant_avx2.c, quant_avx512.c) -------------------------------
+ * Layouts, row-major [rows, cols] with blocks along a row:
+ *   int8   w int8 [rows, cols];  scales f16 [rows, cols/32];  w = q * s
+ *   int4   w uint8 [rows, cols/2], column 2j in the LOW nibble of byte j, 2j+1 in the high one;
+ *          code c in 0...15 means c - 8;  scales f16 [rows, cols/32];  w = (c - 8) * s
+ *   fp8    w E4M3FN bytes [rows, cols];  one f32 per-tensor scale;  w = e4m3(q) * scale
+ *   nvfp4  w uint8 [rows, cols/2], two E2M1 codes per byte (column 2j in the low nibble; the
+ *          order is one macro in quant_internal.h);  scales E4M3 [rows, cols/16];  f32 scale2;
+ *          w = e2m1(c) * (e4m3(s) * scale2)
+ * E4M3FN: sign, 4 exponent bits (bias 7), 3 mantissa bits, no infinities, 0x7F/0xFF are NaN
+ * (dequantized to NaN). E2M1: bit 3 the sign, magnitudes {0, 0.5, 1, 1.5, 2, 3, 4, 6}.
+ * cols must be a multiple of 32 for int8/int4 (16 for nvfp4; any for fp8).
+ * All functions are thread-safe; threads split the rows [r0, r1).
+ *
+ * Exact path (f32 activations): y[t*ldy + r] = sum_k w[r, k] * x_t[k] for rows r in [r0, r1)
+ * and tokens t < ntok, x_t = x + t*ldx; each weight is dequantized exactly as above (in f32)
+ * and multiplied with the f32 activation, accumulated in f32 (FP8 with AVX-512: the f32 sum of
+ * e4m3(q) * x is multiplied by the per-tensor scale once; within 1e-5 of the same sum in double). */
+void ck_gemv_q8(const int8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1,
+                const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
+void ck_gemv_q4(const uint8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1,
+                const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
+void ck_gemv_fp8(const uint8_t *w, float scale, size_t cols, size_t r0, size_t r1,
+                 const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
+void ck_gemv_nvfp4(const uint8_t *w, const uint8_t *scales_e4m3, float scale2, size_t cols, size_t r0,
+                   size_t r1, const float *x, size_t ldx, size_t ntok, float *y, size_t ldy);
+
+/// Dequantizes rows [r0, r1) to f32: out is [(r1 - r0), cols], row-major, bit-identical to the
+/// weights the exact path multiplies.
+void ck_dequant_rows_q8(const int8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1,
+                        float *out);
+void ck_dequant_rows_q4(const uint8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1,
+                        float *out);
+void ck_dequant_rows_fp8(const uint8_t *w, float scale, size_t cols, size_t r0, size_t r1, float *out);
+void ck_dequant_rows_nvfp4(const uint8_t *w, const uint8_t *scales_e4m3, float scale2, size_t cols,
+                           size_t r0, size_t r1, float *out);
+
+/// The same rows rounded to bfloat16 (nearest even, as ck_f32_to_bf16), raw bits, for the
+/// bf16 prefill GEMM (ck_gemm_bf16 takes rows of this layout).
+void ck_dequant_rows_q8_bf16(const int8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0,
+                             size_t r1, uint16_t *out);
+void ck_dequant_rows_q4_bf16(const uint8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0,
+                             size_t r1, uint16_t *out);
+void ck_dequant_rows_fp8_bf16(const uint8_t *w, float scale, size_t cols, size_t r0, size_t r1,
+                              uint16_t *out);
+void ck_dequant_rows_nvfp4_bf16(const uint8_t *w, const uint8_t *scales_e4m3, float scale2, size_t cols,
+                                size_t r0, size_t r1, uint16_t *out);
+
+/* Fast path for decode (int8 activations, integer dot products: AVX512-VNNI vpdpbusd, else
+ * AVX2 vpmaddubsw, else scalar). Each token's activations are quantized per block of 32
+ * columns, like llama.cpp's Q8_0: d = max|x| / 127, q = round-to-nearest-even(x / d) as
+ * x * (1/d) in f32. cols must be a multiple of 32. The package for one token is
+ * ck_q8_activation_bytes(cols) bytes (a multiple of 64; align it to 64 bytes for speed) and
+ * holds q in two column orders, the block scales and per-8-column sums (quant_internal.h). */
+size_t ck_q8_activation_bytes(size_t cols);
+void ck_q8_quantize_activation(const float *x, size_t cols, void *xq);
+/// Where the package's f32 block scales d[cols/32] start; its first cols bytes are q (int8) in
+/// column order. The other sections are the kernels' own.
+size_t ck_q8_activation_scales_offset(size_t cols);
+
+/// y[t*ldy + r] = sum_b scale_w[r, b] * d_t[b] * sum_{k in block b} wq[r, k] * q_t[k], for
+/// rows r in [r0, r1) and tokens t < ntok, where token t's package is at xq + t*ldxq_bytes.
+/// Integer products are exact; the per-block sums are scaled and accumulated in f32.
+void ck_gemv_q8_q8(const int8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1,
+                   const void *xq, size_t ldxq_bytes, size_t ntok, float *y, size_t ldy);
+void ck_gemv_q4_q8(const uint8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1,
+                   const void *xq, size_t ldxq_bytes, size_t ntok, float *y, size_t ldy);
+/// NVFP4 weights against int8 activations: 2*e2m1 is an integer in [-12, 12], so the products
+/// are exact integers too; each 16-column sum is scaled by e4m3(s)/2 * scale2 * d.
+void ck_gemv_nvfp4_q8(const uint8_t *w, const uint8_t *scales_e4m3, float scale2, size_t cols, size_t r0,
+                      size_t r1, const void *xq, size_t ldxq_bytes, size_t ntok, float *y, size_t ldy);
+
+/* Instruction sets of the quantized kernels, in order. The exact path and the dequantizers use
+ * AVX-512 from level 3; the int8 path needs level 4 (AVX512-VNNI) for its AVX-512 code and runs
+ * its AVX2 code at levels 2 and 3. */
+#define CK_QUANT_SCALAR 1
+#define CK_QUANT_AVX2 2
+#define CK_QUANT_AVX512 3
+#define CK_QUANT_AVX512_VNNI 4
+
+/// The level the quantized kernels run at on the calling thread: what the CPU has, lowered by
+/// ck_quant_set_isa_cap.
+int ck_quant_isa_level(void);
+
+/// Test hook: caps the level for the calling thread only (0 removes the cap) and returns the
+/// level now in effect, so tests can run every code path side by side.
+int ck_quant_set_isa_cap(int cap);
+
+/// Name of the calling thread's level: "avx512vnni", "avx512", "avx2" or "scalar".
+const char *ck_quant_isa(void);
+
 #endif

@@ -14,11 +14,20 @@ public final class Checkpoint: @unchecked Sendable {
     public let files: [SafetensorsFile]
     /// Prefix of the wanted tensors' names on disk ("" for a plain checkpoint).
     public let prefix: String
+    /// How stored weights are quantized (config.json's `quantization_config`), nil for floats.
+    public let quantization: QuantizationConfig?
+    /// The format linear weights stored as floats are quantized into as they load (`quantize`).
+    public let quantizeOnLoad: WeightFormat?
     private let location: [String: (file: SafetensorsFile, entry: SafetensorsFile.Entry)]
 
-    public init(directory: URL, prefix: String = "") throws {
+    public init(
+        directory: URL, prefix: String = "", quantization: QuantizationConfig? = nil,
+        quantizeOnLoad: WeightFormat? = nil
+    ) throws {
         self.directory = directory
         self.prefix = prefix
+        self.quantization = quantization
+        self.quantizeOnLoad = quantizeOnLoad
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         let single = directory.appendingPathComponent("model.safetensors")
         var files: [SafetensorsFile] = []
@@ -113,7 +122,7 @@ public final class Checkpoint: @unchecked Sendable {
     /// Drops this process's mapping of a tensor whose slice was copied, so a rank's resident
     /// memory holds its own slices and not the pages it read them from (they fault back in if
     /// another view needs them).
-    private func release(_ base: UnsafeRawPointer, byteCount: Int) {
+    func release(_ base: UnsafeRawPointer, byteCount: Int) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = Int(bitPattern: base) / page * page
         let end = (Int(bitPattern: base) + byteCount + page - 1) / page * page
@@ -147,12 +156,6 @@ public final class Checkpoint: @unchecked Sendable {
             totals[entry.dtypeName] = (current.0 + entry.elementCount, current.1 + entry.byteCount)
         }
         return totals.sorted { $0.key < $1.key }.map { ($0.key, $0.value.0, $0.value.1) }
-    }
-
-    /// The floating-point element type holding most of the checkpoint's bytes.
-    public var predominantFloatType: ElementType? {
-        inventory().compactMap { entry in ElementType(rawValue: entry.dtype).map { ($0, entry.bytes) } }
-            .filter { [.f32, .bf16, .f16].contains($0.0) }.max { $0.1 < $1.1 }?.0
     }
 
     public var fileBytes: Int { files.reduce(0) { $0 + $1.fileSize } }

@@ -36,6 +36,9 @@ public enum WeightNames {
         public static let kProj = "mixer.k_proj.weight"
         public static let vProj = "mixer.v_proj.weight"
         public static let oProj = "mixer.o_proj.weight"
+        /// ModelOpt's FP8 KV-cache scales (F32 scalars), read and not used.
+        public static let kScale = "mixer.k_proj.k_scale"
+        public static let vScale = "mixer.v_proj.v_scale"
     }
 
     public enum MLP {
@@ -53,5 +56,25 @@ public enum WeightNames {
         public static let sharedDownProj = "mixer.shared_experts.down_proj.weight"
         public static let fc1LatentProj = "mixer.fc1_latent_proj.weight"
         public static let fc2LatentProj = "mixer.fc2_latent_proj.weight"
+    }
+
+    /// Whether `name` (prefix taken off) is the weight of a linear layer: every matrix the
+    /// mixers multiply by, experts and latent projections included, and the LM head. These are
+    /// what quantization applies to; the embedding, norms, conv filters and the router are not.
+    public static func isLinear(_ name: String) -> Bool {
+        if name == lmHead { return true }
+        let root = "backbone.layers."
+        guard name.hasPrefix(root) else { return false }
+        let rest = name.dropFirst(root.count)
+        guard let dot = rest.firstIndex(of: "."), Int(rest[..<dot]) != nil else { return false }
+        let leaf = String(rest[rest.index(after: dot)...])
+        let fixed = [
+            Mamba.inProj, Mamba.outProj, Attention.qProj, Attention.kProj, Attention.vProj, Attention.oProj,
+            MLP.upProj, MLP.downProj, MoE.sharedUpProj, MoE.sharedDownProj, MoE.fc1LatentProj, MoE.fc2LatentProj,
+        ]
+        if fixed.contains(leaf) { return true }
+        let parts = leaf.split(separator: ".")
+        return parts.count == 5 && parts[0] == "mixer" && parts[1] == "experts" && Int(parts[2]) != nil
+            && (parts[3] == "up_proj" || parts[3] == "down_proj") && parts[4] == "weight"
     }
 }

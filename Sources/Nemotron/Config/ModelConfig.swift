@@ -57,6 +57,9 @@ public struct ModelConfig: Sendable {
     public var mtpLayers: Int
     /// `dtype` (transformers 5) or `torch_dtype`, as declared; the tensors' own dtypes decide.
     public var declaredDType: String?
+    /// How the weights are quantized (`quantization_config`, or `hf_quant_config.json`); nil for
+    /// a float checkpoint.
+    public var quantization: QuantizationConfig?
 
     // MARK: - Derived sizes (docs/architecture.md, "Sizes")
 
@@ -81,19 +84,16 @@ extension ModelConfig {
     static let wrappers = ["NemotronH_Nano_VL_V2": "language_model."]
 
     /// Reads `config.json` (and `generation_config.json` for EOS ids) from a checkpoint directory.
-    /// A quantized checkpoint (`quantization_config`, or an `hf_quant_config.json` beside it) is
-    /// refused by name until quantized formats are supported.
+    /// A quantized checkpoint's `quantization_config` is read from config.json, or else from an
+    /// `hf_quant_config.json` beside it (the older ModelOpt export).
     public init(directory: URL) throws {
         let json = try JSONObject(contentsOf: directory.appendingPathComponent("config.json"))
-        let quantization = directory.appendingPathComponent("hf_quant_config.json")
-        if FileManager.default.fileExists(atPath: quantization.path) {
-            let file = try JSONObject(contentsOf: quantization)
-            let details = file.values["quantization"] as? [String: Any] ?? [:]
-            let producer = (file.values["producer"] as? [String: Any])?["name"] as? String
-            throw Self.quantized(
-                path: quantization.path, key: "quantization", method: producer, algorithm: details["quant_algo"])
-        }
         try self.init(json: json)
+        let legacy = directory.appendingPathComponent("hf_quant_config.json")
+        if quantization == nil && FileManager.default.fileExists(atPath: legacy.path) {
+            let file = try JSONObject(contentsOf: legacy)
+            quantization = try QuantizationConfig(json: file.values, path: legacy.path, key: "quantization")
+        }
         let generation = directory.appendingPathComponent("generation_config.json")
         if FileManager.default.fileExists(atPath: generation.path),
             let ids = try JSONObject(contentsOf: generation).intList("eos_token_id")
@@ -110,7 +110,6 @@ extension ModelConfig {
             try self.init(languageModel: c)
             return
         }
-        try Self.refuseQuantization(c)
         guard let inner = c.values["llm_config"] as? [String: Any] else {
             throw NemotronError.configKeyMissing(path: c.path, key: "llm_config")
         }
@@ -119,6 +118,7 @@ extension ModelConfig {
         weightPrefix = Self.wrappers[wrapper]!
         eosTokenIds = Self.merged(try c.intList("eos_token_id") ?? [], eosTokenIds)
         if declaredDType == nil { declaredDType = try Self.dtype(c) }
+        if let outer = try Self.quantization(c) { quantization = outer }
     }
 
     /// The language model's own config (`model_type` `nemotron_h`).
@@ -137,7 +137,7 @@ extension ModelConfig {
             throw NemotronError.configValue(
                 path: c.path, key: "model_type", value: "\"\(modelType)\"", expected: "\"nemotron_h\"")
         }
-        try Self.refuseQuantization(c)
+        quantization = try Self.quantization(c)
         self.modelType = modelType
         weightPrefix = ""
         mtpLayers = try c.optionalInt("num_nextn_predict_layers") ?? 0
@@ -254,21 +254,14 @@ extension ModelConfig {
         }
     }
 
-    /// `quantization_config` is refused by name: its tensors would need formats nemotron-run does
-    /// not read yet, and loading them as plain weights would be wrong.
-    private static func refuseQuantization(_ c: JSONObject) throws {
-        guard let (key, value) = c.raw(["quantization_config"]) else { return }
-        let fields = value as? [String: Any] ?? [:]
-        throw quantized(path: c.path, key: key, method: fields["quant_method"], algorithm: fields["quant_algo"])
-    }
-
-    private static func quantized(path: String, key: String, method: Any?, algorithm: Any?) -> NemotronError {
-        let named = [("quant_method", method), ("quant_algo", algorithm)].compactMap { name, value in
-            value.map { "\(name) \(JSONObject.describe($0))" }
+    /// `quantization_config`, if any.
+    private static func quantization(_ c: JSONObject) throws -> QuantizationConfig? {
+        guard let (key, value) = c.raw(["quantization_config"]) else { return nil }
+        guard let fields = value as? [String: Any] else {
+            throw NemotronError.configValue(
+                path: c.path, key: key, value: JSONObject.describe(value), expected: "an object")
         }
-        return .configValue(
-            path: path, key: key, value: named.isEmpty ? "(present)" : named.joined(separator: ", "),
-            expected: "no quantization: quantized checkpoints are not supported yet")
+        return try QuantizationConfig(json: fields, path: c.path, key: key)
     }
 
     /// `dtype` (transformers 5) or `torch_dtype`.

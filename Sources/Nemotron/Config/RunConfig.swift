@@ -45,6 +45,23 @@ public struct RunConfig: Sendable, Equatable {
     public var allReduceStrategy = AllReduceStrategy.auto
     public var enableAttentionDP = false
     public var prefillChunk = 512
+    /// Quantize float linear weights as they load.
+    public var quantize = LoadQuantization.none
+    /// Requests running together in one batch (per rank under attention data parallelism).
+    public var maxBatchSize = 64
+    /// Tokens in one forward pass: decode rows plus prefill chunks.
+    public var maxNumTokens = 8192
+    /// `serve`: the address and port to listen on (port 0: any free port, printed at start).
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// `serve`: requests accepted beyond the running batches; more are refused with 503.
+    public var maxQueue = 256
+    /// `serve`: prompt tokens plus max_tokens of one request.
+    public var maxModelLen = 8192
+    /// `serve`: the largest request body.
+    public var maxRequestBytes = 1 << 20
+    /// `serve`: the model name clients give ("": the checkpoint directory's name).
+    public var servedModelName = ""
 
     public init() {}
 
@@ -85,7 +102,14 @@ public struct RunConfig: Sendable, Equatable {
             "chat_template_kwargs", \.chatTemplateKwargs,
             help: "With chat: a JSON object of template keyword arguments, e.g. {\"enable_thinking\": false}.",
             parse: { value, source in try jsonText(value, key: "chat_template_kwargs", source: source) }),
-        .init("compute_dtype", \.computeDType, help: "Prefill precision for bf16 weights."),
+        .init(
+            "compute_dtype", \.computeDType,
+            help: "Activation precision: auto (the fastest for the weights), f32 exact, bf16 for prefill GEMMs, "
+                + "int8 also for decode against int8/int4/nvfp4 weights."),
+        .init(
+            "quantize", \.quantize,
+            help: "Quantize the linear weights of a bf16/f16/f32 checkpoint as they load (each rank its own slice): "
+                + "int8 or int4 in blocks of 32."),
         .init(
             "tensor_parallel_size", \.tensorParallelSize, help: "If not 0, must equal the number of MPI processes.",
             check: .atLeast(1, orZero: true)),
@@ -101,6 +125,29 @@ public struct RunConfig: Sendable, Equatable {
             "prefill_chunk", \.prefillChunk,
             help: "Prompt tokens per sequence in one prefill pass; smaller bounds memory.",
             check: .atLeast(1)),
+        .init(
+            "max_batch_size", \.maxBatchSize,
+            help: "Requests running together (per rank under attention DP); the others wait their turn.",
+            check: .atLeast(1)),
+        .init(
+            "max_num_tokens", \.maxNumTokens,
+            help: "Tokens in one forward pass: a decode row per running request, then prefill chunks.",
+            check: .atLeast(1)),
+        .init("host", \.host, help: "serve: the address to listen on."),
+        .init("port", \.port, help: "serve: the TCP port to listen on (0: any free port).", check: .within(0...65535)),
+        .init(
+            "max_queue", \.maxQueue,
+            help: "serve: requests accepted beyond the running batches; more get 503.", check: .atLeast(0)),
+        .init(
+            "max_model_len", \.maxModelLen,
+            help: "serve: prompt tokens plus max_tokens of one request; longer requests get 400.",
+            check: .atLeast(2)),
+        .init(
+            "max_request_bytes", \.maxRequestBytes, help: "serve: the largest request body; larger ones get 413.",
+            check: .atLeast(1024)),
+        .init(
+            "served_model_name", \.servedModelName,
+            help: "serve: the model name of the API (default: the checkpoint directory's name)."),
     ]
 
     public static var keyNames: [String] { keys.map(\.name) }
@@ -298,6 +345,10 @@ extension ConfigCheck where Value == Int {
 }
 
 extension ConfigCheck where Value == Int {
+    static func within(_ range: ClosedRange<Int>) -> ConfigCheck {
+        ConfigCheck(expected: "an integer in \(range.lowerBound)...\(range.upperBound)") { range.contains($0) }
+    }
+
     /// 0 (automatic) or 1...`ThreadPool.maxThreads`: far more threads than cores only slow a
     /// run, and enough of them exhaust the machine's thread limit.
     static var threads: ConfigCheck {
@@ -487,8 +538,24 @@ extension ConfigValue where Self: RawRepresentable & CaseIterable, RawValue == S
 }
 
 extension ComputeDType: ConfigValue {}
+extension LoadQuantization: ConfigValue {}
 extension FuseAllReduceNorm: ConfigValue {}
 extension AllReduceStrategy: ConfigValue {}
+
+/// The format float linear weights are quantized into as they load (config `quantize`).
+public enum LoadQuantization: String, Sendable, CaseIterable {
+    case none
+    case int8
+    case int4
+
+    public var format: WeightFormat? {
+        switch self {
+        case .none: return nil
+        case .int8: return .int8
+        case .int4: return .int4
+        }
+    }
+}
 
 /// One prompt: text (tokenized with the checkpoint's tokenizer) or token ids.
 public enum Prompt: Sendable, Equatable {

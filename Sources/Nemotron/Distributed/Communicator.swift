@@ -30,6 +30,10 @@ public protocol Communicator: AnyObject {
     func reduceScatter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, counts: [Int])
     /// Every rank's bytes, in rank order, on `root`; other ranks get an empty array.
     func gather(bytes: [UInt8], root: Int) -> [[UInt8]]
+    /// Rank `root`'s bytes on every rank (the others' `bytes` are ignored). A rank may wait here
+    /// long (a server's ranks wait for rank 0's next control message while it is idle), so a
+    /// waiting rank sleeps between polls instead of spinning.
+    func broadcast(bytes: [UInt8], root: Int) -> [UInt8]
 }
 
 extension Communicator {
@@ -94,4 +98,5 @@ public final class SingleProcess: Communicator {
         if output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: counts[0]) }
     }
     public func gather(bytes: [UInt8], root: Int) -> [[UInt8]] { [bytes] }
+    public func broadcast(bytes: [UInt8], root: Int) -> [UInt8] { bytes }
 }

@@ -34,9 +34,12 @@ public struct ShardPlan: Sendable, Equatable {
     /// squares must be summed across them.
     public let replicatesMambaGroups: Bool
     public let replicatesKVHeads: Bool
+    /// The weight block size column cuts respect (1 for float weights).
+    public let alignment: Int
 
     public init(config c: ModelConfig, layout: ParallelLayout, alignment: Int = 1) throws {
         self.layout = layout
+        self.alignment = alignment
         let experts = layout.expertSize
         if experts > 1 && c.has(.moe) && c.numExperts % experts != 0 {
             let legal = (1...c.numExperts).filter { c.numExperts % $0 == 0 }

@@ -6,6 +6,8 @@
 ///     broadcastDecisions   tensor parallel, after a pass that completes prompts or decodes: rank 0's
 ///                          tokens and finish reasons to every rank
 ///     gatherGenerations    attention DP, once at the end: each rank's finished requests to rank 0
+///     gatherEvents         attention DP under `serve`, after every step: each rank's events to rank 0
+///                          (`GenerationRecord.encode(events:)`), which streams them
 ///
 /// A perplexity evaluation (`PerplexityEvaluator`) issues, per window pass, `gatherRowScores`
 /// (tensor group) and, once at the end under attention DP, `gatherScoreTotals` (world).
@@ -48,6 +50,12 @@ struct StepCollectives {
             for record in GenerationRecord.decode(bytes) { gathered[record.request] = record.generation }
         }
         return gathered
+    }
+
+    /// Every rank's events of one step on rank 0, in rank order (other ranks get none).
+    func gatherEvents(_ mine: [GenerationEvent]) -> [GenerationEvent] {
+        let all = parallelism.world.gather(bytes: GenerationRecord.encode(events: mine), root: 0)
+        return all.flatMap { GenerationRecord.decode(events: $0) }
     }
 
     /// Each rank's per-token numbers (log-sum-exp and target logit over its vocabulary rows)

@@ -37,9 +37,8 @@ public final class Engine {
         let directory = URL(fileURLWithPath: settings.model)
         model = try NemotronH(
             directory: directory, parallelism: parallelism, compute: ComputePolicy(),
-            progress: progress)
-        model.compute = ComputePolicy.resolving(
-            settings.computeDType, predominant: model.checkpoint.predominantFloatType)
+            quantize: settings.quantize.format, progress: progress)
+        model.compute = ComputePolicy.resolving(settings.computeDType, formats: model.heldFormats)
         let threads =
             settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
         workspace = Workspace(threads: threads)
@@ -63,7 +62,8 @@ public final class Engine {
     public func makeScheduler(ignoreEOS: Bool = false) -> Scheduler {
         Scheduler(
             model: model, workspace: workspace, tokenizer: tokenizer, stopIds: ignoreEOS ? [] : stopIds,
-            prefillChunk: settings.prefillChunk)
+            prefillChunk: settings.prefillChunk, maxBatchSize: settings.maxBatchSize,
+            maxNumTokens: settings.maxNumTokens)
     }
 
     /// Runs `requests` to the end (see `Scheduler.run`); `prefillProgress(done, total)` follows
@@ -105,11 +105,29 @@ public final class Engine {
         let p = parallelism
         let mode =
             p.mode == .attentionDataParallel
-            ? "attention data parallel (requests round-robin over ranks, experts split)" : "tensor parallel"
+            ? "attention data parallel (requests split over ranks, experts split)" : "tensor parallel"
         return
             "\(world.size) rank(s) × \(threads) thread(s), \(mode); fuse_allreduce_norm "
             + "\(p.fusedAllReduceNorm ? "on" : "off") (\(p.fusionReason)); "
             + "allreduce_strategy \(settings.allReduceStrategy.rawValue); compute \(model.compute.description)"
+    }
+
+    /// How the weights are held, for run headers and `bench`: the formats of the linear weights
+    /// (stored, or quantized on load) and the bytes this rank holds.
+    public var weightsDescription: String {
+        let held = model.heldWeights
+        var formats = Set(held.layers.flatMap { $0.matrices.map(\.format) })
+        formats.insert(held.lmHead.format)
+        let how: String
+        if let stored = config.quantization {
+            how = "quantized checkpoint, \(stored.method.rawValue) \(stored.algorithm)"
+        } else if let format = settings.quantize.format {
+            how = "quantized to \(format) on load"
+        } else {
+            how = "as stored"
+        }
+        return "\(formats.map(\.rawValue).sorted().joined(separator: ", ")) (\(how)); "
+            + String(format: "%.3f GB of matrices held on this rank", Double(model.localWeightBytes) / 1e9)
     }
 
     /// Every prompt of the run as token ids (text prompts tokenized, with BOS when the

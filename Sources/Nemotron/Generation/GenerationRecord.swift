@@ -37,23 +37,65 @@ enum GenerationRecord {
     static func decode(_ bytes: [UInt8]) -> [(request: Int, generation: Generation)] {
         var input = Reader(bytes: bytes)
         var records: [(Int, Generation)] = []
-        while !input.atEnd {
-            let request = input.int()
-            let reason = FinishReason.allCases[input.count(below: FinishReason.allCases.count)]
-            var g = Generation(promptTokens: input.int())
-            g.finishReason = reason
-            g.ids = (0..<input.count(below: input.remaining / 8 + 1)).map { _ in input.int() }
-            g.prefillSeconds = input.double()
-            g.decodeSeconds = input.double()
-            g.timedDecodeSteps = input.int()
-            let textBytes = input.int()
-            if textBytes >= 0 { g.text = String(decoding: input.take(textBytes), as: UTF8.self) }
-            let rows = input.count(below: input.remaining / 4 + 1)
-            let width = input.count(below: input.remaining / 4 + 1)
-            g.stepLogits = (0..<rows).map { _ in (0..<width).map { _ in input.float() } }
-            records.append((request, g))
-        }
+        while !input.atEnd { records.append(record(&input)) }
         return records
+    }
+
+    /// Scheduler events (a server's rank 0 streams the other ranks' requests from them). Per event:
+    ///
+    ///     kind i64 (0: token, 1: finished)
+    ///     token:    request i64 | id i64 | text bytes i64 | UTF-8 text
+    ///     finished: one generation record as above
+    static func encode(events: [GenerationEvent]) -> [UInt8] {
+        var out = Writer()
+        for event in events {
+            switch event {
+            case .token(let request, let id, let text):
+                out.int(0)
+                out.int(request)
+                out.int(id)
+                out.int(text.utf8.count)
+                out.bytes.append(contentsOf: text.utf8)
+            case .finished(let request, let generation):
+                out.int(1)
+                out.bytes += encode([(request, generation)])
+            }
+        }
+        return out.bytes
+    }
+
+    static func decode(events bytes: [UInt8]) -> [GenerationEvent] {
+        var input = Reader(bytes: bytes)
+        var events: [GenerationEvent] = []
+        while !input.atEnd {
+            if input.count(below: 2) == 0 {
+                let request = input.int()
+                let id = input.int()
+                let text = String(decoding: input.take(input.count(below: input.remaining + 1)), as: UTF8.self)
+                events.append(.token(request: request, id: id, text: text))
+            } else {
+                let (request, generation) = record(&input)
+                events.append(.finished(request: request, generation))
+            }
+        }
+        return events
+    }
+
+    private static func record(_ input: inout Reader) -> (request: Int, generation: Generation) {
+        let request = input.int()
+        let reason = FinishReason.allCases[input.count(below: FinishReason.allCases.count)]
+        var g = Generation(promptTokens: input.int())
+        g.finishReason = reason
+        g.ids = (0..<input.count(below: input.remaining / 8 + 1)).map { _ in input.int() }
+        g.prefillSeconds = input.double()
+        g.decodeSeconds = input.double()
+        g.timedDecodeSteps = input.int()
+        let textBytes = input.int()
+        if textBytes >= 0 { g.text = String(decoding: input.take(textBytes), as: UTF8.self) }
+        let rows = input.count(below: input.remaining / 4 + 1)
+        let width = input.count(below: input.remaining / 4 + 1)
+        g.stepLogits = (0..<rows).map { _ in (0..<width).map { _ in input.float() } }
+        return (request, g)
     }
 
     private struct Writer {

@@ -8,16 +8,19 @@ public struct Request: Sendable {
     public var stop: [String]
     /// Keep the logits row that chose each token (`Generation.stepLogits`).
     public var keepLogits: Bool
+    /// Run to the token budget even past the scheduler's stop ids (a server request's `ignore_eos`).
+    public var ignoreEOS: Bool
 
     public init(
         prompt: [Int], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), stop: [String] = [],
-        keepLogits: Bool = false
+        keepLogits: Bool = false, ignoreEOS: Bool = false
     ) {
         self.prompt = prompt
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
         self.stop = stop
         self.keepLogits = keepLogits
+        self.ignoreEOS = ignoreEOS
     }
 }
 
@@ -31,6 +34,8 @@ public enum FinishReason: String, Sendable, CaseIterable {
     case stop
     /// The token budget ran out.
     case length
+    /// `Scheduler.cancel` ended it (a server's client went away, or the server shut down).
+    case cancelled
 }
 
 /// The outcome of one request, with timings (prefill and decode measured separately).

@@ -10,22 +10,32 @@ import Foundation
 ///   tokens itself. With MoE layers (whose expert exchange needs every rank in every pass)
 ///   ranks step together until all are done, a rank without work running empty passes.
 ///
-/// A step is a prefill pass when any admitted request still has prompt tokens (at most
-/// `prefillChunk` per request per pass), else a decode pass over every running request. Each
-/// request has its own sampler, so its tokens equal those of running it alone.
+/// Continuous batching: requests join the running batch at step boundaries, up to
+/// `maxBatchSize` running at once (the rest wait, oldest first). Each pass holds one decode row
+/// for every running request whose prompt is done, then prefill chunks of the requests still
+/// reading their prompt, in admission order: at most `prefillChunk` tokens per request and
+/// `maxNumTokens` tokens in the whole pass (decode rows first, so running streams keep
+/// flowing while new prompts are read). Each request has its own sampler and state, so with
+/// f32 compute its tokens equal those of running it alone.
 public final class Scheduler {
     public let model: NemotronH
     public let workspace: Workspace
-    /// Prompt tokens per request in one prefill pass; longer prompts take several (the Mamba
-    /// and KV state carry over), which bounds the workspace's activation memory.
+    /// Prompt tokens per request in one pass; longer prompts take several (the Mamba and KV
+    /// state carry over), which bounds the workspace's activation memory.
     public let prefillChunk: Int
+    /// Requests running at once on this rank (0: no limit); the others wait for a free place.
+    public let maxBatchSize: Int
+    /// Tokens in one forward pass, decode rows and prefill chunks together (0: no limit).
+    public let maxNumTokens: Int
     private let tokenizer: Tokenizer?
     private let stopIds: Set<Int>
     private let collectives: StepCollectives
     private let lockstep: Bool
 
-    /// Every submitted request, by id (the same list on every rank).
-    private var requests: [Request] = []
+    /// Every submitted request not yet released, by id (the same ids on every rank).
+    private var requests: [Int: Request] = [:]
+    /// The id the next submitted request gets.
+    public private(set) var nextID = 0
     /// Submitted here and not yet admitted, oldest first.
     private var waiting: [Int] = []
     /// Admitted and not finished, in admission order.
@@ -64,13 +74,16 @@ public final class Scheduler {
     /// `stopIds` end a request when chosen (pass none to ignore EOS). `tokenizer` turns tokens
     /// into text and is needed for stop strings.
     public init(
-        model: NemotronH, workspace: Workspace, tokenizer: Tokenizer?, stopIds: Set<Int>, prefillChunk: Int = 512
+        model: NemotronH, workspace: Workspace, tokenizer: Tokenizer?, stopIds: Set<Int>, prefillChunk: Int = 512,
+        maxBatchSize: Int = 0, maxNumTokens: Int = 0
     ) {
         self.model = model
         self.workspace = workspace
         self.tokenizer = tokenizer
         self.stopIds = stopIds
         self.prefillChunk = max(1, prefillChunk)
+        self.maxBatchSize = max(0, maxBatchSize)
+        self.maxNumTokens = max(0, maxNumTokens)
         collectives = StepCollectives(parallelism: model.parallelism)
         lockstep = model.parallelism.splitsRequests && model.config.has(.moe)
     }
@@ -89,20 +102,62 @@ public final class Scheduler {
     }
 
     /// Queues a request and returns its id. Every rank submits the same requests in the same
-    /// order; under attention data parallelism only the rank serving it runs it.
+    /// order; under attention data parallelism only the rank serving it runs it: `rank`, or
+    /// by default id mod ranks.
     @discardableResult
-    public func submit(_ request: Request) throws -> Int {
+    public func submit(_ request: Request, rank: Int? = nil) throws -> Int {
         try validate(request.prompt)
         if !request.stop.isEmpty && tokenizer == nil {
             throw NemotronError.invalidArgument(
                 name: "stop", value: "\(request.stop)",
                 expected: "a checkpoint with tokenizer.json (stop strings match text)")
         }
-        requests.append(request)
-        let id = requests.count - 1
-        if model.parallelism.serves(request: id) { waiting.append(id) }
+        let id = nextID
+        nextID += 1
+        let world = model.parallelism.world
+        let serves = !model.parallelism.splitsRequests || (rank ?? id % world.size) == world.rank
+        // Rank 0 keeps every request's record: it reports results in request order.
+        if serves || world.isRoot { requests[id] = request }
+        if serves { waiting.append(id) }
         return id
     }
+
+    /// Ends a request that has not finished, on every rank that holds it (every rank issues the
+    /// same cancellations at the same step): it leaves the batch, and its state is freed. Returns
+    /// its finish event (reason `cancelled`, the tokens so far) where this rank served it.
+    public func cancel(_ id: Int) -> GenerationEvent? {
+        if let index = waiting.firstIndex(of: id) {
+            waiting.remove(at: index)
+            var generation = Generation(promptTokens: requests[id]?.prompt.count ?? 0)
+            generation.finishReason = .cancelled
+            finished[id] = generation
+            return .finished(request: id, generation)
+        }
+        guard let index = active.firstIndex(where: { $0.id == id }) else { return nil }
+        let r = active.remove(at: index)
+        r.generation.finishReason = .cancelled
+        r.generation.text = r.text?.text
+        finished[id] = r.generation
+        return .finished(request: id, r.generation)
+    }
+
+    /// Forgets a finished request's record and result (a server releases each one it has
+    /// answered, so memory does not grow with the requests served).
+    public func release(_ id: Int) {
+        guard !active.contains(where: { $0.id == id }), !waiting.contains(id) else { return }
+        requests[id] = nil
+        finished[id] = nil
+    }
+
+    /// The latest forward pass on this rank: its sequences and tokens (decode rows and prefill chunks).
+    public private(set) var lastPass = (rows: 0, tokens: 0)
+
+    /// Requests admitted and not finished on this rank.
+    public var runningCount: Int { active.count }
+    /// Requests submitted to this rank and waiting for a place in the batch.
+    public var waitingCount: Int { waiting.count }
+    /// Whether this rank has a request to run.
+    public var hasWork: Bool { !active.isEmpty || !waiting.isEmpty }
 
     /// Prompt tokens read so far and in all, over the running requests (for a progress bar).
     public var prefillProgress: (done: Int, total: Int) {
@@ -115,20 +170,19 @@ public final class Scheduler {
     public func step() -> [GenerationEvent]? {
         var events = admit()
         let busy = !active.isEmpty
+        lastPass = (0, 0)
         guard lockstep ? collectives.anyRankBusy(busy) : busy else { return events.isEmpty ? nil : events }
-        let prefilling = active.filter(\.isPrefilling)
-        let members = prefilling.isEmpty ? active : prefilling
-        let batch = members.map { r -> ([Int], SequenceState) in
-            guard r.isPrefilling else { return ([r.generation.ids.last!], r.sequence) }
-            let end = min(r.consumed + prefillChunk, r.request.prompt.count)
-            defer { r.consumed = end }
-            return (Array(r.request.prompt[r.consumed..<end]), r.sequence)
-        }
+        let plan = planPass()
+        let prefilling = plan.map { $0.running.isPrefilling }
+        let batch = plan.map { ($0.tokens, $0.running.sequence) }
+        lastPass = (plan.count, plan.reduce(0) { $0 + $1.tokens.count })
+        for member in plan where member.running.isPrefilling { member.running.consumed += member.tokens.count }
         let clock = Date()
         let logits = model.forward(batch, logits: .last, workspace: workspace)
         let seconds = Date().timeIntervalSince(clock)
-        for r in members {
-            if !prefilling.isEmpty {
+        for (member, wasPrefilling) in zip(plan, prefilling) {
+            let r = member.running
+            if wasPrefilling {
                 r.generation.prefillSeconds += seconds
             } else {
                 if r.decodePasses > 0 {
@@ -138,7 +192,8 @@ public final class Scheduler {
                 r.decodePasses += 1
             }
         }
-        // Requests whose prompt this pass completed, or every one in a decode pass, get a token.
+        let members = plan.map(\.running)
+        // Decode rows, and requests whose prompt this pass completed, get a token.
         let deciding = members.indices.filter { !members[$0].isPrefilling }
         var decisions =
             decidesTokens ? decide(deciding.map { (members[$0], $0) }, logits: logits) : deciding.map { _ in (0, nil) }
@@ -162,7 +217,18 @@ public final class Scheduler {
     public func results() -> [Generation] {
         let all = model.parallelism.splitsRequests ? collectives.gatherGenerations(finished) : finished
         guard model.parallelism.world.isRoot || !model.parallelism.splitsRequests else { return [] }
-        return requests.indices.map { all[$0] ?? Generation(promptTokens: requests[$0].prompt.count) }
+        return (0..<nextID).compactMap { id in
+            requests[id].map { all[id] ?? Generation(promptTokens: $0.prompt.count) }
+        }
+    }
+
+    /// Every rank's events of one step on rank 0, in rank order (collective over the world
+    /// under attention data parallelism, where each rank decides its own requests; under tensor
+    /// parallelism rank 0 already has them all). Other ranks get none. For a server, whose
+    /// rank 0 streams every request.
+    public func gatherEvents(_ events: [GenerationEvent]) -> [GenerationEvent] {
+        guard model.parallelism.splitsRequests else { return model.parallelism.world.isRoot ? events : [] }
+        return collectives.gatherEvents(events)
     }
 
     /// Logits `[T, V]` of one prefill over `tokens` (rank 0; empty elsewhere). Under attention
@@ -182,11 +248,15 @@ public final class Scheduler {
     /// own requests under attention data parallelism.
     private var decidesTokens: Bool { model.parallelism.splitsRequests || model.parallelism.world.isRoot }
 
-    /// Moves waiting requests into the running batch; a request with no token budget finishes at once.
+    /// Moves waiting requests, oldest first, into the running batch while it has room; a
+    /// request with no token budget finishes at once.
     private func admit() -> [GenerationEvent] {
         var events: [GenerationEvent] = []
+        var admitted = 0
         for id in waiting {
-            let request = requests[id]
+            if maxBatchSize > 0 && active.count >= maxBatchSize { break }
+            admitted += 1
+            let request = requests[id]!
             guard request.maxNewTokens > 0 else {
                 finished[id] = Generation(promptTokens: request.prompt.count)
                 events.append(.finished(request: id, finished[id]!))
@@ -199,8 +269,24 @@ public final class Scheduler {
                     sequence: model.makeSequence(capacity: request.prompt.count),
                     text: text))
         }
-        waiting = []
+        waiting.removeFirst(admitted)
         return events
+    }
+
+    /// The rows of the next pass: one decode row per running request whose prompt is done, then
+    /// prefill chunks in admission order within `prefillChunk` per request and `maxNumTokens`
+    /// in all (a pass with no decode row always gets a chunk).
+    private func planPass() -> [(running: Running, tokens: [Int])] {
+        var members = active.filter { !$0.isPrefilling }.map { ($0, [$0.generation.ids.last!]) }
+        var budget = maxNumTokens > 0 ? maxNumTokens - members.count : Int.max
+        for r in active where r.isPrefilling {
+            let chunk = min(
+                prefillChunk, r.request.prompt.count - r.consumed, members.isEmpty ? max(budget, 1) : budget)
+            guard chunk > 0 else { break }
+            members.append((r, Array(r.request.prompt[r.consumed..<r.consumed + chunk])))
+            budget -= chunk
+        }
+        return members
     }
 
     /// Samples each request's next token from its row of `logits` and says whether it ends
@@ -213,7 +299,7 @@ public final class Scheduler {
             }
             let id = r.sampler.sample(logits.row(row))
             r.released = r.text?.append(id) ?? ""
-            if stopIds.contains(id) { return (id, .eos) }
+            if !r.request.ignoreEOS && stopIds.contains(id) { return (id, .eos) }
             if r.text?.stopped == true { return (id, .stop) }
             return (id, r.generation.ids.count + 1 >= r.request.maxNewTokens ? .length : nil)
         }

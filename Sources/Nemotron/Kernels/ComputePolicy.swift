@@ -1,35 +1,55 @@
 /// How a run computes its matrix products: chosen once per run (config `compute_dtype`) and
-/// owned by the model. Decode reads each weight once and is bound by memory bandwidth, so it
-/// always accumulates exact f32 products; the policy decides prefill.
+/// owned by the model. `f32` is exact everywhere (weights, dequantized where quantized, times
+/// f32 activations: what tests compare with transformers); `bf16` rounds prefill activations to
+/// bf16 for the bf16 GEMM; `int8` does that and also quantizes decode activations to int8 for
+/// integer dot products against int8, int4 and nvfp4 weights.
 public struct ComputePolicy: Sendable, Equatable {
     public var prefill: ComputeDType
 
     public init(prefill: ComputeDType = .f32) { self.prefill = prefill == .auto ? .f32 : prefill }
 
-    /// The policy for `asked` on a checkpoint whose weight bytes are mostly `predominant`.
-    public static func resolving(_ asked: ComputeDType, predominant: ElementType?) -> ComputePolicy {
+    /// The policy for `asked` on a model whose matrices are held in `formats`.
+    public static func resolving(_ asked: ComputeDType, formats: Set<WeightFormat>) -> ComputePolicy {
         guard asked == .auto else { return ComputePolicy(prefill: asked) }
-        return ComputePolicy(prefill: predominant == .bf16 && MatMul.hasBF16Dot ? .bf16 : .f32)
+        if !formats.isDisjoint(with: [.int8, .int4, .nvfp4]) { return ComputePolicy(prefill: .int8) }
+        let bf16Helps = !formats.isDisjoint(with: [.bf16, .fp8]) && MatMul.hasBF16Dot
+        return ComputePolicy(prefill: bf16Helps ? .bf16 : .f32)
     }
 
-    /// The prefill precision in effect and why, for run headers.
+    /// Whether prefill GEMMs take both operands in bf16 (asked, and the CPU has AVX512-BF16).
+    var usesBF16GEMM: Bool { prefill != .f32 && MatMul.hasBF16Dot }
+
+    /// Whether decode GEMVs of int8, int4 and nvfp4 weights take int8 activations.
+    var usesInt8Activations: Bool { prefill == .int8 }
+
+    /// The precision in effect and why, for run headers.
     public var description: String {
-        if prefill == .bf16 && !MatMul.hasBF16Dot { return "f32 (bf16 asked, but this CPU lacks AVX512-BF16)" }
-        return prefill.rawValue
+        switch prefill {
+        case .auto, .f32: return "f32"
+        case .bf16: return MatMul.hasBF16Dot ? "bf16" : "f32 (bf16 asked, but this CPU lacks AVX512-BF16)"
+        case .int8:
+            return "int8 (decode activations int8 per 32 against int8/int4/nvfp4 weights; prefill "
+                + (MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)")
+        }
     }
 }
 
-/// Precision of prefill products against bf16 weights (config `compute_dtype`).
+/// Precision of the activations in matrix products (config `compute_dtype`).
 public enum ComputeDType: String, Sendable, CaseIterable {
-    /// bf16 where the weights are mostly bf16 and the CPU has native bf16 dot products
-    /// (AVX512-BF16), else f32: the fastest path that is correct for the checkpoint at hand.
+    /// The fastest correct choice for the weights at hand (`ComputePolicy.resolving`): int8
+    /// activations where weights are int8, int4 or nvfp4; bf16 where they are bf16 or fp8 and the
+    /// CPU has AVX512-BF16; else f32.
     case auto
-    /// Weights widened to f32, f32 activations, OpenBLAS sgemm: matches transformers in f32.
+    /// Weights widened (dequantized) to f32, f32 activations: matches transformers in f32.
     case f32
-    /// Activations rounded to bf16, AVX512-BF16 dot products with f32 accumulation (as GPU
-    /// engines and llama.cpp do for bf16 models): about 1.5× faster prefill, logits differ
+    /// Prefill: activations rounded to bf16, AVX512-BF16 dot products with f32 accumulation (as
+    /// GPU engines and llama.cpp do for bf16 models): about 1.5× faster prefill, logits differ
     /// from f32 by about 1e-2. Falls back to f32 on CPUs without AVX512-BF16.
     case bf16
+    /// As bf16, and decode products against int8, int4 and nvfp4 weights take each token's
+    /// activations quantized to int8 per block of 32 inputs (as llama.cpp's Q8_0 activations):
+    /// integer dot products (AVX512-VNNI, else AVX2). The fastest decode for quantized weights.
+    case int8
 }
 
 /// What a kernel runs with: this rank's scratch buffers and threads, and the compute policy.

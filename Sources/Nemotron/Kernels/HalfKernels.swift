@@ -16,8 +16,10 @@ enum HalfKernels {
     ) {
         if tokens <= MatMul.streamingMaxTokens {
             stream(x, tokens: tokens, w, into: y, context.workspace)
-        } else if w.format == .bf16 && context.policy.prefill == .bf16 && MatMul.hasBF16Dot {
-            bf16GEMM(x, tokens: tokens, w, into: y, context.workspace)
+        } else if w.format == .bf16 && context.policy.usesBF16GEMM {
+            bf16GEMM(
+                x, tokens: tokens, weights: w.base.assumingMemoryBound(to: UInt16.self), rows: w.rows, cols: w.cols,
+                into: y, ldy: w.rows, context.workspace)
         } else {
             tiled(x, tokens: tokens, w, into: y, context.workspace)
         }
@@ -44,12 +46,14 @@ enum HalfKernels {
         }
     }
 
-    /// Both operands in bf16, f32 accumulation; rows split over the threads, each packing its
-    /// own 32-row weight panels into its scratch.
-    private static func bf16GEMM(
-        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-        _ workspace: Workspace
+    /// `y[t·ldy + r] = Σ_k weights[r, k] · x[t, k]` for a bf16 `[rows, cols]` matrix: both
+    /// operands in bf16, f32 accumulation; rows split over the threads, each packing its own
+    /// 32-row weight panels into its scratch.
+    static func bf16GEMM(
+        _ x: UnsafePointer<Float>, tokens: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
+        into y: UnsafeMutablePointer<Float>, ldy: Int, _ workspace: Workspace
     ) {
+        let w = (rows: rows, cols: cols)
         let pairs = (w.cols + 1) / 2
         let converted = UnsafeMutableRawPointer(workspace.buffer(.bf16Input, count: tokens * pairs))
             .bindMemory(to: UInt16.self, capacity: tokens * pairs * 2)
@@ -60,21 +64,22 @@ enum HalfKernels {
         let scratchBytes = (ck_gemm_bf16_scratch(w.cols) + 63) & ~63
         let scratch = UnsafeMutableRawPointer(
             workspace.buffer(.gemmScratch, count: workspace.threads * scratchBytes / 4 + 16))
-        let shared = UncheckedSendable(
-            (w.base.assumingMemoryBound(to: UInt16.self), UnsafePointer(converted), y, scratch))
+        let shared = UncheckedSendable((weights, UnsafePointer(converted), y, scratch))
         let panels = (w.rows + 31) / 32
         workspace.pool.forParts(workspace.threads) { part in
             let (weights, input, output, scratch) = shared.value
+            // A part may get no panel (fewer panels than threads).
             let range = Partition.part(panels, workspace.threads, part)
+            guard !range.isEmpty else { return }
             let rows = range.lowerBound * 32..<min(w.rows, range.upperBound * 32)
-            guard !rows.isEmpty else { return }
             ck_gemm_bf16(
-                weights, w.cols, rows.lowerBound, rows.upperBound, input, tokens, output, w.rows,
+                weights, w.cols, rows.lowerBound, rows.upperBound, input, tokens, output, ldy,
                 scratch + part * scratchBytes)
         }
     }
 
-    private static func tiled(
+    /// Widens (dequantizes) a tile of rows into f32 scratch, then sgemm against the tile.
+    static func tiled(
         _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
         _ workspace: Workspace
     ) {

@@ -3,7 +3,7 @@ import COpenBLAS
 
 /// The one place that multiplies activations by weights: `y[T, out] = x[T, in] · Wᵀ` with W
 /// `[out, in]` in its storage format. Each format family has its kernels in its own file
-/// (`FloatKernels`, `HalfKernels`); this dispatch is the only switch over formats.
+/// (`FloatKernels`, `HalfKernels`, `QuantKernels`); this dispatch is the only switch over formats.
 public enum MatMul {
     /// Token counts up to this use the streaming kernels (weights re-read from L1/L2 per token).
     static let streamingMaxTokens = 8
@@ -16,6 +16,7 @@ public enum MatMul {
         switch w.format {
         case .f32: FloatKernels.linear(x, tokens: tokens, w, into: y)
         case .bf16, .f16: HalfKernels.linear(x, tokens: tokens, w, into: y, context)
+        case .int8, .int4, .fp8, .nvfp4: QuantKernels.linear(x, tokens: tokens, w, into: y, context)
         }
     }
 

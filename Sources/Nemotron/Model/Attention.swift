@@ -31,18 +31,21 @@ struct Attention {
         firstKVHead = plan.kvHeadRange.lowerBound
         queriesPerKV = c.numHeads / c.numKVHeads
         scale = 1 / Float(dh).squareRoot()
-        qProj = try checkpoint.matrix(
+        qProj = try checkpoint.linear(
             name(WeightNames.Attention.qProj), rows: c.numHeads * dh, cols: c.hiddenSize,
             rowSegments: [rows(plan.qHeadRange)])
-        kProj = try checkpoint.matrix(
+        kProj = try checkpoint.linear(
             name(WeightNames.Attention.kProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
             rowSegments: [rows(plan.kvHeadRange)])
-        vProj = try checkpoint.matrix(
+        vProj = try checkpoint.linear(
             name(WeightNames.Attention.vProj), rows: c.numKVHeads * dh, cols: c.hiddenSize,
             rowSegments: [rows(plan.kvHeadRange)])
-        oProj = try checkpoint.matrix(
+        oProj = try checkpoint.linear(
             name(WeightNames.Attention.oProj), rows: c.hiddenSize, cols: c.numHeads * dh,
             columns: rows(plan.qHeadRange))
+        // FP8 KV-cache scales of ModelOpt checkpoints: checked, not used (the cache stays f32).
+        try checkpoint.checkActivationScale(name(WeightNames.Attention.kScale))
+        try checkpoint.checkActivationScale(name(WeightNames.Attention.vScale))
     }
 
     func makeState(capacity: Int) -> KVCache { KVCache(width: localKVHeads * headDim, capacity: capacity) }

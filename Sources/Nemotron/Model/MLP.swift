@@ -8,8 +8,8 @@ struct MLP {
 
     init(checkpoint: Checkpoint, upName: String, downName: String, inputSize: Int, width: Int, range: Range<Int>) throws
     {
-        upProj = try checkpoint.matrix(upName, rows: width, cols: inputSize, rowSegments: [range])
-        downProj = try checkpoint.matrix(downName, rows: inputSize, cols: width, columns: range)
+        upProj = try checkpoint.linear(upName, rows: width, cols: inputSize, rowSegments: [range])
+        downProj = try checkpoint.linear(downName, rows: inputSize, cols: width, columns: range)
     }
 
     init(layer: Int, config c: ModelConfig, plan: ShardPlan, checkpoint: Checkpoint) throws {

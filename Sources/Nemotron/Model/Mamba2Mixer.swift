@@ -68,7 +68,7 @@ struct Mamba2Mixer {
         let groupChannels = groups.lowerBound * N..<groups.upperBound * N
         func shifted(_ r: Range<Int>, _ by: Int) -> Range<Int> { r.lowerBound + by..<r.upperBound + by }
         // Checkpoint in_proj rows are [z (Di) | x (Di) | B (G·N) | C (G·N) | dt (nh)].
-        inProj = try checkpoint.matrix(
+        inProj = try checkpoint.linear(
             name(WeightNames.Mamba.inProj), rows: c.inProjSize, cols: c.hiddenSize,
             rowSegments: [
                 headChannels, shifted(headChannels, Di), shifted(groupChannels, 2 * Di),
@@ -91,7 +91,7 @@ struct Mamba2Mixer {
         d = try checkpoint.vector(name(WeightNames.Mamba.d), count: c.mambaHeads, range: heads)
         dtBias = try checkpoint.vector(name(WeightNames.Mamba.dtBias), count: c.mambaHeads, range: heads)
         normWeight = try checkpoint.vector(name(WeightNames.Mamba.norm), count: Di, range: headChannels)
-        outProj = try checkpoint.matrix(
+        outProj = try checkpoint.linear(
             name(WeightNames.Mamba.outProj), rows: c.hiddenSize, cols: Di, columns: headChannels)
         precondition(!plan.replicatesMambaGroups || localHeads <= headsPerGroup, "a rank's heads span one group")
     }

@@ -33,6 +33,27 @@ enum Mixer {
         }
     }
 
+    /// This rank's weight matrices by checkpoint leaf (`in_proj`, `experts.3.up_proj`, …), in
+    /// checkpoint order.
+    var matrices: [(name: String, matrix: WeightMatrix)] {
+        func mlp(_ m: MLP, _ prefix: String) -> [(String, WeightMatrix)] {
+            [(prefix + "up_proj", m.upProj), (prefix + "down_proj", m.downProj)]
+        }
+        switch self {
+        case .mamba(let m): return [("in_proj", m.inProj), ("out_proj", m.outProj)]
+        case .attention(let a):
+            return [("q_proj", a.qProj), ("k_proj", a.kProj), ("v_proj", a.vProj), ("o_proj", a.oProj)]
+        case .mlp(let m): return mlp(m, "")
+        case .moe(let m):
+            var all: [(String, WeightMatrix)] = [("gate", m.router.gate)]
+            all += [("fc1_latent_proj", m.fc1LatentProj), ("fc2_latent_proj", m.fc2LatentProj)].compactMap { name, w in
+                w.map { (name, $0) }
+            }
+            for (e, expert) in zip(m.expertRange, m.experts) { all += mlp(expert, "experts.\(e).") }
+            return all + mlp(m.sharedExpert, "shared_experts.")
+        }
+    }
+
     func makeState(capacity: Int) -> LayerState {
         switch self {
         case .mamba(let mixer): return .mamba(mixer.makeState())

@@ -39,8 +39,8 @@ struct MoE {
             downName: name(WeightNames.MoE.sharedDownProj),
             inputSize: c.hiddenSize, width: c.sharedExpertFFNSize, range: plan.sharedFFNRange)
         if let latent = c.moeLatentSize {
-            fc1LatentProj = try checkpoint.matrix(name(WeightNames.MoE.fc1LatentProj), rows: latent, cols: c.hiddenSize)
-            fc2LatentProj = try checkpoint.matrix(name(WeightNames.MoE.fc2LatentProj), rows: c.hiddenSize, cols: latent)
+            fc1LatentProj = try checkpoint.linear(name(WeightNames.MoE.fc1LatentProj), rows: latent, cols: c.hiddenSize)
+            fc2LatentProj = try checkpoint.linear(name(WeightNames.MoE.fc2LatentProj), rows: c.hiddenSize, cols: latent)
         } else {
             fc1LatentProj = nil
             fc2LatentProj = nil

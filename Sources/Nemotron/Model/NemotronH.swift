@@ -31,7 +31,9 @@ public final class NemotronH {
         self.parallelism = parallelism
         self.compute = compute
         self.checkpoint = checkpoint
-        let plan = try ShardPlan(config: config, layout: parallelism.layout)
+        // Column cuts fall on the largest block any stored or on-load format scales together.
+        let alignment = max(config.quantization?.blockAlignment ?? 1, checkpoint.quantizeOnLoad?.blockSize ?? 1)
+        let plan = try ShardPlan(config: config, layout: parallelism.layout, alignment: alignment)
         self.plan = plan
         let (V, H) = (config.vocabSize, config.hiddenSize)
         embeddings = try checkpoint.matrix(WeightNames.embeddings, rows: V, cols: H)
@@ -40,21 +42,33 @@ public final class NemotronH {
             return try Block(index: index, kind: kind, config: config, plan: plan, checkpoint: checkpoint)
         }
         normF = try checkpoint.vector(WeightNames.normF, count: H)
-        let headName = config.tieWordEmbeddings ? WeightNames.embeddings : WeightNames.lmHead
-        lmHead = try checkpoint.matrix(headName, rows: V, cols: H, rowSegments: [plan.vocabRange])
+        // A tied head is the embedding, kept as it is; an untied one is a linear layer.
+        lmHead =
+            config.tieWordEmbeddings
+            ? try checkpoint.matrix(WeightNames.embeddings, rows: V, cols: H, rowSegments: [plan.vocabRange])
+            : try checkpoint.linear(WeightNames.lmHead, rows: V, cols: H, rowSegments: [plan.vocabRange])
     }
 
-    /// Loads `config.json` and the weights of this rank from a checkpoint directory.
+    /// Loads `config.json` and the weights of this rank from a checkpoint directory, quantizing
+    /// float linear weights into `quantize` as they load (refused for a quantized checkpoint).
     public convenience init(
         directory: URL, parallelism: Parallelism = Parallelism(world: SingleProcess()),
-        compute: ComputePolicy = ComputePolicy(), progress: (Int, Int) -> Void = { _, _ in }
+        compute: ComputePolicy = ComputePolicy(), quantize: WeightFormat? = nil,
+        progress: (Int, Int) -> Void = { _, _ in }
     ) throws {
         let config = try ModelConfig(directory: directory)
+        if let quantize, let stored = config.quantization {
+            throw NemotronError.invalidArgument(
+                name: "quantize", value: quantize.rawValue,
+                expected: "none for a checkpoint that is already quantized (\(stored.path): \(stored.key) has "
+                    + "quant_method \(stored.method.rawValue), quant_algo \(stored.algorithm)); quantize loads "
+                    + "bf16, f16 or f32 checkpoints")
+        }
         try self.init(
-            checkpoint: try Checkpoint(directory: directory, prefix: config.weightPrefix), config: config,
-            parallelism: parallelism,
-            compute: compute,
-            progress: progress)
+            checkpoint: try Checkpoint(
+                directory: directory, prefix: config.weightPrefix, quantization: config.quantization,
+                quantizeOnLoad: quantize),
+            config: config, parallelism: parallelism, compute: compute, progress: progress)
     }
 
     /// Fresh state for one sequence; `capacity` sizes the KV caches (they grow if exceeded).
@@ -155,6 +169,44 @@ public final class NemotronH {
             offset += rows * vocab.count
         }
         return Logits(rows: rows, vocab: V, values: UnsafePointer(logits), workspace: ws)
+    }
+
+    /// One layer's weight matrices on this rank: leaf name, format and bytes held (with scales).
+    public struct LayerWeights: Sendable {
+        public let index: Int
+        public let kind: LayerKind
+        public let matrices: [(name: String, format: WeightFormat, bytes: Int)]
+        public var bytes: Int { matrices.reduce(0) { $0 + $1.bytes } }
+        /// Formats with the leaves stored in each, experts collapsed (`experts.*.up_proj`), in
+        /// checkpoint order: "in_proj fp8, out_proj fp8".
+        public var formats: String {
+            var seen: [String] = []
+            var formats: [String: WeightFormat] = [:]
+            for (name, format, _) in matrices {
+                let parts = name.split(separator: ".")
+                let leaf = parts.first == "experts" && parts.count == 3 ? "experts.*.\(parts[2])" : name
+                if formats[leaf] == nil { seen.append(leaf) }
+                formats[leaf] = formats[leaf].map { $0 == format ? $0 : format } ?? format
+            }
+            return seen.map { "\($0) \(formats[$0]!)" }.joined(separator: ", ")
+        }
+    }
+
+    /// Every layer's matrices as this rank holds them, then the LM head as layer `numLayers`.
+    public var heldWeights: (layers: [LayerWeights], lmHead: (format: WeightFormat, bytes: Int)) {
+        (
+            blocks.map { block in
+                LayerWeights(
+                    index: block.index, kind: config.layerKinds[block.index],
+                    matrices: block.mixer.matrices.map { ($0.name, $0.matrix.format, $0.matrix.byteCount) })
+            }, (lmHead.format, lmHead.byteCount)
+        )
+    }
+
+    /// The formats of every matrix this rank holds, the LM head included.
+    public var heldFormats: Set<WeightFormat> {
+        let held = heldWeights
+        return Set(held.layers.flatMap { $0.matrices.map(\.format) } + [held.lmHead.format])
     }
 
     /// Bytes of the weight matrices this rank holds (its slices; the embedding table not counted).

@@ -7,6 +7,10 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
     case tensorMissing(name: String, searched: String)
     case tensorDType(name: String, path: String, dtype: String, allowed: [String])
     case tensorShape(name: String, path: String, shape: [Int], expected: [Int])
+    /// A quantized weight's scale tensor is absent.
+    case scaleMissing(name: String, weight: String, format: String, searched: String)
+    /// A weight whose storage does not fit its quantization (dtype against the config, blocks).
+    case quantizedWeight(name: String, path: String, reason: String)
     case configKeyMissing(path: String, key: String)
     case configValue(path: String, key: String, value: String, expected: String)
     case unknownConfigKeys(path: String, keys: [String], allowed: [String])
@@ -38,6 +42,10 @@ public enum NemotronError: Error, CustomStringConvertible, Equatable {
             return "\(path): tensor '\(name)' has dtype \(dtype); supported: \(allowed.joined(separator: ", "))"
         case .tensorShape(let name, let path, let shape, let expected):
             return "\(path): tensor '\(name)' has shape \(shape); expected \(expected) from config.json"
+        case .scaleMissing(let name, let weight, let format, let searched):
+            return "tensor '\(name)' is missing: the \(format) weight '\(weight)' needs it (searched \(searched))"
+        case .quantizedWeight(let name, let path, let reason):
+            return "\(path): tensor '\(name)' \(reason)"
         case .configKeyMissing(let path, let key):
             return "\(path): required key '\(key)' is missing"
         case .configValue(let path, let key, let value, let expected):

@@ -45,6 +45,8 @@ public struct WeightMatrix: @unchecked Sendable {
         case .f32: out.update(from: source.assumingMemoryBound(to: Float.self), count: n)
         case .bf16: ck_bf16_to_f32(source.assumingMemoryBound(to: UInt16.self), out, n)
         case .f16: ck_f16_to_f32(source.assumingMemoryBound(to: UInt16.self), out, n)
+        case .int8, .int4, .fp8, .nvfp4:
+            QuantKernels.dequantizeRows(self, first..<first + count, into: out)
         }
     }
 
@@ -108,19 +110,38 @@ public enum WeightScales: @unchecked Sendable {
     case none
     /// One scale for the whole tensor.
     case perTensor(Float)
-    /// `[rows, blocksPerRow]` scales of `element` starting at `base`.
-    case perBlock(base: UnsafeRawPointer, element: ElementType, blocksPerRow: Int)
+    /// `[rows, blocksPerRow]` scales of `element` starting at `base`, each multiplied by
+    /// `tensorScale` (NVFP4's `weight_scale_2`; 1 for formats without one).
+    case perBlock(base: UnsafeRawPointer, element: ElementType, blocksPerRow: Int, tensorScale: Float)
 
     func byteCount(rows: Int) -> Int {
-        if case .perBlock(_, let element, let blocksPerRow) = self { return rows * blocksPerRow * element.byteSize }
+        if case .perBlock(_, let element, let blocksPerRow, _) = self {
+            return rows * blocksPerRow * element.byteSize
+        }
         return 0
+    }
+
+    /// The first block scale of row 0, for kernels: nil without per-block scales.
+    var blockBase: UnsafeRawPointer? {
+        if case .perBlock(let base, _, _, _) = self { return base }
+        return nil
+    }
+
+    /// The one f32 scale of the tensor (fp8's `weight_scale`, nvfp4's `weight_scale_2`), 1 without one.
+    var tensorScale: Float {
+        switch self {
+        case .none: return 1
+        case .perTensor(let scale): return scale
+        case .perBlock(_, _, _, let scale): return scale
+        }
     }
 
     /// The scales of the rows from `first` on (a contiguous row slice).
     func rows(from first: Int) -> WeightScales {
-        guard case .perBlock(let base, let element, let blocksPerRow) = self else { return self }
+        guard case .perBlock(let base, let element, let blocksPerRow, let tensorScale) = self else { return self }
         return .perBlock(
-            base: base + first * blocksPerRow * element.byteSize, element: element, blocksPerRow: blocksPerRow)
+            base: base + first * blocksPerRow * element.byteSize, element: element, blocksPerRow: blocksPerRow,
+            tensorScale: tensorScale)
     }
 
     /// The scales of the kept rows and blocks, copied with `copy` when they are per block.
@@ -128,10 +149,17 @@ public enum WeightScales: @unchecked Sendable {
         rowSegments: [Range<Int>], blocks: Range<Int>,
         copy: (UnsafeRawPointer, Int, [Range<Int>], Range<Int>) -> OwnedBytes
     ) -> (WeightScales, OwnedBytes?) {
-        guard case .perBlock(let base, let element, let blocksPerRow) = self else { return (self, nil) }
+        guard case .perBlock(let base, let element, let blocksPerRow, let tensorScale) = self else {
+            return (self, nil)
+        }
         let size = element.byteSize
         let owned = copy(base, blocksPerRow * size, rowSegments, blocks.lowerBound * size..<blocks.upperBound * size)
-        return (.perBlock(base: UnsafeRawPointer(owned.pointer), element: element, blocksPerRow: blocks.count), owned)
+        return (
+            .perBlock(
+                base: UnsafeRawPointer(owned.pointer), element: element, blocksPerRow: blocks.count,
+                tensorScale: tensorScale),
+            owned
+        )
     }
 }
 

@@ -158,7 +158,7 @@ extension ProcessSuites {
                 ),
                 (
                     ["--tokens", "1", "--compute-dtype", "f64"],
-                    "key 'compute_dtype' has value f64; expected one of auto, f32, bf16"
+                    "key 'compute_dtype' has value f64; expected one of auto, f32, bf16, int8"
                 ),
                 (["--tokens", "1", "--no-such-flag", "1"], "--no-such-flag = (unknown) is invalid"),
             ])

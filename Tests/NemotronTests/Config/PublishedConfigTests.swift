@@ -184,31 +184,73 @@ struct PublishedConfigTests {
         #expect(config.weightPrefix == "language_model." && config.eosTokenIds == [7, 2] && config.pattern == "M*-E")
     }
 
-    @Test("quantized checkpoints are refused by name")
-    func quantized() throws {
+    @Test("quantization_config and hf_quant_config.json: ModelOpt's forms and ours, unknown ones named")
+    func quantization() throws {
+        func config(_ quantization: String) -> [String: String] {
+            ["config.json": configText(", \"quantization_config\": \(quantization)")]
+        }
+        func parsed(_ files: [String: String]) throws -> QuantizationConfig? {
+            let held = try directory(files)
+            return try ModelConfig(directory: held.url).quantization
+        }
+        let fp8 = try parsed(
+            config(
+                "{\"quant_method\": \"modelopt\", \"quant_algo\": \"fp8\", \"ignore\": [\"lm_head\"], "
+                    + "\"kv_cache_scheme\": {\"type\": \"float\", \"num_bits\": 8}}"))
+        #expect(fp8?.format == .fp8 && fp8?.algorithm == "FP8" && fp8?.kvCacheAlgorithm == "FP8")
+        #expect(fp8?.expectation(module: "lm_head") == .ownDType)
+        #expect(fp8?.expectation(module: "backbone.layers.0.mixer.in_proj") == .quantized(.fp8))
+        let legacy = try parsed([
+            "config.json": configText(),
+            "hf_quant_config.json":
+                "{\"producer\": {\"name\": \"modelopt\", \"version\": \"0.29\"}, \"quantization\": "
+                + "{\"quant_algo\": \"NVFP4\", \"group_size\": 16, \"exclude_modules\": [\"*.mixer.o_proj\"]}}",
+        ])
+        #expect(legacy?.format == .nvfp4 && legacy?.blockAlignment == 16)
+        #expect(legacy?.expectation(module: "backbone.layers.1.mixer.o_proj") == .ownDType)
+        let mixed = try parsed(
+            config(
+                "{\"quant_method\": \"modelopt\", \"quant_algo\": \"MIXED_PRECISION\", \"quantized_layers\": "
+                    + "{\"backbone.layers.0.mixer.in_proj\": {\"quant_algo\": \"FP8\"}, "
+                    + "\"backbone.layers.3.mixer.experts.0.up_proj\": {\"quant_algo\": \"NVFP4\", "
+                    + "\"group_size\": 16}}}"))
+        #expect(mixed?.formats == [.fp8, .nvfp4] && mixed?.blockAlignment == 16)
+        #expect(mixed?.expectation(module: "backbone.layers.0.mixer.out_proj") == .ownDType)
+
         #expect(
-            try loadError([
-                "config.json": configText(
-                    ", \"quantization_config\": {\"quant_method\": \"modelopt\", \"quant_algo\": \"NVFP4\", "
-                        + "\"ignore\": []}")
-            ])
-                == "config.json: key 'quantization_config' has value quant_method \"modelopt\", quant_algo \"NVFP4\"; "
-                + "expected no quantization: quantized checkpoints are not supported yet")
+            try loadError(config("{\"quant_method\": \"modelopt\", \"quant_algo\": \"INT4_AWQ\"}"))
+                == "config.json: key 'quantization_config.quant_algo' has value \"INT4_AWQ\"; expected one of FP8, "
+                + "MIXED_PRECISION, NVFP4, W4A16_NVFP4 for quant_method modelopt")
+        #expect(
+            try loadError(config("{\"quant_method\": \"gptq\", \"bits\": 4}"))
+                .hasPrefix(
+                    "config.json: key 'quantization_config.quant_method' has value \"gptq\"; expected \"modelopt\""))
+        #expect(
+            try loadError(config("{\"quant_method\": \"modelopt\", \"quant_algo\": \"MIXED_PRECISION\"}"))
+                .contains("key 'quantization_config.quantized_layers' has value (missing or empty)"))
+        #expect(
+            try loadError(
+                config(
+                    "{\"quant_method\": \"modelopt\", \"quant_algo\": \"MIXED_PRECISION\", \"quantized_layers\": "
+                        + "{\"backbone.layers.0.mixer.in_proj\": {\"quant_algo\": \"FP8_PB_WO\"}}}"))
+                == "config.json: key 'quantization_config.quantized_layers.backbone.layers.0.mixer.in_proj.quant_algo' "
+                + "has value \"FP8_PB_WO\"; expected one of FP8, NVFP4, W4A16_NVFP4")
+        #expect(
+            try loadError(config("{\"quant_method\": \"modelopt\", \"quant_algo\": \"NVFP4\", \"group_size\": 32}"))
+                == "config.json: key 'quantization_config.group_size' has value 32; expected 16, the block size "
+                + "of nvfp4")
         #expect(
             try loadError([
                 "config.json": configText(),
                 "hf_quant_config.json":
-                    "{\"producer\": {\"name\": \"modelopt\", \"version\": \"0.29\"}, "
-                    + "\"quantization\": {\"quant_algo\": \"FP8\"}}",
-            ])
-                == "hf_quant_config.json: key 'quantization' has value quant_method \"modelopt\", quant_algo \"FP8\"; "
-                + "expected no quantization: quantized checkpoints are not supported yet")
+                    "{\"producer\": {\"name\": \"modelopt\"}, \"quantization\": {\"quant_algo\": \"W8A8\"}}",
+            ]).hasPrefix("hf_quant_config.json: key 'quantization.quant_algo' has value \"W8A8\""))
         let vl = try loadError([
             "config.json":
                 "{\"model_type\": \"NemotronH_Nano_VL_V2\", \"quantization_config\": {\"quant_method\": \"fp8\"}, "
                 + "\"llm_config\": \(configText())}"
         ])
-        #expect(vl.contains("key 'quantization_config' has value quant_method \"fp8\""))
+        #expect(vl.contains("key 'quantization_config.quant_method' has value \"fp8\""))
     }
 
     @Test("nemotron_h_puzzle and per-layer block_configs are refused by name")

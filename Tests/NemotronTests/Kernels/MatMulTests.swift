@@ -105,10 +105,11 @@ struct MatMulTests {
 
     @Test("compute_dtype auto picks bf16 only for bf16 weights on a CPU with bf16 dot products")
     func automaticPolicy() {
-        #expect(ComputePolicy.resolving(.auto, predominant: .bf16).prefill == (MatMul.hasBF16Dot ? .bf16 : .f32))
-        #expect(ComputePolicy.resolving(.auto, predominant: .f32).prefill == .f32)
-        #expect(ComputePolicy.resolving(.auto, predominant: .f16).prefill == .f32)
-        #expect(ComputePolicy.resolving(.f32, predominant: .bf16).prefill == .f32)
-        #expect(ComputePolicy.resolving(.bf16, predominant: .f32).prefill == .bf16)
+        #expect(ComputePolicy.resolving(.auto, formats: [.bf16, .f32]).prefill == (MatMul.hasBF16Dot ? .bf16 : .f32))
+        #expect(ComputePolicy.resolving(.auto, formats: [.f32]).prefill == .f32)
+        #expect(ComputePolicy.resolving(.auto, formats: [.f16]).prefill == .f32)
+        #expect(ComputePolicy.resolving(.auto, formats: [.int4, .int8, .bf16]).prefill == .int8)
+        #expect(ComputePolicy.resolving(.f32, formats: [.bf16]).prefill == .f32)
+        #expect(ComputePolicy.resolving(.bf16, formats: [.f32]).prefill == .bf16)
     }
 }

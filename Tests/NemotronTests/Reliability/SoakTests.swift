@@ -58,8 +58,8 @@ struct SoakTests {
         let windows = try soak.run(generate, progress: report)
         let growth = MemorySoak.growth(windows)
         print(
-            "soak: \(tokens) tokens generated; last window's peak \(String(format: "%+.2f", growth * 100)) % "
-                + "against the first's")
+            "soak: \(tokens) tokens generated; last window's peak "
+                + "\(String(format: "%+.2f", growth * 100)) % against the first's")
         #expect(growth <= 0.05, "peak memory grew \(growth * 100) %")
     }
 }

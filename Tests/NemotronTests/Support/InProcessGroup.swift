@@ -68,10 +68,13 @@ final class InProcessGroup: @unchecked Sendable {
         }
 
         func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int) {
-            if rank == root { group.ints[0] = buffer[0] }
-            precondition(count == 1, "the test group broadcasts one value")
+            if rank == root { group.bytes[root] = Array(UnsafeRawBufferPointer(start: buffer, count: count * 4)) }
             group.wait()
-            buffer[0] = group.ints[0]
+            if rank != root {
+                group.bytes[root].withUnsafeBytes {
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: count * 4)
+                }
+            }
             group.wait()
         }
 
@@ -134,6 +137,14 @@ final class InProcessGroup: @unchecked Sendable {
             group.wait()
             return result
         }
+
+        func broadcast(bytes: [UInt8], root: Int) -> [UInt8] {
+            if rank == root { group.bytes[root] = bytes }
+            group.wait()
+            let result = group.bytes[root]
+            group.wait()
+            return result
+        }
     }
 }
 
@@ -160,6 +171,7 @@ final class Placeholder: Communicator {
         unjoined()
     }
     func gather(bytes: [UInt8], root: Int) -> [[UInt8]] { unjoined() }
+    func broadcast(bytes: [UInt8], root: Int) -> [UInt8] { unjoined() }
     private func unjoined() -> Never {
         preconditionFailure("a placeholder communicator was used; join the model to its group first")
     }

@@ -1,0 +1,180 @@
+import CKernels
+
+/// Kernels for quantized weights (int8, int4, fp8, nvfp4; layouts in `WeightFormat`):
+/// - few tokens (decode): a GEMV per format streams each weight row once and dequantizes it in
+///   registers, in 64-row blocks the threads claim. Bytes read ≈ the quantized weight's bytes.
+/// - many tokens (prefill): a tile of rows is dequantized to f32 and multiplied with sgemm
+///   (exact: dequantized weights × f32 activations, as `compute_dtype: f32` promises), or, under
+///   `compute_dtype: bf16` on a CPU with AVX512-BF16, rounded to bf16 for the bf16 GEMM.
+///   Only one tile is ever widened at a time.
+enum QuantKernels {
+    static func linear(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ context: KernelContext
+    ) {
+        if tokens <= MatMul.streamingMaxTokens {
+            if context.policy.usesInt8Activations && hasInt8Kernel(w) {
+                streamInt8(x, tokens: tokens, w, into: y, context.workspace)
+            } else {
+                stream(x, tokens: tokens, w, into: y, context.workspace)
+            }
+        } else if context.policy.usesBF16GEMM {
+            bf16Tiled(x, tokens: tokens, w, into: y, context.workspace)
+        } else {
+            HalfKernels.tiled(x, tokens: tokens, w, into: y, context.workspace)
+        }
+    }
+
+    /// `y[t·ldy + r] = Σ_k w[r, k] · x[t·ldx + k]` for rows `rows` and tokens t < ntok: the exact
+    /// path (each weight dequantized in f32, f32 activations), CKernels' SIMD code.
+    static func gemv(
+        _ w: WeightMatrix, rows: Range<Int>, _ x: UnsafePointer<Float>, ldx: Int, tokens: Int,
+        _ y: UnsafeMutablePointer<Float>, ldy: Int
+    ) {
+        let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+        switch w.format {
+        case .int8:
+            ck_gemv_q8(
+                w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, x, ldx, tokens,
+                y, ldy)
+        case .int4:
+            ck_gemv_q4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, x, ldx, tokens,
+                y, ldy)
+        case .fp8:
+            ck_gemv_fp8(
+                w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, x, ldx, tokens, y, ldy)
+        case .nvfp4:
+            ck_gemv_nvfp4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols, r0,
+                r1, x, ldx, tokens, y, ldy)
+        case .f32, .bf16, .f16:
+            preconditionFailure("\(w.format) is not a quantized format")
+        }
+    }
+
+    /// Rows `rows` of `w` dequantized to f32 into `out` (`rows.count · cols` floats), bit for bit
+    /// the weights the exact GEMV multiplies.
+    static func dequantizeRows(_ w: WeightMatrix, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+        switch w.format {
+        case .int8:
+            ck_dequant_rows_q8(
+                w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .int4:
+            ck_dequant_rows_q4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .fp8:
+            ck_dequant_rows_fp8(w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, out)
+        case .nvfp4:
+            ck_dequant_rows_nvfp4(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
+                r0, r1, out)
+        case .f32, .bf16, .f16:
+            preconditionFailure("\(w.format) is not a quantized format")
+        }
+    }
+
+    /// The same rows rounded to bf16 (raw bits), for the bf16 GEMM.
+    static func dequantizeRowsBF16(_ w: WeightMatrix, _ rows: Range<Int>, into out: UnsafeMutablePointer<UInt16>) {
+        let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+        switch w.format {
+        case .int8:
+            ck_dequant_rows_q8_bf16(
+                w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .int4:
+            ck_dequant_rows_q4_bf16(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, out)
+        case .fp8:
+            ck_dequant_rows_fp8_bf16(
+                w.base.assumingMemoryBound(to: UInt8.self), w.scales.tensorScale, cols, r0, r1, out)
+        case .nvfp4:
+            ck_dequant_rows_nvfp4_bf16(
+                w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
+                r0, r1, out)
+        case .f32, .bf16, .f16:
+            preconditionFailure("\(w.format) is not a quantized format")
+        }
+    }
+
+    private static func blockScales<T>(_ w: WeightMatrix, _ type: T.Type) -> UnsafePointer<T> {
+        guard let base = w.scales.blockBase else { preconditionFailure("\(w.format) weight without block scales") }
+        return base.assumingMemoryBound(to: T.self)
+    }
+
+    private static func stream(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let shared = UncheckedSendable((x, y))
+        // 64-row blocks claimed dynamically, as for bf16: the cores' speeds differ under outside load.
+        workspace.pool.forBlocks(w.rows, block: 64) { rows in
+            let (x, y) = shared.value
+            gemv(w, rows: rows, x, ldx: w.cols, tokens: tokens, y, ldy: w.rows)
+        }
+    }
+
+    /// Whether `w` has an int8-activation GEMV: int8, int4 and nvfp4 with whole blocks of 32 inputs.
+    static func hasInt8Kernel(_ w: WeightMatrix) -> Bool {
+        [.int8, .int4, .nvfp4].contains(w.format) && w.cols % 32 == 0
+    }
+
+    /// Each token's activations quantized to int8 per block of 32 (`ck_q8_quantize_activation`),
+    /// then integer dot products against the weights, in 64-row blocks the threads claim.
+    private static func streamInt8(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let stride = ck_q8_activation_bytes(w.cols)
+        // 64 spare bytes so the packages can start on a 64-byte boundary.
+        let raw = UnsafeMutableRawPointer(workspace.buffer(.quantizedInput, count: (tokens * stride + 64) / 4 + 1))
+        let packages = raw + (64 - Int(bitPattern: raw) % 64) % 64
+        for t in 0..<tokens { ck_q8_quantize_activation(x + t * w.cols, w.cols, packages + t * stride) }
+        let shared = UncheckedSendable((UnsafeRawPointer(packages), y))
+        workspace.pool.forBlocks(w.rows, block: 64) { rows in
+            let (xq, y) = shared.value
+            let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+            switch w.format {
+            case .int8:
+                ck_gemv_q8_q8(
+                    w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, xq, stride,
+                    tokens, y, w.rows)
+            case .int4:
+                ck_gemv_q4_q8(
+                    w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, xq, stride,
+                    tokens, y, w.rows)
+            case .nvfp4:
+                ck_gemv_nvfp4_q8(
+                    w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
+                    r0, r1, xq, stride, tokens, y, w.rows)
+            default: preconditionFailure("\(w.format) has no int8-activation kernel")
+            }
+        }
+    }
+
+    /// Dequantized tiles rounded to bf16, then the bf16 GEMM (activations rounded to bf16 too).
+    private static func bf16Tiled(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let cols = w.cols
+        // Whole 32-row panels of the GEMM, about 8 MiB of bf16 per tile.
+        let tileRows = max(32, min(w.rows, 2 * HalfKernels.tileFloats / max(cols, 1)) / 32 * 32)
+        let tile = UnsafeMutableRawPointer(workspace.buffer(.bf16WeightTile, count: (tileRows * cols + 1) / 2))
+            .bindMemory(to: UInt16.self, capacity: tileRows * cols)
+        let shared = UncheckedSendable(tile)
+        var first = 0
+        while first < w.rows {
+            let count = min(tileRows, w.rows - first)
+            let start = first
+            workspace.pool.forRanges(count, minimumPerThread: 8) { rows in
+                dequantizeRowsBF16(
+                    w, start + rows.lowerBound..<start + rows.upperBound, into: shared.value + rows.lowerBound * cols)
+            }
+            HalfKernels.bf16GEMM(
+                x, tokens: tokens, weights: UnsafePointer(tile), rows: count, cols: cols, into: y + first, ldy: w.rows,
+                workspace)
+            first += count
+        }
+    }
+}
