@@ -20,18 +20,23 @@ public struct JinjaTemplate: Sendable {
         for name in body.undefinedAtEntry { root.variables[name] = .undefined("'\(name)' is undefined") }
         var out = ""
         let renderer = JinjaRenderer()
-        // A macro keeps the scope it was defined in, which holds the macro: a cycle that would
-        // outlive every render (found by the chat fuzz target's leak check). Nothing of a render
-        // is used after it, so those scopes are emptied at its end.
-        defer { for scope in renderer.macroScopes.scopes { scope.variables = [:] } }
+        // A macro keeps the scope it was defined in, which holds the macro, and a namespace may
+        // hold itself: cycles that would outlive every render (found by the chat fuzz target's
+        // leak check). Nothing of a render is used after it, so they are emptied at its end.
+        defer {
+            for scope in renderer.macroScopes.scopes { scope.variables = [:] }
+            for namespace in renderer.macroScopes.namespaces { namespace.attributes = JinjaDict() }
+        }
         _ = try renderer.execute(body.statements, in: root, into: &out)
         return out
     }
 }
 
-/// The scopes macros were defined in during one render (see `JinjaTemplate.render`).
+/// The scopes macros were defined in and the namespaces made during one render (see
+/// `JinjaTemplate.render`).
 final class JinjaMacroScopes: @unchecked Sendable {
     var scopes: [JinjaScope] = []
+    var namespaces: [JinjaNamespace] = []
 }
 
 /// Variables of one template level, `for` iteration, `else` block or macro call.
@@ -303,7 +308,9 @@ struct JinjaRenderer {
                 }
                 throw ChatTemplateError(.raised, message ?? "", at: location)
             }
-            return try at(location) { try JinjaGlobals.call(name, positional, keyword) }
+            let value = try at(location) { try JinjaGlobals.call(name, positional, keyword) }
+            if case .namespace(let namespace) = value.storage { macroScopes.namespaces.append(namespace) }
+            return value
         case .macro(let macro):
             return try callMacro(macro, positional, keyword, at: location)
         case .undefined(let message):

@@ -60,7 +60,12 @@ extension JinjaValue {
     }
 
     /// Python's `repr(value)`, used for the items of printed containers.
-    func pythonRepr() throws -> String {
+    func pythonRepr() throws -> String { try pythonRepr(inside: []) }
+
+    /// `repr` within the namespaces being printed (`open`): a namespace that holds itself prints
+    /// as `<Namespace {...}>` where it recurs, as Python's recursion guard prints it (it recursed
+    /// until the stack overflowed; found by the chat fuzz target).
+    private func pythonRepr(inside open: Set<ObjectIdentifier>) throws -> String {
         switch storage {
         case .undefined: return "Undefined"
         case .none: return "None"
@@ -69,14 +74,18 @@ extension JinjaValue {
         case .double(let d): return PythonFormat.float(d)
         case .string(let s): return PythonFormat.stringRepr(s)
         case .markup(let s): return "Markup(\(PythonFormat.stringRepr(s)))"
-        case .list(let items): return "[" + (try items.map { try $0.pythonRepr() }.joined(separator: ", ")) + "]"
+        case .list(let items):
+            return "[" + (try items.map { try $0.pythonRepr(inside: open) }.joined(separator: ", ")) + "]"
         case .tuple(let items):
-            let inner = try items.map { try $0.pythonRepr() }.joined(separator: ", ")
+            let inner = try items.map { try $0.pythonRepr(inside: open) }.joined(separator: ", ")
             return items.count == 1 ? "(\(inner),)" : "(\(inner))"
-        case .dict(let d): return try Self.dictRepr(d)
-        case .namespace(let ns): return "<Namespace \(try Self.dictRepr(ns.attributes))>"
+        case .dict(let d): return try Self.dictRepr(d, inside: open)
+        case .namespace(let ns):
+            let id = ObjectIdentifier(ns)
+            if open.contains(id) { return "<Namespace {...}>" }
+            return "<Namespace \(try Self.dictRepr(ns.attributes, inside: open.union([id])))>"
         case .view(let view):
-            let inner = try view.items.map { try $0.pythonRepr() }.joined(separator: ", ")
+            let inner = try view.items.map { try $0.pythonRepr(inside: open) }.joined(separator: ", ")
             switch view.kind {
             case .dictKeys: return "dict_keys([\(inner)])"
             case .dictValues: return "dict_values([\(inner)])"
@@ -95,8 +104,8 @@ extension JinjaValue {
         }
     }
 
-    private static func dictRepr(_ d: JinjaDict) throws -> String {
-        let items = try d.pairs.map { "\(PythonFormat.stringRepr($0.0)): \(try $0.1.pythonRepr())" }
+    private static func dictRepr(_ d: JinjaDict, inside open: Set<ObjectIdentifier>) throws -> String {
+        let items = try d.pairs.map { "\(PythonFormat.stringRepr($0.0)): \(try $0.1.pythonRepr(inside: open))" }
         return "{" + items.joined(separator: ", ") + "}"
     }
 
