@@ -72,21 +72,26 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func allReduceAddNorm(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float],
-        eps: Float, rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+        eps: Float, rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows?
     ) {
         switch size > 1 ? resolved(rows * width) : .mpi {
         case .oneshot:
             shared!.oneShotAddNorm(
-                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed,
+                quantized: quantized)
         case .twoshot:
             shared!.twoShotAddNorm(
-                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed,
+                quantized: quantized)
         case .ring:
-            ring!.addNorm(partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+            ring!.addNorm(
+                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed,
+                quantized: quantized)
         case .mpi, .auto:
             allReduceSum(partial, count: rows * width)
             ResidualNorm.addAndNormalizeEachRow(
-                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+                partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed,
+                quantized: quantized)
         }
     }
 

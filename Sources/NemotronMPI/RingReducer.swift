@@ -30,7 +30,7 @@ final class RingReducer {
 
     func addNorm(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows?
     ) {
         let rowChunks = (0..<size).map { Partition.part(rows, size, $0) }
         let chunks = rowChunks.map { $0.lowerBound * width..<$0.upperBound * width }
@@ -41,6 +41,7 @@ final class RingReducer {
             partial + offset, residual: residual + offset, weight: weight, eps: eps, rows: owned.count,
             width: width, into: normed + offset)
         allGather([normed, residual], chunks: chunks)
+        quantized?.quantize(rows: 0..<rows)
     }
 
     /// After n − 1 steps, rank r holds the full sum of chunk (r + 1) mod n.

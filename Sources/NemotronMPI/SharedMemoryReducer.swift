@@ -48,14 +48,14 @@ final class SharedMemoryReducer {
 
     func oneShotAddNorm(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows?
     ) {
         forChunks(count: rows, unit: width) { first, n in
             let parity = begin()
             let sources = push(partial + first * width, count: n * width, parity: parity)
             ResidualNorm.sumAddAndNormalizeEachRow(
                 sources, residual: residual + first * width, weight: weight, eps: eps,
-                rows: 0..<n, width: width, into: normed + first * width)
+                rows: 0..<n, width: width, into: normed + first * width, quantized: quantized?.rows(from: first))
             finish()
         }
     }
@@ -74,10 +74,10 @@ final class SharedMemoryReducer {
     }
 
     /// Each rank reduces, adds and normalises only its own rows, once; all ranks then copy
-    /// every rank's normed and residual rows.
+    /// every rank's normed and residual rows, and quantize them when asked.
     func twoShotAddNorm(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows?
     ) {
         forChunks(count: rows, unit: width) { first, n in
             let parity = begin()
@@ -98,6 +98,7 @@ final class SharedMemoryReducer {
                 (residual + first * width + span.lowerBound).update(
                     from: output(k, parity) + capacity + span.lowerBound, count: span.count)
             }
+            quantized?.quantize(rows: first..<first + n)
         }
     }
 

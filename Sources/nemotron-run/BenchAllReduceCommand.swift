@@ -71,7 +71,7 @@ extension NemotronRun {
                             if item.fused {
                                 world.allReduceAddNorm(
                                     p.baseAddress!, residual: r.baseAddress!, weight: weight, eps: 1e-5,
-                                    rows: item.tokens, width: item.hidden, into: n.baseAddress!)
+                                    rows: item.tokens, width: item.hidden, into: n.baseAddress!, quantized: nil)
                             } else {
                                 world.allReduceSum(p.baseAddress!, count: count)
                                 ResidualNorm.addThenNormInTwoPasses(

@@ -138,13 +138,26 @@ extension NemotronRun {
                     expected: "a tensor-parallel run (mpirun -np 2 or more): fusion needs a reduction")
             }
             var best: [Bool: Generation] = [:]
+            var reusedPerStep: [Bool: Double] = [:]
             for fused in [false, true, false, true] {
                 engine.model.parallelism.fusedAllReduceNorm = fused
+                let reusedBefore = engine.workspace.reusedQuantizedRows
                 let result =
                     try engine.generate([Request(prompt: prompt, maxNewTokens: newTokens)], ignoreEOS: true).first
                     ?? Generation(promptTokens: prompt.count)
+                reusedPerStep[fused] =
+                    Double(engine.workspace.reusedQuantizedRows - reusedBefore) / Double(max(1, result.ids.count))
                 if result.decodeTokensPerSecond > best[fused]?.decodeTokensPerSecond ?? 0 { best[fused] = result }
             }
+            // What the fused boundary does besides the reduction, and what its int8 packages saved.
+            let quantizes = engine.model.compute.usesInt8Activations
+            let epilogue =
+                "residual add + RMSNorm"
+                + (quantizes
+                    ? " + int8 quantization of the normed decode rows, read by "
+                        + String(format: "%.1f", reusedPerStep[true] ?? 0) + " int8 products per token "
+                        + "(unfused: each product quantizes its own input)"
+                    : " (compute \(engine.model.compute.description): no int8 activations to emit)")
             let (fused, unfused) = (best[true]!, best[false]!)
             let decodeRatio = fused.decodeTokensPerSecond / unfused.decodeTokensPerSecond
             let prefillRatio = fused.prefillTokensPerSecond / unfused.prefillTokensPerSecond
@@ -156,7 +169,8 @@ extension NemotronRun {
                         "unfused_decode_tokens_per_second": unfused.decodeTokensPerSecond,
                         "fused_prefill_tokens_per_second": fused.prefillTokensPerSecond,
                         "unfused_prefill_tokens_per_second": unfused.prefillTokensPerSecond,
-                        "decode_ratio": decodeRatio, "prefill_ratio": prefillRatio,
+                        "decode_ratio": decodeRatio, "prefill_ratio": prefillRatio, "epilogue": epilogue,
+                        "int8_products_reusing_packages_per_token": reusedPerStep[true] ?? 0,
                     ]))
                 return
             }
@@ -164,6 +178,7 @@ extension NemotronRun {
                 """
                 compare-fusion   \(engine.world.size) ranks, allreduce_strategy \
                 \(engine.settings.allReduceStrategy.rawValue), best of 2 runs each
+                epilogue         \(epilogue)
                 decode           fused \(Report.rate(fused.decodeTokensPerSecond)) vs unfused \
                 \(Report.rate(unfused.decodeTokensPerSecond)) tokens/s: \
                 \(String(format: "%.3f", decodeRatio))×

@@ -10,10 +10,11 @@ public protocol Communicator: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     /// The fused block boundary as one collective: `residual += Σ_ranks partial`, then
     /// `normed = RMSNorm(residual) · weight` per row of `width` (the norm is the collective's
-    /// epilogue). `partial` may be overwritten.
+    /// epilogue); with `quantized`, whose rows are `normed`'s, each normed row is also quantized
+    /// to int8 in the same epilogue. `partial` may be overwritten.
     func allReduceAddNorm(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>)
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows?)
     /// Rank `root`'s `count` integers copied to every rank.
     func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int)
     /// Concatenates each rank's `counts[rank]` floats on `root` (`output` used only there).
@@ -39,14 +40,15 @@ public protocol Communicator: AnyObject {
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
-    /// Reduction, then the residual add and norm in one pass per row.
+    /// Reduction, then the residual add, norm (and quantization) in one pass per row.
     public func allReduceAddNorm(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows?
     ) {
         allReduceSum(partial, count: rows * width)
         ResidualNorm.addAndNormalizeEachRow(
-            partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed)
+            partial, residual: residual, weight: weight, eps: eps, rows: rows, width: width, into: normed,
+            quantized: quantized)
     }
 
     /// Every rank's text, in rank order, on rank 0.

@@ -3,8 +3,9 @@
 /// other ranks. In one pass (`NemotronH.forward`) every rank issues them in this order:
 ///
 ///     for each layer i:
-///       enterBlock            i ≥ 1, fused: AllReduce(previous partial) + residual + RMSNorm, one collective (tensor
-/// group)
+///       enterBlock            i ≥ 1, fused: AllReduce(previous partial) + residual + RMSNorm (+ int8
+///                             quantization of the normed rows in decode under compute_dtype int8), one
+///                             collective (tensor group)
 ///       mixer of layer i:
 ///         sumGroupStatistics  Mamba when tp > n_groups: AllReduce of the [T, G] gated-norm sums (tensor group)
 ///         exchangeExperts     MoE under attention DP: all-gather of token counts, routed inputs and routing,
@@ -20,19 +21,24 @@ struct ForwardCollectives {
     var fused: Bool { parallelism.fusedAllReduceNorm }
 
     /// Entry of block i ≥ 1, or before `norm_f`: `residual += Σ_ranks partial; normed = RMSNorm(residual)`.
-    /// Fused: the "pre-allreduce", one collective with the add and norm as its epilogue.
-    /// Unfused: the partial was reduced by `leaveBlock`, so add and norm run as two local passes.
+    /// Fused: the "pre-allreduce", one collective with the add and norm as its epilogue; given
+    /// `quantized` (rows of `normed`), the epilogue also quantizes each normed row to int8 for
+    /// the block's int8 GEMVs, and the packages are returned.
+    /// Unfused: the partial was reduced by `leaveBlock`, so add and norm run as two local passes,
+    /// and each GEMV quantizes its own input (nil is returned).
     func enterBlock(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, norm: [Float], eps: Float,
-        tokens T: Int, width H: Int, into normed: UnsafeMutablePointer<Float>
-    ) {
+        tokens T: Int, width H: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows? = nil
+    ) -> QuantizedRows? {
         if fused {
             tensorGroup.allReduceAddNorm(
-                partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
-        } else {
-            ResidualNorm.addThenNormInTwoPasses(
-                partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
+                partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed,
+                quantized: quantized)
+            return quantized
         }
+        ResidualNorm.addThenNormInTwoPasses(
+            partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
+        return nil
     }
 
     /// After a mixer: unfused mode reduces its partial output `[T, H]` now.

@@ -5,25 +5,28 @@
 /// Vectorised over 8 lanes; lanes do not change per-element rounding.
 public enum ResidualNorm {
     /// Per row of `width`: `residual += sum; normed = RMSNorm(residual)`, one pass over memory
-    /// (a row stays in L1 between its add and its scaling).
+    /// (a row stays in L1 between its add, its scaling and, when `quantized` is given (its rows
+    /// being `normed`'s), its quantization to int8).
     public static func addAndNormalizeEachRow(
         _ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows? = nil
     ) {
         weight.withUnsafeBufferPointer { w in
             for row in 0..<rows {
                 let r = residual + row * width
                 add(sum + row * width, into: r, count: width)
                 RMSNorm.normalize(r, weight: w.baseAddress!, eps: eps, width: width, into: normed + row * width)
+                quantized?.quantize(row: row)
             }
         }
     }
 
     /// Per row in `rows` of `width`: `residual += Σ_k sources[k]` (rank order) and
-    /// `normed = RMSNorm(residual)`, reading each source once.
+    /// `normed = RMSNorm(residual)`, reading each source once; then the row quantized into
+    /// `quantized` (whose rows are `normed`'s) when given.
     public static func sumAddAndNormalizeEachRow(
         _ sources: [UnsafePointer<Float>], residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Range<Int>, width: Int, into normed: UnsafeMutablePointer<Float>
+        rows: Range<Int>, width: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows? = nil
     ) {
         sources.withUnsafeBufferPointer { sources in
             weight.withUnsafeBufferPointer { w in
@@ -32,6 +35,7 @@ public enum ResidualNorm {
                     addSum(sources, offset: offset, count: width, into: residual + offset)
                     RMSNorm.normalize(
                         residual + offset, weight: w.baseAddress!, eps: eps, width: width, into: normed + offset)
+                    quantized?.quantize(row: row)
                 }
             }
         }

@@ -20,7 +20,7 @@ public struct ComputePolicy: Sendable, Equatable {
     var usesBF16GEMM: Bool { prefill != .f32 && MatMul.hasBF16Dot }
 
     /// Whether decode GEMVs of int8, int4 and nvfp4 weights take int8 activations.
-    var usesInt8Activations: Bool { prefill == .int8 }
+    public var usesInt8Activations: Bool { prefill == .int8 }
 
     /// The precision in effect and why, for run headers.
     public var description: String {

@@ -119,17 +119,22 @@ enum QuantKernels {
         [.int8, .int4, .nvfp4].contains(w.format) && w.cols % 32 == 0
     }
 
-    /// Each token's activations quantized to int8 per block of 32 (`ck_q8_quantize_activation`),
-    /// then integer dot products against the weights, in 64-row blocks the threads claim.
+    /// Each token's activations quantized to int8 per block of 32 (`QuantizedRows`, reused when
+    /// the fused block boundary already made them from `x`), then integer dot products against
+    /// the weights, in 64-row blocks the threads claim.
     private static func streamInt8(
         _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
         _ workspace: Workspace
     ) {
-        let stride = ck_q8_activation_bytes(w.cols)
-        // 64 spare bytes so the packages can start on a 64-byte boundary.
-        let raw = UnsafeMutableRawPointer(workspace.buffer(.quantizedInput, count: (tokens * stride + 64) / 4 + 1))
-        let packages = raw + (64 - Int(bitPattern: raw) % 64) % 64
-        for t in 0..<tokens { ck_q8_quantize_activation(x + t * w.cols, w.cols, packages + t * stride) }
+        let input: QuantizedRows
+        if let made = workspace.quantizedRows, made.holds(x, tokens: tokens, width: w.cols) {
+            input = made
+            workspace.reusedQuantizedRows += 1
+        } else {
+            input = QuantizedRows(for: x, rows: tokens, width: w.cols, in: workspace, slot: .quantizedInput)
+            input.quantize(rows: 0..<tokens)
+        }
+        let (packages, stride) = (input.base, input.stride)
         let shared = UncheckedSendable((UnsafeRawPointer(packages), y))
         workspace.pool.forBlocks(w.rows, block: 64) { rows in
             let (xq, y) = shared.value

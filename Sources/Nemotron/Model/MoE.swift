@@ -131,10 +131,15 @@ struct MoE {
         let hidden = ws.buffer(.expertHidden, count: T * (experts.first?.localWidth ?? 0))
         let output = ws.buffer(.expertOutput, count: T * max(hiddenSize, width))
         for (e, rows) in assigned.enumerated() where !rows.isEmpty {
-            for (i, row) in rows.enumerated() {
-                (tokens + i * width).update(from: input + row.token * width, count: width)
+            // An expert that every token chose (always so in single-token decode) reads the input
+            // in place: no copy, and the boundary's int8 packages of it are reused.
+            if rows.count < T {
+                for (i, row) in rows.enumerated() {
+                    (tokens + i * width).update(from: input + row.token * width, count: width)
+                }
             }
-            experts[e].forward(tokens, tokens: rows.count, hidden: hidden, kernels, into: output)
+            let rowsIn = rows.count < T ? UnsafePointer(tokens) : input
+            experts[e].forward(rowsIn, tokens: rows.count, hidden: hidden, kernels, into: output)
             for (i, row) in rows.enumerated() {
                 let source = output + i * width
                 let target = routed + row.token * width

@@ -114,24 +114,36 @@ public final class NemotronH {
         let normed = ws.buffer(.normed, count: T * H)
         for (t, token) in tokens.enumerated() { embeddings.row(token, into: residual + t * H) }
 
+        // Decode under int8 compute: the fused boundary also quantizes the normed rows, once
+        // for all of the block's int8 products (QuantizedRows).
+        let quantizesNormed =
+            parallelism.fusedAllReduceNorm && compute.usesInt8Activations && T <= MatMul.streamingMaxTokens
+            && H % 32 == 0
+        let packages =
+            quantizesNormed ? QuantizedRows(for: normed, rows: T, width: H, in: ws, slot: .quantizedNormed) : nil
         for block in blocks {
+            ws.quantizedRows = nil
             if block.index == 0 {
                 // The embedding is complete on every rank: layer 0 has no pre-allreduce.
                 RMSNorm.apply(residual, weight: block.norm, eps: eps, tokens: T, width: H, into: normed)
             } else {
-                pass.collectives.enterBlock(
-                    partial, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed)
+                ws.quantizedRows = pass.collectives.enterBlock(
+                    partial, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed,
+                    quantized: packages)
             }
             let segments = zip(ranges, batch).map { Segment(rows: $0, state: $1.sequence.layers[block.index]) }
             block.mixer.forward(normed, segments: segments, pass: pass, into: partial)
             pass.collectives.leaveBlock(partial, count: T * H)
         }
-        // The final allreduce, fused with the residual add and norm_f.
-        pass.collectives.enterBlock(
-            partial, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed)
+        // The final allreduce, fused with the residual add and norm_f (and quantized for the LM head).
+        ws.quantizedRows = pass.collectives.enterBlock(
+            partial, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed,
+            quantized: packages)
+        defer { ws.quantizedRows = nil }
         for item in batch { item.sequence.position += item.tokens.count }
 
-        if rows == .all { return head(normed, rows: T, pass: pass, gather: gatherVocabulary) }
+        // One token per sequence (decode): the last rows are all the rows.
+        if rows == .all || T == batch.count { return head(normed, rows: T, pass: pass, gather: gatherVocabulary) }
         // Gather each sequence's last row, then one LM-head product for all of them.
         let last = ws.buffer(.lastRows, count: batch.count * H)
         for (i, range) in ranges.enumerated() {

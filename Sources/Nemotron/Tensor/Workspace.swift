@@ -19,6 +19,7 @@ public final class Workspace {
         case preparedInput  // [T, in] activations in the order the bf16 streaming kernel reads
         case bf16Input  // [T, in] activations rounded to bf16 for the bf16 GEMM
         case quantizedInput  // T int8 activation packages (ck_q8_quantize_activation) for int8 GEMVs
+        case quantizedNormed  // T packages of the normed rows, written by the fused block boundary
         case gemmScratch  // per-thread packed weight panels of the bf16 GEMM
         case mambaProjection  // Mamba in_proj output [T, Dp_local]
         case convOutput  // Mamba [T, Dc_local] conv + SiLU output
@@ -48,6 +49,12 @@ public final class Workspace {
     private var buffers: [Slot: (pointer: UnsafeMutablePointer<Float>, count: Int)] = [:]
     /// How many times a buffer was (re)allocated: steady decode adds none.
     public private(set) var allocations = 0
+    /// The normed rows of the current block already quantized to int8 by the fused block
+    /// boundary, for its int8 GEMVs to reuse; nil when there are none (`NemotronH.forward`
+    /// clears it before every boundary rewrites the normed rows).
+    var quantizedRows: QuantizedRows?
+    /// How many int8 products took `quantizedRows` instead of quantizing their input again.
+    public internal(set) var reusedQuantizedRows = 0
     /// When set, MoE layers record their expert choices here (tests compare them with transformers).
     public var routingTrace: RoutingTrace?
 

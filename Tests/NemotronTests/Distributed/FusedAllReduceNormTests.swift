@@ -55,6 +55,69 @@ struct FusedAllReduceNormTests {
         #expect(oneRank == residual && oneRankNormed == normed)
     }
 
+    @Test("the epilogue's int8 packages are the normed rows quantized afterwards, byte for byte", arguments: [1, 3])
+    func quantizingEpilogue(rows: Int) {
+        let (width, ranks) = (96, 2)
+        var random = Xoshiro256(seed: UInt64(rows))
+        let partials = (0..<ranks).map { _ in (0..<rows * width).map { _ in Float(random.nextUnit()) - 0.5 } }
+        let residual0 = (0..<rows * width).map { _ in Float(random.nextUnit()) * 4 - 2 }
+        let weight = (0..<width).map { _ in Float(random.nextUnit()) + 0.5 }
+        let sources = partials.map { $0.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) } }
+        let workspace = Workspace(threads: 1)
+        var residual = residual0
+        let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
+        defer { normed.deallocate() }
+        let fused = QuantizedRows(for: normed, rows: rows, width: width, in: workspace, slot: .quantizedNormed)
+        let after = QuantizedRows(for: normed, rows: rows, width: width, in: workspace, slot: .quantizedInput)
+        let bytes = rows * fused.stride
+        // Zeroed first: the gaps that align a package's sections are never written.
+        memset(fused.base, 0, bytes)
+        memset(after.base, 0, bytes)
+        ResidualNorm.sumAddAndNormalizeEachRow(
+            sources, residual: &residual, weight: weight, eps: 1e-5, rows: 0..<rows, width: width, into: normed,
+            quantized: fused)
+        after.quantize(rows: 0..<rows)
+        #expect(memcmp(fused.base, after.base, bytes) == 0)
+        // The chunked view the shared-memory strategies use writes the same packages.
+        let tail = fused.rows(from: rows - 1)
+        #expect(tail.rows == 1 && tail.source == UnsafePointer(normed + (rows - 1) * width))
+    }
+
+    @Test("int8 decode: the fused boundary quantizes each normed row once; logits equal the unfused path's bitwise")
+    func int8Decode() throws {
+        let ranks = 2
+        let directory = QuantFixture(name: "hybrid-int8").directory
+        let reference = try QuantFixture(name: "hybrid-int8").reference
+        let tokens = try reference.ints("prompt_ids")
+        // Every rank feeds the same tokens: the reference's greedy continuation.
+        let continuation = Array(try reference.ints("greedy_ids").prefix(3))
+        let models = try (0..<ranks).map { rank in
+            try NemotronH(
+                directory: directory, parallelism: Parallelism(world: Placeholder(rank: rank, size: ranks)),
+                compute: ComputePolicy(prefill: .int8))
+        }
+        func run(fused: Bool) -> (logits: [Float], reused: Int) {
+            InProcessGroup(size: ranks).run(ranks) { rank, member in
+                let model = models[rank].joining(member, fused: fused)
+                let sequence = model.makeSequence(capacity: 32)
+                let workspace = Workspace(threads: 1)
+                var logits: [Float] = []
+                _ = model.forward(tokens, sequence: sequence, logits: .last, workspace: workspace)
+                for next in continuation {
+                    logits += model.forward([next], sequence: sequence, logits: .last, workspace: workspace).array
+                }
+                return (logits, workspace.reusedQuantizedRows)
+            }[0]
+        }
+        let fused = run(fused: true)
+        let unfused = run(fused: false)
+        #expect(!fused.logits.isEmpty && fused.logits == unfused.logits)
+        #expect(unfused.reused == 0)
+        // Every decode step: the q, k and v projections of the attention layer, each block's first
+        // product, the experts' up projections and the LM head read the boundary's packages.
+        #expect(fused.reused >= 3 * 4, "\(fused.reused) products reused the packages")
+    }
+
     @Test("fused and unfused forward passes are bitwise equal on an in-process group", arguments: [2, 4])
     func forward(ranks: Int) throws {
         let fixture = Fixture.all[1]

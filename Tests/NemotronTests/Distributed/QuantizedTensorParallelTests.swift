@@ -65,6 +65,34 @@ extension ProcessSuites {
                 ranks: 2, model: QuantFixture.hybrid, reference: try fixture.reference, extra: ["--quantize", format])
         }
 
+        @Test(
+            "int8 compute: each strategy's quantizing epilogue gives the unfused step logits bitwise",
+            arguments: [AllReduceStrategy.mpi, .oneshot, .twoshot, .ring])
+        func quantizingEpilogue(strategy: AllReduceStrategy) throws {
+            let fixture = QuantFixture(name: "hybrid-int8")
+            let reference = try fixture.reference
+            let expected = try reference.ints("greedy_ids")
+            var logits: [String: [Float]] = [:]
+            for fuse in ["on", "off"] {
+                let directory = try TemporaryDirectory()
+                let run = try TP.run(
+                    ranks: 2,
+                    [
+                        "generate", "--model", fixture.directory.path, "--tokens", try tokens(reference),
+                        "--max-new-tokens", "\(expected.count)", "--ignore-eos", "--json", "--compute-dtype", "int8",
+                        "--allreduce-strategy", strategy.rawValue, "--fuse-allreduce-norm", fuse, "--logits-output",
+                        directory.file("s.safetensors").path,
+                    ])
+                #expect(run.status == 0, "\(run.stderr)")
+                logits[fuse] = try Reference(url: directory.file("s.safetensors")).floats("step_logits")
+                let line = run.stdout.split(separator: "\n").first.map(String.init) ?? ""
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                #expect(json["generated_ids"] as? [Int] == expected, "\(fuse)")
+            }
+            #expect(logits["on"] == logits["off"], "fused (quantizing) and unfused step logits differ")
+            #expect(maxAbsDifference(logits["on"]!, try reference.floats("step_logits")) <= 0.1)
+        }
+
         @Test("a tensor-parallel size that would cut a block is refused by name on every rank")
         func cutBlock() throws {
             let run = try TP.run(
