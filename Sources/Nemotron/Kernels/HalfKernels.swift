@@ -2,7 +2,7 @@ import CKernels
 
 /// Kernels for 16-bit float weights (bf16, f16):
 /// - few tokens (decode): CKernels streams each weight row once, widening in registers, in
-///   64-row blocks the threads claim. Bandwidth-bound: bytes read ≈ weight bytes.
+///   64-row blocks the threads claim (`StreamingProducts`). Bandwidth-bound: bytes read ≈ weight bytes.
 /// - many tokens, bf16 weights, bf16 compute on a CPU with AVX512-BF16: both operands in bf16,
 ///   f32 accumulation.
 /// - many tokens otherwise: widen a tile of rows into f32 scratch, then sgemm against the
@@ -10,13 +10,12 @@ import CKernels
 enum HalfKernels {
     static let tileFloats = 1 << 21
 
+    /// Many tokens (prefill); few tokens stream through `StreamingProducts`.
     static func linear(
         _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
         _ context: KernelContext
     ) {
-        if tokens <= MatMul.streamingMaxTokens {
-            stream(x, tokens: tokens, w, into: y, context.workspace)
-        } else if w.format == .bf16 && context.policy.usesBF16GEMM {
+        if w.format == .bf16 && context.policy.usesBF16GEMM {
             bf16GEMM(
                 x, tokens: tokens, weights: w.base.assumingMemoryBound(to: UInt16.self), rows: w.rows, cols: w.cols,
                 into: y, ldy: w.rows, context.workspace)
@@ -25,24 +24,20 @@ enum HalfKernels {
         }
     }
 
-    private static func stream(
-        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-        _ workspace: Workspace
-    ) {
-        let weights = UncheckedSendable(w.base.assumingMemoryBound(to: UInt16.self))
-        var input = UncheckedSendable(x)
-        if w.format == .bf16 {
-            let prepared = workspace.buffer(.preparedInput, count: tokens * w.cols)
-            for t in 0..<tokens { ck_gemv_bf16_prepare(x + t * w.cols, prepared + t * w.cols, w.cols) }
-            input = UncheckedSendable(UnsafePointer(prepared))
-        }
-        let output = UncheckedSendable(y)
+    /// One activation row `[cols]` in the order the bf16 streaming kernel reads it.
+    static func prepareBF16Input(_ x: UnsafePointer<Float>, into prepared: UnsafeMutablePointer<Float>, cols: Int) {
+        ck_gemv_bf16_prepare(x, prepared, cols)
+    }
+
+    /// The streaming kernel of `p` (bf16: `x` prepared by `prepareBF16Input`; f16: `x` as is)
+    /// over a range of its rows: each weight row read once and widened in registers.
+    static func streamingKernel(_ p: Product, input: UnsafePointer<Float>) -> (Range<Int>) -> Void {
+        let w = p.w
         let kernel = w.format == .bf16 ? ck_gemv_bf16 : ck_gemv_f16
-        // 64-row blocks claimed dynamically: the cores' speeds differ under outside load.
-        workspace.pool.forBlocks(w.rows, block: 64) { rows in
-            kernel(
-                weights.value, w.cols, rows.lowerBound, rows.upperBound, input.value, w.cols, tokens, output.value,
-                w.rows)
+        let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), input, p.y))
+        return { rows in
+            let (weights, x, y) = shared.value
+            kernel(weights, w.cols, rows.lowerBound, rows.upperBound, x, w.cols, p.tokens, y, w.rows)
         }
     }
 

@@ -12,11 +12,42 @@ public enum MatMul {
         _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
         _ context: KernelContext
     ) {
-        guard tokens > 0, w.rows > 0 else { return }
+        linear([Product(x: x, tokens: tokens, w: w, y: y)], context)
+    }
+
+    /// Independent products (no product reads another's output). Those few enough tokens to
+    /// stream (decode) run as one parallel dispatch (`StreamingProducts`); the others one by one.
+    static func linear(_ products: [Product], _ context: KernelContext) {
+        let products = products.filter { $0.tokens > 0 && $0.w.rows > 0 }
+        let streams = products.filter { $0.tokens <= streamingMaxTokens && streamingInput($0.w, context.policy) != nil }
+        for p in products where !(p.tokens <= streamingMaxTokens && streamingInput(p.w, context.policy) != nil) {
+            switch p.w.format {
+            case .f32: FloatKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y)
+            case .bf16, .f16: HalfKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)
+            case .int8, .int4, .fp8, .nvfp4: QuantKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)
+            }
+        }
+        if !streams.isEmpty { StreamingProducts.run(streams, context) }
+    }
+
+    /// How a streaming kernel reads its input for `w`, or nil when `w` does not stream (f32
+    /// weights go to OpenBLAS's sgemv).
+    static func streamingInput(_ w: WeightMatrix, _ policy: ComputePolicy) -> StreamingInput? {
         switch w.format {
-        case .f32: FloatKernels.linear(x, tokens: tokens, w, into: y)
-        case .bf16, .f16: HalfKernels.linear(x, tokens: tokens, w, into: y, context)
-        case .int8, .int4, .fp8, .nvfp4: QuantKernels.linear(x, tokens: tokens, w, into: y, context)
+        case .f32: return nil
+        case .bf16: return .bf16Order
+        case .f16: return .float
+        case .int8, .int4, .fp8, .nvfp4:
+            return policy.usesInt8Activations && QuantKernels.hasInt8Kernel(w) ? .int8 : .float
+        }
+    }
+
+    /// The streaming kernel of `p` reading `input` (made for `streamingInput(p.w, _)`), over a range of rows.
+    static func streamingKernel(_ p: Product, input: PreparedInput) -> (Range<Int>) -> Void {
+        switch (p.w.format, input) {
+        case (.bf16, .float(let x)), (.f16, .float(let x)): return HalfKernels.streamingKernel(p, input: x)
+        case (.int8, _), (.int4, _), (.fp8, _), (.nvfp4, _): return QuantKernels.streamingKernel(p, input: input)
+        default: preconditionFailure("\(p.w.format) weights do not stream from \(input)")
         }
     }
 

@@ -2,23 +2,19 @@ import CKernels
 
 /// Kernels for quantized weights (int8, int4, fp8, nvfp4; layouts in `WeightFormat`):
 /// - few tokens (decode): a GEMV per format streams each weight row once and dequantizes it in
-///   registers, in 64-row blocks the threads claim. Bytes read ≈ the quantized weight's bytes.
+///   registers, in 64-row blocks the threads claim (`StreamingProducts`). Bytes read ≈ the
+///   quantized weight's bytes.
 /// - many tokens (prefill): a tile of rows is dequantized to f32 and multiplied with sgemm
 ///   (exact: dequantized weights × f32 activations, as `compute_dtype: f32` promises), or, under
 ///   `compute_dtype: bf16` on a CPU with AVX512-BF16, rounded to bf16 for the bf16 GEMM.
 ///   Only one tile is ever widened at a time.
 enum QuantKernels {
+    /// Many tokens (prefill); few tokens stream through `StreamingProducts`.
     static func linear(
         _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
         _ context: KernelContext
     ) {
-        if tokens <= MatMul.streamingMaxTokens {
-            if context.policy.usesInt8Activations && hasInt8Kernel(w) {
-                streamInt8(x, tokens: tokens, w, into: y, context.workspace)
-            } else {
-                stream(x, tokens: tokens, w, into: y, context.workspace)
-            }
-        } else if context.policy.usesBF16GEMM {
+        if context.policy.usesBF16GEMM {
             bf16Tiled(x, tokens: tokens, w, into: y, context.workspace)
         } else {
             HalfKernels.tiled(x, tokens: tokens, w, into: y, context.workspace)
@@ -102,57 +98,43 @@ enum QuantKernels {
         return base.assumingMemoryBound(to: T.self)
     }
 
-    private static func stream(
-        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-        _ workspace: Workspace
-    ) {
-        let shared = UncheckedSendable((x, y))
-        // 64-row blocks claimed dynamically, as for bf16: the cores' speeds differ under outside load.
-        workspace.pool.forBlocks(w.rows, block: 64) { rows in
-            let (x, y) = shared.value
-            gemv(w, rows: rows, x, ldx: w.cols, tokens: tokens, y, ldy: w.rows)
-        }
-    }
-
     /// Whether `w` has an int8-activation GEMV: int8, int4 and nvfp4 with whole blocks of 32 inputs.
     static func hasInt8Kernel(_ w: WeightMatrix) -> Bool {
         [.int8, .int4, .nvfp4].contains(w.format) && w.cols % 32 == 0
     }
 
-    /// Each token's activations quantized to int8 per block of 32 (`QuantizedRows`, reused when
-    /// the fused block boundary already made them from `x`), then integer dot products against
-    /// the weights, in 64-row blocks the threads claim.
-    private static func streamInt8(
-        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-        _ workspace: Workspace
-    ) {
-        let input: QuantizedRows
-        if let made = workspace.quantizedRows, made.holds(x, tokens: tokens, width: w.cols) {
-            input = made
-            workspace.reusedQuantizedRows += 1
-        } else {
-            input = QuantizedRows(for: x, rows: tokens, width: w.cols, in: workspace, slot: .quantizedInput)
-            input.quantize(rows: 0..<tokens)
-        }
-        let (packages, stride) = (input.base, input.stride)
-        let shared = UncheckedSendable((UnsafeRawPointer(packages), y))
-        workspace.pool.forBlocks(w.rows, block: 64) { rows in
-            let (xq, y) = shared.value
-            let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
-            switch w.format {
-            case .int8:
-                ck_gemv_q8_q8(
-                    w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, xq, stride,
-                    tokens, y, w.rows)
-            case .int4:
-                ck_gemv_q4_q8(
-                    w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, xq, stride,
-                    tokens, y, w.rows)
-            case .nvfp4:
-                ck_gemv_nvfp4_q8(
-                    w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale, cols,
-                    r0, r1, xq, stride, tokens, y, w.rows)
-            default: preconditionFailure("\(w.format) has no int8-activation kernel")
+    /// The streaming kernel of `p` over a range of its rows: integer dot products against int8
+    /// packages of its input, or the exact GEMV (dequantized weights × f32 activations).
+    static func streamingKernel(_ p: Product, input: PreparedInput) -> (Range<Int>) -> Void {
+        let w = p.w
+        switch input {
+        case .float(let x):
+            let shared = UncheckedSendable((x, p.y))
+            return { rows in
+                let (x, y) = shared.value
+                gemv(w, rows: rows, x, ldx: w.cols, tokens: p.tokens, y, ldy: w.rows)
+            }
+        case .int8(let packages):
+            let shared = UncheckedSendable((UnsafeRawPointer(packages.base), p.y))
+            let stride = packages.stride
+            return { rows in
+                let (xq, y) = shared.value
+                let (r0, r1, cols) = (rows.lowerBound, rows.upperBound, w.cols)
+                switch w.format {
+                case .int8:
+                    ck_gemv_q8_q8(
+                        w.base.assumingMemoryBound(to: Int8.self), blockScales(w, UInt16.self), cols, r0, r1, xq,
+                        stride, p.tokens, y, w.rows)
+                case .int4:
+                    ck_gemv_q4_q8(
+                        w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt16.self), cols, r0, r1, xq,
+                        stride, p.tokens, y, w.rows)
+                case .nvfp4:
+                    ck_gemv_nvfp4_q8(
+                        w.base.assumingMemoryBound(to: UInt8.self), blockScales(w, UInt8.self), w.scales.tensorScale,
+                        cols, r0, r1, xq, stride, p.tokens, y, w.rows)
+                default: preconditionFailure("\(w.format) has no int8-activation kernel")
+                }
             }
         }
     }

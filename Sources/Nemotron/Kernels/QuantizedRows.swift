@@ -17,7 +17,10 @@ public struct QuantizedRows: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
 
     /// Bytes of one row's package.
-    var stride: Int { ck_q8_activation_bytes(width) }
+    var stride: Int { Self.stride(width: width) }
+
+    /// Bytes of one row's package for rows of `width`.
+    static func stride(width: Int) -> Int { ck_q8_activation_bytes(width) }
 
     /// Room for `rows` packages in `slot` of `workspace`, for rows read from `source`.
     /// `width` must be a multiple of 32.
@@ -42,6 +45,12 @@ public struct QuantizedRows: @unchecked Sendable {
         self.rows = rows
         self.width = width
         self.base = base
+    }
+
+    /// Packages at `base` (64-byte aligned, `rows · stride(width:)` bytes) for rows read from `source`.
+    init(for source: UnsafePointer<Float>, rows: Int, width: Int, at base: UnsafeMutableRawPointer) {
+        precondition(width % 32 == 0, "int8 activation packages need whole blocks of 32, not \(width)")
+        self.init(source: source, rows: rows, width: width, base: base)
     }
 
     /// Quantizes row `r` of `source` into its package (once the row holds its final values).

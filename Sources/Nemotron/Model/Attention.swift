@@ -64,9 +64,12 @@ struct Attention {
         let q = ws.buffer(.queries, count: T * qWidth)
         let k = ws.buffer(.keys, count: T * kvWidth)
         let v = ws.buffer(.values, count: T * kvWidth)
-        MatMul.linear(u, tokens: T, qProj, into: q, kernels)
-        MatMul.linear(u, tokens: T, kProj, into: k, kernels)
-        MatMul.linear(u, tokens: T, vProj, into: v, kernels)
+        // One group: in decode, the three projections share one parallel dispatch.
+        MatMul.linear(
+            [
+                Product(x: u, tokens: T, w: qProj, y: q), Product(x: u, tokens: T, w: kProj, y: k),
+                Product(x: u, tokens: T, w: vProj, y: v),
+            ], kernels)
         var pasts: [Int] = []
         for segment in segments {
             pasts.append(segment.state.count)

@@ -55,8 +55,12 @@ struct MoE {
         let choices = router.route(u, tokens: T, logits: ws.buffer(.router, count: T * router.numExperts), kernels)
         ws.routingTrace?.experts[layer] = choices.map { $0.experts.sorted() }
 
-        let shared = ws.buffer(.sharedExpertHidden, count: T * sharedExpert.localWidth)
-        sharedExpert.forward(u, tokens: T, hidden: shared, kernels, into: out)
+        // Decode: the shared expert joins the routed experts' grouped products (runExperts).
+        let sharedJoins = T <= MatMul.streamingMaxTokens && !pass.collectives.exchangesExperts
+        if !sharedJoins {
+            let shared = ws.buffer(.sharedExpertHidden, count: T * sharedExpert.localWidth)
+            sharedExpert.forward(u, tokens: T, hidden: shared, kernels, into: out)
+        }
 
         var input = u
         if let fc1LatentProj {
@@ -69,7 +73,7 @@ struct MoE {
             routeAcrossRanks(input, choices: choices, pass: pass, into: routed)
         } else {
             routed.initialize(repeating: 0, count: T * expertInputSize)
-            runExperts(input, choices: choices, kernels, into: routed)
+            runExperts(input, choices: choices, kernels, shared: sharedJoins ? (u, out) : nil, into: routed)
         }
 
         if let fc2LatentProj {
@@ -113,9 +117,14 @@ struct MoE {
     }
 
     /// `routed[t] += w · Expert_e(input[t])` for every (token, expert) choice, expert by expert in
-    /// index order (as transformers accumulates), batching each expert's tokens into one GEMM.
+    /// index order (as transformers accumulates), each expert's tokens batched into one product.
+    /// Few tokens (decode): every chosen expert's rows get their own scratch, so all the up
+    /// projections run as one group of products, then all the down projections (one parallel
+    /// dispatch each, `StreamingProducts`), with the shared expert (`shared`: its input `[T, H]` and
+    /// the output `[T, H]` it writes) in the same groups. Many tokens: expert after expert.
     private func runExperts(
         _ input: UnsafePointer<Float>, choices: [MoERouter.Choice], _ kernels: KernelContext,
+        shared: (input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>)? = nil,
         into routed: UnsafeMutablePointer<Float>
     ) {
         let T = choices.count
@@ -127,24 +136,70 @@ struct MoE {
                 assigned[e - expertRange.lowerBound].append((t, w))
             }
         }
-        let tokens = ws.buffer(.expertTokens, count: T * width)
-        let hidden = ws.buffer(.expertHidden, count: T * (experts.first?.localWidth ?? 0))
-        let output = ws.buffer(.expertOutput, count: T * max(hiddenSize, width))
-        for (e, rows) in assigned.enumerated() where !rows.isEmpty {
-            // An expert that every token chose (always so in single-token decode) reads the input
-            // in place: no copy, and the boundary's int8 packages of it are reused.
+        let active = assigned.indices.filter { !assigned[$0].isEmpty }
+        let grouped = T <= MatMul.streamingMaxTokens
+        // Scratch rows per expert: its own place when grouped, the same place otherwise.
+        var offsets: [Int] = []
+        var rowsNeeded = 0
+        for e in active {
+            offsets.append(grouped ? rowsNeeded : 0)
+            rowsNeeded = grouped ? rowsNeeded + assigned[e].count : max(rowsNeeded, assigned[e].count)
+        }
+        let Im = experts.first?.localWidth ?? 0
+        let tokens = ws.buffer(.expertTokens, count: rowsNeeded * width)
+        let hidden = ws.buffer(.expertHidden, count: rowsNeeded * Im)
+        let output = ws.buffer(.expertOutput, count: rowsNeeded * max(hiddenSize, width))
+        // Expert e's products, its tokens gathered at `offset` of the scratch first. An expert that
+        // every token chose (always so in single-token decode) reads the input in place: no copy,
+        // and the block boundary's int8 packages of it are reused.
+        func products(_ e: Int, at offset: Int) -> (up: Product, down: Product) {
+            let rows = assigned[e]
+            var x = input
             if rows.count < T {
                 for (i, row) in rows.enumerated() {
-                    (tokens + i * width).update(from: input + row.token * width, count: width)
+                    (tokens + (offset + i) * width).update(from: input + row.token * width, count: width)
                 }
+                x = UnsafePointer(tokens + offset * width)
             }
-            let rowsIn = rows.count < T ? UnsafePointer(tokens) : input
-            experts[e].forward(rowsIn, tokens: rows.count, hidden: hidden, kernels, into: output)
-            for (i, row) in rows.enumerated() {
-                let source = output + i * width
-                let target = routed + row.token * width
-                for j in 0..<width { target[j] += source[j] * row.weight }
+            return (
+                Product(x: x, tokens: rows.count, w: experts[e].upProj, y: hidden + offset * Im),
+                Product(x: hidden + offset * Im, tokens: rows.count, w: experts[e].downProj, y: output + offset * width)
+            )
+        }
+        if grouped {
+            let pairs = zip(active, offsets).map { products($0, at: $1) }
+            var ups = pairs.map(\.up)
+            var downs = pairs.map(\.down)
+            if let shared {
+                let sharedHidden = ws.buffer(.sharedExpertHidden, count: T * sharedExpert.localWidth)
+                ups.append(Product(x: shared.input, tokens: T, w: sharedExpert.upProj, y: sharedHidden))
+                downs.append(Product(x: sharedHidden, tokens: T, w: sharedExpert.downProj, y: shared.output))
             }
+            MatMul.linear(ups, kernels)
+            for p in ups { Activation.relu2(p.y, count: p.tokens * p.w.rows) }
+            MatMul.linear(downs, kernels)
+            for (i, e) in active.enumerated() { accumulate(output + offsets[i] * width, assigned[e], into: routed) }
+        } else {
+            precondition(shared == nil, "the shared expert joins only grouped (decode) products")
+            for e in active {
+                let (up, down) = products(e, at: 0)
+                MatMul.linear(up.x, tokens: up.tokens, up.w, into: up.y, kernels)
+                Activation.relu2(up.y, count: up.tokens * Im)
+                MatMul.linear(down.x, tokens: down.tokens, down.w, into: down.y, kernels)
+                accumulate(output, assigned[e], into: routed)
+            }
+        }
+    }
+
+    /// `routed[row.token] += row.weight · outputs[i]` for the i-th of an expert's rows `[n, Hin]`.
+    private func accumulate(
+        _ outputs: UnsafePointer<Float>, _ rows: [(token: Int, weight: Float)], into routed: UnsafeMutablePointer<Float>
+    ) {
+        let width = expertInputSize
+        for (i, row) in rows.enumerated() {
+            let source = outputs + i * width
+            let target = routed + row.token * width
+            for j in 0..<width { target[j] += source[j] * row.weight }
         }
     }
 }

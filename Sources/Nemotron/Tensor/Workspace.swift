@@ -16,9 +16,8 @@ public final class Workspace {
         case orderedLogits  // [rows, V] on rank 0, row-major: what a forward pass returns
         case weightTile  // widened weight tile for prefill GEMMs
         case bf16WeightTile  // a dequantized weight tile rounded to bf16 for the bf16 GEMM
-        case preparedInput  // [T, in] activations in the order the bf16 streaming kernel reads
         case bf16Input  // [T, in] activations rounded to bf16 for the bf16 GEMM
-        case quantizedInput  // T int8 activation packages (ck_q8_quantize_activation) for int8 GEMVs
+        case streamingInputs  // the prepared inputs of a group of streaming products (StreamingProducts)
         case quantizedNormed  // T packages of the normed rows, written by the fused block boundary
         case gemmScratch  // per-thread packed weight panels of the bf16 GEMM
         case mambaProjection  // Mamba in_proj output [T, Dp_local]

@@ -68,7 +68,7 @@ struct FusedAllReduceNormTests {
         let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
         defer { normed.deallocate() }
         let fused = QuantizedRows(for: normed, rows: rows, width: width, in: workspace, slot: .quantizedNormed)
-        let after = QuantizedRows(for: normed, rows: rows, width: width, in: workspace, slot: .quantizedInput)
+        let after = QuantizedRows(for: normed, rows: rows, width: width, in: workspace, slot: .streamingInputs)
         let bytes = rows * fused.stride
         // Zeroed first: the gaps that align a package's sections are never written.
         memset(fused.base, 0, bytes)
