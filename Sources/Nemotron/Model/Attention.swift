@@ -165,10 +165,7 @@ struct Attention {
     ) {
         var maxScore = -Float.infinity
         for s in 0..<length {
-            var dot: Float = 0
-            let key = keys + s * stride
-            for e in 0..<headDim { dot += query[e] * key[e] }
-            scores[s] = dot * scale
+            scores[s] = Self.dot(query, keys + s * stride, count: headDim) * scale
             maxScore = max(maxScore, scores[s])
         }
         var total: Float = 0
@@ -178,9 +175,47 @@ struct Attention {
         }
         for e in 0..<headDim { out[e] = 0 }
         for s in 0..<length {
-            let weight = scores[s] / total
-            let value = values + s * stride
-            for e in 0..<headDim { out[e] += weight * value[e] }
+            Self.addScaled(values + s * stride, scores[s] / total, into: out, count: headDim)
         }
+    }
+
+    /// `Σ a[i]·b[i]`, 16 lanes at a time (a scalar loop does not vectorise: float sums are not
+    /// reassociated), then the tail.
+    @inline(__always) private static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int)
+        -> Float
+    {
+        var lanes = SIMD16<Float>()
+        var i = 0
+        while i + 16 <= count {
+            lanes.addProduct(load16(a + i), load16(b + i))
+            i += 16
+        }
+        var total = lanes.sum()
+        while i < count {
+            total += a[i] * b[i]
+            i += 1
+        }
+        return total
+    }
+
+    /// `out[i] += weight · v[i]`
+    @inline(__always) private static func addScaled(
+        _ v: UnsafePointer<Float>, _ weight: Float, into out: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        var i = 0
+        while i + 16 <= count {
+            var o = load16(out + i)
+            o.addProduct(SIMD16(repeating: weight), load16(v + i))
+            UnsafeMutableRawPointer(out + i).storeBytes(of: o, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count {
+            out[i] += weight * v[i]
+            i += 1
+        }
+    }
+
+    @inline(__always) private static func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
     }
 }
