@@ -239,7 +239,7 @@ AVX2 static float read_sum_256(const float *p, size_t n) {
  * packed as [K/2 pairs][32 rows][2] so one 64-byte load feeds 16 rows; each token's pair
  * x[t, 2p..2p+1] is broadcast. Tile: 12 tokens x 32 rows = 24 accumulators. */
 
-#define BF16DOT __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#define BF16DOT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
 #define GEMM_ROWS 32
 #define GEMM_TOKENS 12
 
@@ -315,6 +315,69 @@ BF16DOT static void gemm_bf16_512(const uint16_t *w, size_t cols, size_t r0, siz
                 for (size_t i = 0; i < m; i++) memcpy(y + (t + i) * ldy + r, tile + i * GEMM_ROWS, n * sizeof(float));
             }
         }
+    }
+}
+
+/* ---- AVX512-BF16 for decode batches: row-major weights read as they are --------------------
+ * A decode step of several sequences (9 to 64 rows) is too small to pay for packing weight panels
+ * (the GEMM above packs every panel on every call, which reads and writes the weights once more).
+ * Here a block of 4 weight rows meets 4 tokens at a time: per 32 columns, 4 weight loads and 4
+ * activation loads feed 16 vdpbf16ps, each lane summing pairs of columns; the 16 accumulators
+ * are reduced across lanes once per block. Weights stream from memory once per row block and
+ * then from L1/L2 for the block's other token groups. */
+
+#define DP_ROWS 4
+#define DP_TOKENS 4
+
+/* {sum(a), sum(b), sum(c), sum(d)} */
+BF16DOT static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m256 a2 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+    __m256 c2 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
+    __m256 d2 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a2, b2), _mm256_hadd_ps(c2, d2));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* Rows [r, r + nr) x tokens [t, t + nt), nr, nt <= 4: missing rows and tokens repeat the first
+ * (their results are not stored), so the loop body has no conditions. */
+BF16DOT static void dp_block(const uint16_t *w, size_t cols, size_t r, size_t nr, const uint16_t *x, size_t ldx,
+                             size_t t, size_t nt, float *y, size_t ldy) {
+    const uint16_t *wr[DP_ROWS], *xt[DP_TOKENS];
+    for (size_t i = 0; i < DP_ROWS; i++) wr[i] = w + (r + (i < nr ? i : 0)) * cols;
+    for (size_t j = 0; j < DP_TOKENS; j++) xt[j] = x + (t + (j < nt ? j : 0)) * ldx;
+    __m512 acc[DP_ROWS][DP_TOKENS];
+    for (int i = 0; i < DP_ROWS; i++)
+        for (int j = 0; j < DP_TOKENS; j++) acc[i][j] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 32 <= cols; k += 32) {
+        __m512bh wv[DP_ROWS], xv[DP_TOKENS];
+        for (int i = 0; i < DP_ROWS; i++) wv[i] = (__m512bh)_mm512_loadu_si512(wr[i] + k);
+        for (int j = 0; j < DP_TOKENS; j++) xv[j] = (__m512bh)_mm512_loadu_si512(xt[j] + k);
+        for (int i = 0; i < DP_ROWS; i++)
+            for (int j = 0; j < DP_TOKENS; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv[i], xv[j]);
+    }
+    if (k < cols) {
+        __mmask32 m = (__mmask32)((1u << (cols - k)) - 1);
+        __m512bh wv[DP_ROWS], xv[DP_TOKENS];
+        for (int i = 0; i < DP_ROWS; i++) wv[i] = (__m512bh)_mm512_maskz_loadu_epi16(m, wr[i] + k);
+        for (int j = 0; j < DP_TOKENS; j++) xv[j] = (__m512bh)_mm512_maskz_loadu_epi16(m, xt[j] + k);
+        for (int i = 0; i < DP_ROWS; i++)
+            for (int j = 0; j < DP_TOKENS; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv[i], xv[j]);
+    }
+    for (size_t j = 0; j < nt; j++) {
+        float sums[4];
+        _mm_storeu_ps(sums, reduce4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
+        for (size_t i = 0; i < nr; i++) y[(t + j) * ldy + r + i] = sums[i];
+    }
+}
+
+void ck_gemv_bf16_dp(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint16_t *x, size_t ldx,
+                     size_t ntok, float *y, size_t ldy) {
+    for (size_t r = r0; r < r1; r += DP_ROWS) {
+        size_t nr = r1 - r < DP_ROWS ? r1 - r : DP_ROWS;
+        for (size_t t = 0; t < ntok; t += DP_TOKENS)
+            dp_block(w, cols, r, nr, x, ldx, t, ntok - t < DP_TOKENS ? ntok - t : DP_TOKENS, y, ldy);
     }
 }
 

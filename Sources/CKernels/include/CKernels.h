@@ -30,6 +30,13 @@ int ck_has_bf16_dot(void);
 /// Rounds n floats to bfloat16 (round to nearest even), written as raw bits.
 void ck_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 
+/// y[t*ldy + r] = sum_k W[r, k] * x[t, k] for rows r in [r0, r1) and tokens t < ntok, both
+/// operands bfloat16 (x rows ldx apart) and float32 accumulation, reading W as stored: for decode
+/// batches (about 9 to 64 tokens), where packing panels as ck_gemm_bf16 does costs more than it
+/// saves. Needs AVX512-BF16 (ck_has_bf16_dot).
+void ck_gemv_bf16_dp(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint16_t *x, size_t ldx,
+                     size_t ntok, float *y, size_t ldy);
+
 /// Bytes of scratch ck_gemm_bf16 needs per call for a K-wide matrix.
 size_t ck_gemm_bf16_scratch(size_t cols);
 

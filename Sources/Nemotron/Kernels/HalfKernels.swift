@@ -29,6 +29,26 @@ enum HalfKernels {
         ck_gemv_bf16_prepare(x, prepared, cols)
     }
 
+    /// Elements per bf16 activation row for `ck_gemv_bf16_dp`: whole 32-column steps.
+    static func bf16RowStride(_ cols: Int) -> Int { (cols + 31) / 32 * 32 }
+
+    /// One activation row `[cols]` rounded to bf16, zero-padded to `stride` elements.
+    static func roundToBF16(_ x: UnsafePointer<Float>, into row: UnsafeMutablePointer<UInt16>, cols: Int, stride: Int) {
+        ck_f32_to_bf16(x, row, cols)
+        (row + cols).initialize(repeating: 0, count: stride - cols)
+    }
+
+    /// The kernel of a decode batch `p` (bf16 weights) over a range of its rows: both operands in
+    /// bf16, AVX512-BF16 dot products, weights read as stored.
+    static func batchKernel(_ p: Product, input: UnsafePointer<UInt16>, stride: Int) -> (Range<Int>) -> Void {
+        let w = p.w
+        let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), input, p.y))
+        return { rows in
+            let (weights, x, y) = shared.value
+            ck_gemv_bf16_dp(weights, w.cols, rows.lowerBound, rows.upperBound, x, stride, p.tokens, y, w.rows)
+        }
+    }
+
     /// The streaming kernel of `p` (bf16: `x` prepared by `prepareBF16Input`; f16: `x` as is)
     /// over a range of its rows: each weight row read once and widened in registers.
     static func streamingKernel(_ p: Product, input: UnsafePointer<Float>) -> (Range<Int>) -> Void {

@@ -19,8 +19,8 @@ public enum MatMul {
     /// stream (decode) run as one parallel dispatch (`StreamingProducts`); the others one by one.
     static func linear(_ products: [Product], _ context: KernelContext) {
         let products = products.filter { $0.tokens > 0 && $0.w.rows > 0 }
-        let streams = products.filter { $0.tokens <= streamingMaxTokens && streamingInput($0.w, context.policy) != nil }
-        for p in products where !(p.tokens <= streamingMaxTokens && streamingInput(p.w, context.policy) != nil) {
+        let streams = products.filter { streamingInput($0, context.policy) != nil }
+        for p in products where streamingInput(p, context.policy) == nil {
             switch p.w.format {
             case .f32: FloatKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y)
             case .bf16, .f16: HalfKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)
@@ -30,21 +30,29 @@ public enum MatMul {
         if !streams.isEmpty { StreamingProducts.run(streams, context) }
     }
 
-    /// How a streaming kernel reads its input for `w`, or nil when `w` does not stream (f32
-    /// weights go to OpenBLAS's sgemv).
-    static func streamingInput(_ w: WeightMatrix, _ policy: ComputePolicy) -> StreamingInput? {
-        switch w.format {
+    /// Decode batches up to this many rows of bf16 weights under bf16 compute run the AVX512-BF16
+    /// kernel that reads weights as stored (`ck_gemv_bf16_dp`), not the GEMM that packs them.
+    static let bf16BatchMaxTokens = 64
+
+    /// How a streaming kernel reads the input of `p`, or nil when `p` is not streamed: too many
+    /// tokens (a GEMM), or f32 weights (OpenBLAS's sgemv).
+    static func streamingInput(_ p: Product, _ policy: ComputePolicy) -> StreamingInput? {
+        if p.tokens > streamingMaxTokens {
+            return p.w.format == .bf16 && policy.usesBF16GEMM && p.tokens <= bf16BatchMaxTokens ? .bf16 : nil
+        }
+        switch p.w.format {
         case .f32: return nil
         case .bf16: return .bf16Order
         case .f16: return .float
         case .int8, .int4, .fp8, .nvfp4:
-            return policy.usesInt8Activations && QuantKernels.hasInt8Kernel(w) ? .int8 : .float
+            return policy.usesInt8Activations && QuantKernels.hasInt8Kernel(p.w) ? .int8 : .float
         }
     }
 
-    /// The streaming kernel of `p` reading `input` (made for `streamingInput(p.w, _)`), over a range of rows.
+    /// The streaming kernel of `p` reading `input` (made for `streamingInput(p, _)`), over a range of rows.
     static func streamingKernel(_ p: Product, input: PreparedInput) -> (Range<Int>) -> Void {
         switch (p.w.format, input) {
+        case (.bf16, .bf16(let x, let stride)): return HalfKernels.batchKernel(p, input: x, stride: stride)
         case (.bf16, .float(let x)), (.f16, .float(let x)): return HalfKernels.streamingKernel(p, input: x)
         case (.int8, _), (.int4, _), (.fp8, _), (.nvfp4, _): return QuantKernels.streamingKernel(p, input: input)
         default: preconditionFailure("\(p.w.format) weights do not stream from \(input)")

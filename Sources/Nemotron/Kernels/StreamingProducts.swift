@@ -12,6 +12,9 @@ enum StreamingInput: Hashable {
     case float
     /// The f32 rows rearranged for the bf16 kernel (`ck_gemv_bf16_prepare`).
     case bf16Order
+    /// The rows rounded to bf16, each padded with zeros to whole 32-column steps, for the
+    /// AVX512-BF16 kernel of decode batches (`ck_gemv_bf16_dp`).
+    case bf16
     /// int8 packages per 32 inputs (`QuantizedRows`) for the integer dot products.
     case int8
 }
@@ -25,10 +28,10 @@ enum StreamingInput: Hashable {
 enum StreamingProducts {
     static let blockRows = 64
 
-    /// Runs `products`, whose weights are all streamable (`MatMul.streamingInput` not nil).
+    /// Runs `products`, which all stream (`MatMul.streamingInput` not nil).
     static func run(_ products: [Product], _ context: KernelContext) {
         let workspace = context.workspace
-        let inputs = products.map { MatMul.streamingInput($0.w, context.policy)! }
+        let inputs = products.map { MatMul.streamingInput($0, context.policy)! }
         let prepared = prepare(products, inputs, workspace)
         let kernels = products.indices.map { MatMul.streamingKernel(products[$0], input: prepared[$0]) }
         // Block b of the group is block b − first[i] of product i.
@@ -62,6 +65,7 @@ enum StreamingProducts {
             switch key.input {
             case .float: return 0
             case .bf16Order: return key.tokens * key.cols * MemoryLayout<Float>.size
+            case .bf16: return key.tokens * HalfKernels.bf16RowStride(key.cols) * MemoryLayout<UInt16>.size
             case .int8:
                 if let made = workspace.quantizedRows, made.holds(key.x, tokens: key.tokens, width: key.cols) {
                     return 0
@@ -97,6 +101,14 @@ enum StreamingProducts {
                     HalfKernels.prepareBF16Input(key.x + t * key.cols, into: prepared + t * key.cols, cols: key.cols)
                 }
                 input = .float(UnsafePointer(prepared))
+            case .bf16:
+                let stride = HalfKernels.bf16RowStride(key.cols)
+                let rows = base.assumingMemoryBound(to: UInt16.self)
+                for t in 0..<key.tokens {
+                    HalfKernels.roundToBF16(
+                        key.x + t * key.cols, into: rows + t * stride, cols: key.cols, stride: stride)
+                }
+                input = .bf16(UnsafePointer(rows), stride: stride)
             case .int8:
                 let rows = QuantizedRows(for: key.x, rows: key.tokens, width: key.cols, at: base)
                 rows.quantize(rows: 0..<key.tokens)
@@ -111,5 +123,6 @@ enum StreamingProducts {
 /// A product's activations as its streaming kernel reads them.
 enum PreparedInput {
     case float(UnsafePointer<Float>)
+    case bf16(UnsafePointer<UInt16>, stride: Int)
     case int8(QuantizedRows)
 }

@@ -55,10 +55,11 @@ struct MatMulTests {
         #expect(maxAbsDifference(y, expected) <= 1e-5)
     }
 
-    @Test("bf16 compute equals a naive product of bf16-rounded activations and weights", arguments: [9, 12, 13, 40])
-    func bf16Compute(tokens: Int) {
+    @Test(
+        "bf16 compute equals a naive product of bf16-rounded activations and weights (decode batches, GEMM)",
+        arguments: [9, 12, 13, 40, 64, 65, 100], [45, 96])
+    func bf16Compute(tokens: Int, cols: Int) {
         let rows = 70
-        let cols = 45
         var random = Xoshiro256(seed: 5)
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
         let half = bits((0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }, .bf16)
@@ -78,6 +79,54 @@ struct MatMulTests {
                     x.map { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) },
                     .bf16), .bf16) : x
         #expect(maxAbsDifference(y, naive(input, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
+    }
+
+    @Test(
+        "a group of products equals each product alone, bit for bit, for every streaming input",
+        arguments: [ComputeDType.f32, .bf16, .int8], [1, 3, 20])
+    func groups(compute: ComputeDType, tokens: Int) {
+        let cols = 64
+        var random = Xoshiro256(seed: UInt64(tokens))
+        // bf16 weights of three sizes and one int8 matrix; two inputs, each read by two products.
+        let shapes = [70, 130, 5]
+        let weights = UnsafeMutablePointer<UInt16>.allocate(capacity: shapes.reduce(0, +) * cols)
+        let plain = (0..<40 * cols).map { _ in Float(random.nextUnit()) - 0.5 }
+        let quantized = plain.withUnsafeBytes {
+            WeightQuantizer.quantize(WeightMatrix(rows: 40, cols: cols, format: .f32, base: $0.baseAddress!), to: .int8)
+        }
+        var matrices: [WeightMatrix] = []
+        var offset = 0
+        for rows in shapes {
+            for i in 0..<rows * cols { weights[offset + i] = UInt16((Float(random.nextUnit()) - 0.5).bitPattern >> 16) }
+            matrices.append(WeightMatrix(rows: rows, cols: cols, format: .bf16, base: weights + offset))
+            offset += rows * cols
+        }
+        matrices.append(quantized)
+        let inputs = (0..<2).map { _ in
+            let x = UnsafeMutablePointer<Float>.allocate(capacity: tokens * cols)
+            for i in 0..<tokens * cols { x[i] = Float(random.nextUnit()) * 2 - 1 }
+            return UnsafePointer(x)
+        }
+        let outputs = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: tokens * $0.rows) }
+        defer {
+            weights.deallocate()
+            for x in inputs { x.deallocate() }
+            for y in outputs { y.deallocate() }
+        }
+        let context = KernelContext(workspace: Workspace(threads: 2), policy: ComputePolicy(prefill: compute))
+        let products = matrices.indices.map {
+            Product(x: inputs[$0 / 2], tokens: tokens, w: matrices[$0], y: outputs[$0])
+        }
+        var alone: [[Float]] = []
+        for p in products {
+            MatMul.linear(p.x, tokens: tokens, p.w, into: p.y, context)
+            alone.append(Array(UnsafeBufferPointer(start: p.y, count: tokens * p.w.rows)))
+            p.y.initialize(repeating: .nan, count: tokens * p.w.rows)
+        }
+        MatMul.linear(products, context)
+        let together = products.map { Array(UnsafeBufferPointer(start: $0.y, count: tokens * $0.w.rows)) }
+        #expect(together == alone)
+        #expect(!alone.joined().contains { $0.isNaN })
     }
 
     @Test("tiled path crosses tile boundaries")
