@@ -151,6 +151,8 @@ class Server:
     def __init__(self, arguments, ranks, binary):
         flags = ["--allow-run-as-root"] if os.geteuid() == 0 else []
         flags += ["--oversubscribe"] if os.cpu_count() < ranks else []
+        # e.g. MPIRUN_FLAGS="--bind-to none" on a many-core host, where the ranks run several threads
+        flags += os.environ.get("MPIRUN_FLAGS", "").split()
         self.stderr = open(os.path.join("/tmp", f"serve-load-{os.getpid()}.log"), "w+")
         self.process = subprocess.Popen(
             ["mpirun", *flags, "-np", str(ranks), binary, "serve", "--host", "127.0.0.1", "--port", "0",
