@@ -166,6 +166,24 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// As `forBlocks`, also telling `body` which participant (`0..<threads`) runs the block, for
+    /// per-thread scratch.
+    func forBlocksWithPart(_ count: Int, block: Int, _ body: @escaping (_ part: Int, Range<Int>) -> Void) {
+        let blocks = (count + block - 1) / block
+        guard threads > 1 && blocks > 1 else {
+            if count > 0 { body(0, 0..<count) }
+            return
+        }
+        let counter = BlockCounter()
+        forParts(threads) { part in
+            while true {
+                let b = counter.next()
+                guard b < blocks else { return }
+                body(part, b * block..<min(count, (b + 1) * block))
+            }
+        }
+    }
+
     /// Runs `body(part)` for every part in `0..<parts` (at most `threads`), part `i` on participant `i`.
     func forParts(_ parts: Int, _ body: @escaping (Int) -> Void) {
         let parts = max(1, min(parts, threads))
