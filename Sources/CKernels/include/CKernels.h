@@ -149,6 +149,29 @@ void ck_gemv_q4_q8(const uint8_t *w, const uint16_t *scales_f16, size_t cols, si
 void ck_gemv_nvfp4_q8(const uint8_t *w, const uint8_t *scales_e4m3, float scale2, size_t cols, size_t r0,
                       size_t r1, const void *xq, size_t ldxq_bytes, size_t ntok, float *y, size_t ldy);
 
+/* ---- int8 prefill GEMM (quant_gemm.c; AVX512-VNNI only) --------------------------------------
+ * y[t*ldy + r] = sum over blocks b of 32 inputs of ws[r,b] * d[t,b] * (integer dot of the block),
+ * for int8 and int4 weights (layouts above) against activations quantized per block of 32 as
+ * ck_q8_quantize_activation does (d = amax / 127, q = nearest-even(x / d)), in a layout of
+ * token tiles of its own. Use only where ck_q8_gemm_available() (it reads the calling thread's
+ * ISA cap). */
+int ck_q8_gemm_available(void);
+/// Tokens per activation tile.
+size_t ck_q8_gemm_tile_tokens(void);
+/// Bytes of the quantized activations of ntok tokens of cols inputs (cols a multiple of 32).
+size_t ck_q8_gemm_act_bytes(size_t ntok, size_t cols);
+/// Quantizes tiles [tile0, tile1) of the ntok tokens of x (ldx floats apart) into xq, for
+/// weights of `bits` 8 or 4 bits. Tiles are independent: threads may share the work.
+void ck_q8_gemm_quantize(const float *x, size_t ldx, size_t ntok, size_t cols, int bits, size_t tile0,
+                         size_t tile1, void *xq);
+/// Bytes of per-thread scratch (one packed 32-row weight panel) for cols inputs.
+size_t ck_q8_gemm_scratch(size_t cols);
+/// Rows [r0, r1) against all ntok tokens of xq (made by ck_q8_gemm_quantize with bits 8 or 4).
+void ck_gemm_q8_q8(const int8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1, const void *xq,
+                   size_t ntok, float *y, size_t ldy, void *scratch);
+void ck_gemm_q4_q8(const uint8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1, const void *xq,
+                   size_t ntok, float *y, size_t ldy, void *scratch);
+
 /* Instruction sets of the quantized kernels, in order. The exact path and the dequantizers use
  * AVX-512 from level 3; the int8 path needs level 4 (AVX512-VNNI) for its AVX-512 code and runs
  * its AVX2 code at levels 2 and 3. */

@@ -1,3 +1,5 @@
+import CKernels
+
 /// How a run computes its matrix products: chosen once per run (config `compute_dtype`) and
 /// owned by the model. `f32` is exact everywhere (weights, dequantized where quantized, times
 /// f32 activations: what tests compare with transformers); `bf16` rounds prefill activations to
@@ -19,7 +21,8 @@ public struct ComputePolicy: Sendable, Equatable {
     /// Whether prefill GEMMs take both operands in bf16 (asked, and the CPU has AVX512-BF16).
     var usesBF16GEMM: Bool { prefill != .f32 && MatMul.hasBF16Dot }
 
-    /// Whether decode GEMVs of int8, int4 and nvfp4 weights take int8 activations.
+    /// Whether decode GEMVs of int8, int4 and nvfp4 weights take int8 activations, and prefill
+    /// GEMMs of int8 and int4 weights too where the CPU has AVX512-VNNI (`QuantKernels.int8GEMM`).
     public var usesInt8Activations: Bool { prefill == .int8 }
 
     /// The precision in effect and why, for run headers.
@@ -28,8 +31,12 @@ public struct ComputePolicy: Sendable, Equatable {
         case .auto, .f32: return "f32"
         case .bf16: return MatMul.hasBF16Dot ? "bf16" : "f32 (bf16 asked, but this CPU lacks AVX512-BF16)"
         case .int8:
-            return "int8 (decode activations int8 per 32 against int8/int4/nvfp4 weights; prefill "
-                + (MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)")
+            let prefill =
+                ck_q8_gemm_available() != 0
+                ? "int8 against int8/int4 weights, else "
+                    + (MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)")
+                : (MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)")
+            return "int8 (decode activations int8 per 32 against int8/int4/nvfp4 weights; prefill " + prefill
         }
     }
 }
@@ -49,6 +56,7 @@ public enum ComputeDType: String, Sendable, CaseIterable {
     /// As bf16, and decode products against int8, int4 and nvfp4 weights take each token's
     /// activations quantized to int8 per block of 32 inputs (as llama.cpp's Q8_0 activations):
     /// integer dot products (AVX512-VNNI, else AVX2). The fastest decode for quantized weights.
+    /// On AVX512-VNNI prefill against int8 and int4 weights does the same (an integer GEMM).
     case int8
 }
 

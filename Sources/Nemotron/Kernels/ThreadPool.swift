@@ -151,17 +151,23 @@ public final class ThreadPool: @unchecked Sendable {
     /// Splits `0..<count` into blocks of `block` items that the threads claim one at a time, so
     /// a thread slowed by other load does less of the work (used for memory-bound streaming).
     func forBlocks(_ count: Int, block: Int, _ body: @escaping (Range<Int>) -> Void) {
+        forBlocksWithPart(count, block: block) { _, range in body(range) }
+    }
+
+    /// As `forBlocks`, also telling `body` which participant (`0..<threads`) runs the block, for
+    /// per-thread scratch.
+    func forBlocksWithPart(_ count: Int, block: Int, _ body: @escaping (_ part: Int, Range<Int>) -> Void) {
         let blocks = (count + block - 1) / block
         guard threads > 1 && blocks > 1 else {
-            if count > 0 { body(0..<count) }
+            if count > 0 { body(0, 0..<count) }
             return
         }
         let counter = BlockCounter()
-        forParts(threads) { _ in
+        forParts(threads) { part in
             while true {
                 let b = counter.next()
                 guard b < blocks else { return }
-                body(b * block..<min(count, (b + 1) * block))
+                body(part, b * block..<min(count, (b + 1) * block))
             }
         }
     }

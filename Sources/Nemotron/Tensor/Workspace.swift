@@ -19,7 +19,8 @@ public final class Workspace {
         case bf16Input  // [T, in] activations rounded to bf16 for the bf16 GEMM
         case streamingInputs  // the prepared inputs of a group of streaming products (StreamingProducts)
         case quantizedNormed  // T packages of the normed rows, written by the fused block boundary
-        case gemmScratch  // per-thread packed weight panels of the bf16 GEMM
+        case gemmScratch  // per-thread packed weight panels of the bf16 and int8 GEMMs
+        case quantizedGEMMInput  // [T, in] activations quantized to int8 for the int8 prefill GEMM
         case mambaProjection  // Mamba in_proj output [T, Dp_local]
         case convOutput  // Mamba [T, Dc_local] conv + SiLU output
         case groupStatistics  // Mamba [T, G] per-group sums of squares when groups are replicated

@@ -90,7 +90,9 @@ extension ProcessSuites {
                 #expect(json["generated_ids"] as? [Int] == expected, "\(fuse)")
             }
             #expect(logits["on"] == logits["off"], "fused (quantizing) and unfused step logits differ")
-            #expect(maxAbsDifference(logits["on"]!, try reference.floats("step_logits")) <= 0.1)
+            // int8 activations (prefill and decode) carry a rounding error of up to 1/254 of each
+            // block's max |x|: the tolerance of QuantizedCheckpointTests.fastCompute under int8.
+            #expect(maxAbsDifference(logits["on"]!, try reference.floats("step_logits")) <= 0.25)
         }
 
         @Test("a tensor-parallel size that would cut a block is refused by name on every rank")

@@ -404,6 +404,82 @@ struct QuantKernelTests {
         }
     }
 
+    /// The int8 prefill GEMM (ck_gemm_q8_q8, ck_gemm_q4_q8) against its Swift twin: activations
+    /// quantized per block of 32 as ck_q8_quantize_activation does, the exact integer dot of each
+    /// block, then weight scale × activation scale in f32, blocks summed in order. Rows [3, rows)
+    /// cover whole 32-row panels and a partial one; token counts are odd (partial token tiles).
+    @Test(
+        "int8 prefill GEMM: exact block dots times both scales, as the Swift twin computes them",
+        .enabled(if: ck_q8_gemm_available() != 0), arguments: [QuantFormat.q8, .q4])
+    func int8GEMM(format: QuantFormat) {
+        let shapes: [(rows: Int, cols: Int, tokens: Int)] = [
+            (37, 32, 9), (45, 96, 13), (70, 160, 47), (45, 544, 121), (37, 1056, 31), (70, 288, 599),
+        ]
+        for (rows, cols, tokens) in shapes {
+            let m = QuantMatrix(format, rows: rows, cols: cols, seed: UInt64(cols * 7 + tokens))
+            let x = Self.activations(cols: cols, tokens: tokens, seed: UInt64(tokens))
+            let (r0, tiles) = (Self.firstRow, (tokens + ck_q8_gemm_tile_tokens() - 1) / ck_q8_gemm_tile_tokens())
+            let input = UnsafeMutableRawPointer.allocate(
+                byteCount: ck_q8_gemm_act_bytes(tokens, cols), alignment: 64)
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: ck_q8_gemm_scratch(cols), alignment: 64)
+            defer {
+                input.deallocate()
+                scratch.deallocate()
+            }
+            // Quantized in two calls, as threads share the tiles.
+            ck_q8_gemm_quantize(x, cols, tokens, cols, format == .q4 ? 4 : 8, 0, tiles / 2, input)
+            ck_q8_gemm_quantize(x, cols, tokens, cols, format == .q4 ? 4 : 8, tiles / 2, tiles, input)
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            m.withPointers { w, h, _ in
+                y.withUnsafeMutableBufferPointer { y in
+                    if format == .q8 {
+                        w.withMemoryRebound(to: Int8.self, capacity: m.bytes.count) { w in
+                            ck_gemm_q8_q8(w, h, cols, r0, rows, input, tokens, y.baseAddress!, rows, scratch)
+                        }
+                    } else {
+                        ck_gemm_q4_q8(w, h, cols, r0, rows, input, tokens, y.baseAddress!, rows, scratch)
+                    }
+                }
+            }
+            var worst = 0.0
+            for t in 0..<tokens {
+                // The twin's activations: d = amax / 127, q = nearest-even(x · (1/d)) per block.
+                var q = [Int](repeating: 0, count: cols)
+                var d = [Float](repeating: 0, count: cols / 32)
+                for b in 0..<cols / 32 {
+                    let block = x[(t * cols + 32 * b)..<(t * cols + 32 * b + 32)]
+                    d[b] = block.reduce(Float(0)) { max($0, abs($1)) } / 127
+                    let inverse: Float = d[b] > 0 ? 1 / d[b] : 0
+                    for (e, v) in block.enumerated() { q[32 * b + e] = Int((v * inverse).rounded(.toNearestOrEven)) }
+                }
+                for r in 0..<rows {
+                    let got = y[t * rows + r]
+                    guard r >= r0 else {
+                        #expect(got.isNaN, "row \(r) before r0 untouched")
+                        continue
+                    }
+                    var (value, magnitude): (Float, Double) = (0, 0)
+                    for b in 0..<cols / 32 {
+                        var dot = 0
+                        for k in 32 * b..<32 * b + 32 {
+                            let weight =
+                                format == .q8
+                                ? Int(Int8(bitPattern: m.bytes[r * cols + k]))
+                                : Int(m.bytes[r * cols / 2 + k / 2] >> (4 * UInt8(k % 2)) & 0xF) - 8
+                            dot += weight * q[k]
+                        }
+                        let weightScale = Float(Float16(bitPattern: m.halfScales[r * cols / 32 + b]))
+                        value = value.addingProduct(Float(dot) * d[b], weightScale)
+                        magnitude += abs(Double(dot) * Double(d[b]) * Double(weightScale))
+                    }
+                    let error = abs(Double(got) - Double(value)) / (magnitude + 1e-30)
+                    if !(error <= worst) { worst = error }
+                }
+            }
+            #expect(worst <= 1e-5, "\(format) rows \(rows) cols \(cols) tokens \(tokens): \(worst)")
+        }
+    }
+
     @Test("E4M3 edge codes: zeros, subnormals, ±448, NaN", arguments: levels)
     func e4m3Codes(level: Int32) {
         var m = QuantMatrix(.fp8, rows: 1, cols: 256, seed: 1)

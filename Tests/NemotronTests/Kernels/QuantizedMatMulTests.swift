@@ -154,6 +154,35 @@ struct QuantizedMatMulTests {
         #expect(maxAbsDifference(y, expected) <= 1e-4, "fp8 has no int8 kernel and stays exact")
     }
 
+    /// Under compute int8, prefill against int8 and int4 weights (more tokens than the streaming
+    /// kernels take) quantizes the activations the same way and runs the int8 GEMM where the CPU
+    /// has AVX512-VNNI; both threads claim 32-row panels, the last one partial.
+    @Test(
+        "int8 activations in prefill: dequantized weights times Q8_0-style quantized activations",
+        arguments: [WeightFormat.int8, .int4], [9, 40, 77])
+    func int8Prefill(format: WeightFormat, tokens: Int) {
+        let (rows, cols) = (150, 160)
+        let weights = RandomWeights(rows: rows, cols: cols, seed: 17).quantized(format)
+        var random = Xoshiro256(seed: UInt64(tokens))
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        var y = [Float](repeating: .nan, count: tokens * rows)
+        MatMul.linear(
+            x, tokens: tokens, weights, into: &y,
+            KernelContext(workspace: Workspace(threads: 2), policy: ComputePolicy(prefill: .int8)))
+        let quantized: [Float]
+        if QuantKernels.hasInt8GEMM(weights) {
+            quantized = (0..<tokens * cols / 32).flatMap { b -> [Float] in
+                let block = x[b * 32..<(b + 1) * 32]
+                let d = block.map(abs).max()! / 127
+                return block.map { ($0 * (1 / d)).rounded(.toNearestOrEven) * d }
+            }
+        } else {
+            quantized = x  // no AVX512-VNNI: the bf16 GEMM or f32 tiles, checked loosely here
+        }
+        let expected = naive(quantized, weights.dequantized, tokens: tokens, rows: rows, cols: cols)
+        #expect(maxAbsDifference(y, expected) <= (QuantKernels.hasInt8GEMM(weights) ? 1e-4 : 5e-2))
+    }
+
     /// CKernels' exact GEMVs and dequantizers against their naive twins in QuantReference, at
     /// every instruction-set level this CPU has (scalar, AVX2, AVX-512).
     @Test("CKernels' exact path equals the reference kernels at every ISA level", arguments: formats)

@@ -79,9 +79,13 @@ struct QuantizedCheckpointTests {
     }
 
     /// bf16 prefill (dequantized tiles rounded to bf16 for the bf16 GEMM where the CPU has it),
-    /// and under int8 also int8 decode activations: the greedy ids are transformers' wherever its
-    /// choice leads the runner-up by more than twice the mode's logit tolerance (a closer choice may
-    /// flip, and the run then leaves the reference); the distance of the logits is printed.
+    /// and under int8 int8 activations (decode, and prefill against int8 and int4 weights on
+    /// AVX512-VNNI): the greedy ids are transformers' wherever its choice leads the runner-up by
+    /// more than twice the mode's logit tolerance (a closer choice may flip, and the run then leaves
+    /// the reference); the distance of the logits is printed. Likewise a prompt token that an MoE
+    /// router sends to other experts than under f32 compute (a near tie moved by the activations'
+    /// rounding) leaves the reference: its prefill logits are left out of the tolerance, and at most
+    /// one such token is allowed.
     @Test(
         "bf16 and int8 compute: greedy ids as transformers' wherever its choice is clear, max |Δ| printed",
         arguments: QuantFixture.all, [ComputeDType.bf16, .int8])
@@ -89,8 +93,24 @@ struct QuantizedCheckpointTests {
         let reference = try fixture.reference
         let engine = try fixture.engine(compute: compute)
         let prompt = try reference.ints("prompt_ids")
+        // Each prompt token's experts over all MoE layers, and the prefill logits.
+        func run(_ engine: Engine) throws -> (routes: [[Int]], logits: [Float]) {
+            let scheduler = engine.makeScheduler()
+            let trace = RoutingTrace()
+            scheduler.workspace.routingTrace = trace
+            let logits = try scheduler.prefillLogits(prompt)
+            let layers = trace.experts.keys.sorted().map { trace.experts[$0]! }
+            return (prompt.indices.map { t in layers.flatMap { $0[t] } }, logits)
+        }
+        let (routes, logits) = try run(engine)
+        let f32Routes = try run(try fixture.engine(compute: .f32)).routes
+        let rerouted = prompt.indices.filter { routes[$0] != f32Routes[$0] }
+        #expect(rerouted.count <= 1, "prompt tokens routed to other experts than under f32: \(rerouted)")
+        let V = engine.config.vocabSize
+        let kept = prompt.indices.filter { !rerouted.contains($0) }
+        let expectedPrefill = try reference.floats("prefill_logits")
         let prefill = maxAbsDifference(
-            try engine.makeScheduler().prefillLogits(prompt), try reference.floats("prefill_logits"))
+            kept.flatMap { logits[$0 * V..<($0 + 1) * V] }, kept.flatMap { expectedPrefill[$0 * V..<($0 + 1) * V] })
         let expected = try reference.ints("greedy_ids")
         let result = try #require(
             try engine.generate(
@@ -99,7 +119,6 @@ struct QuantizedCheckpointTests {
         // int8 activations carry a rounding error of up to 1/254 of each block's max |x|.
         let tolerance: Float = compute == .int8 ? 0.25 : 0.1
         let stepLogits = try reference.floats("step_logits")
-        let V = engine.config.vocabSize
         var same = 0
         while same < expected.count && result.ids[same] == expected[same] { same += 1 }
         if same < expected.count {
@@ -111,7 +130,8 @@ struct QuantizedCheckpointTests {
         #expect(prefill <= tolerance && steps <= tolerance)
         print(
             "\(fixture) compute \(compute): logits max |Δ| prefill \(prefill), steps \(steps); greedy ids "
-                + "\(same) of \(expected.count) as transformers'")
+                + "\(same) of \(expected.count) as transformers'; prompt tokens routed otherwise than under f32 "
+                + "\(rerouted)")
     }
 
     @Test("each weight is held in its stored format; ignored and unlisted modules keep their own dtype")
@@ -221,13 +241,22 @@ extension ProcessSuites {
             let reference = try fixture.reference
             let logits = try engine.makeScheduler().prefillLogits(try reference.ints("prompt_ids"))
             let expected = try reference.floats("prefill_logits")
-            #expect(maxAbsDifference(logits, expected) <= 0.3)
+            let distance = maxAbsDifference(logits, expected)
+            #expect(distance <= 0.3)
+            // The argmax is the float model's wherever it leads the runner-up by more than twice
+            // the distance (int8 prefill activations move logits by up to ~0.2 here; closer
+            // choices may flip).
             let V = engine.config.vocabSize
-            let agree = (0..<expected.count / V).filter { t in
+            let clear = (0..<expected.count / V).filter { t in
+                let top = expected[t * V..<(t + 1) * V].sorted(by: >)
+                return top[0] - top[1] > 2 * distance
+            }
+            let agree = clear.filter { t in
                 let row = { (values: [Float]) in values[t * V..<(t + 1) * V].indices.max { values[$0] < values[$1] } }
                 return row(logits) == row(expected)
             }
-            #expect(agree.count == expected.count / V)
+            #expect(agree == clear)
+            #expect(!clear.isEmpty, "no clear choice to check")
         }
     }
 }
