@@ -12,7 +12,8 @@
 #   serve      scripts/serve-load.py on the demo model at -np 2, continuous batching against one
 #              request at a time (serve.txt)
 #
-# NEMOTRON_BIN picks the binary (default .build/release/nemotron-run); CORES the core count.
+# NEMOTRON_BIN picks the binary (default .build/release/nemotron-run); CORES the core count;
+# SERVE_CONCURRENCY the serve levels (default "1 4 16 64").
 # Ranks run unbound (--bind-to none) and pin their own threads (CPUAffinity).
 set -uo pipefail
 OUT=${1:?usage: scripts/host-scaling.sh OUTDIR [bench] [allreduce] [serve]}
@@ -54,7 +55,8 @@ allreduce() {
 serve() {
     local threads=$((CORES / 2))
     log "serve: 2 ranks x $threads threads"
-    MPIRUN_FLAGS="--bind-to none" python3 scripts/serve-load.py --binary "$BIN" --concurrency 1 4 16 64 \
+    # shellcheck disable=SC2086 # SERVE_CONCURRENCY is a list of levels
+    MPIRUN_FLAGS="--bind-to none" python3 scripts/serve-load.py --binary "$BIN" --concurrency ${SERVE_CONCURRENCY:-1 4 16 64} \
         --serve "continuous batching=--config configs/serve-demo.yaml --threads $threads" \
         --serve "one request at a time=--config configs/serve-demo.yaml --threads $threads --max-batch-size 1" \
         >"$OUT/serve.txt"

@@ -1,14 +1,46 @@
 import COpenBLAS
 
-/// Kernels for f32 weights: OpenBLAS sgemv for one token, sgemm for more.
+/// Kernels for f32 weights: a streaming dot-product kernel for few tokens (decode; it runs on
+/// the pool's threads, so OpenBLAS's own threads are not woken for a small product such as an MoE
+/// router's, where they would then spin beside the pool's and take its cores), sgemm for more.
 enum FloatKernels {
     static func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>) {
-        let weights = w.base.assumingMemoryBound(to: Float.self)
-        if tokens == 1 {
-            cblas_sgemv(
-                CblasRowMajor, CblasNoTrans, Int32(w.rows), Int32(w.cols), 1, weights, Int32(w.cols), x, 1, 0, y, 1)
-        } else {
-            MatMul.sgemm(x, tokens: tokens, weights, rows: w.rows, cols: w.cols, into: y, ldy: w.rows)
+        MatMul.sgemm(
+            x, tokens: tokens, w.base.assumingMemoryBound(to: Float.self), rows: w.rows, cols: w.cols, into: y,
+            ldy: w.rows)
+    }
+
+    /// The streaming kernel of `p` over a range of its rows: each row's dot product with every token.
+    static func streamingKernel(_ p: Product, input: UnsafePointer<Float>) -> (Range<Int>) -> Void {
+        let (cols, ldy) = (p.w.cols, p.w.rows)
+        let shared = UncheckedSendable((p.w.base.assumingMemoryBound(to: Float.self), input, p.y))
+        return { rows in
+            let (weights, x, y) = shared.value
+            for r in rows {
+                for t in 0..<p.tokens { y[t * ldy + r] = dot(weights + r * cols, x + t * cols, count: cols) }
+            }
         }
+    }
+
+    /// `Σ a[i]·b[i]` in two 16-lane chains, then the tail.
+    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var s0 = SIMD16<Float>()
+        var s1 = SIMD16<Float>()
+        var i = 0
+        while i + 32 <= count {
+            s0.addProduct(load(a + i), load(b + i))
+            s1.addProduct(load(a + i + 16), load(b + i + 16))
+            i += 32
+        }
+        var total = (s0 + s1).sum()
+        while i < count {
+            total += a[i] * b[i]
+            i += 1
+        }
+        return total
+    }
+
+    @inline(__always) private static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
     }
 }

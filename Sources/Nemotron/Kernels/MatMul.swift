@@ -35,15 +35,14 @@ public enum MatMul {
     static let bf16BatchMaxTokens = 64
 
     /// How a streaming kernel reads the input of `p`, or nil when `p` is not streamed: too many
-    /// tokens (a GEMM), or f32 weights (OpenBLAS's sgemv).
+    /// tokens (a GEMM).
     static func streamingInput(_ p: Product, _ policy: ComputePolicy) -> StreamingInput? {
         if p.tokens > streamingMaxTokens {
             return p.w.format == .bf16 && policy.usesBF16GEMM && p.tokens <= bf16BatchMaxTokens ? .bf16 : nil
         }
         switch p.w.format {
-        case .f32: return nil
+        case .f32, .f16: return .float
         case .bf16: return .bf16Order
-        case .f16: return .float
         case .int8, .int4, .fp8, .nvfp4:
             return policy.usesInt8Activations && QuantKernels.hasInt8Kernel(p.w) ? .int8 : .float
         }
@@ -53,6 +52,7 @@ public enum MatMul {
     static func streamingKernel(_ p: Product, input: PreparedInput) -> (Range<Int>) -> Void {
         switch (p.w.format, input) {
         case (.bf16, .bf16(let x, let stride)): return HalfKernels.batchKernel(p, input: x, stride: stride)
+        case (.f32, .float(let x)): return FloatKernels.streamingKernel(p, input: x)
         case (.bf16, .float(let x)), (.f16, .float(let x)): return HalfKernels.streamingKernel(p, input: x)
         case (.int8, _), (.int4, _), (.fp8, _), (.nvfp4, _): return QuantKernels.streamingKernel(p, input: input)
         default: preconditionFailure("\(p.w.format) weights do not stream from \(input)")

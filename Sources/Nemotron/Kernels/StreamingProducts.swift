@@ -8,7 +8,7 @@ struct Product {
 
 /// How a streaming kernel reads its activations (`MatMul.streamingInput` picks it per weight).
 enum StreamingInput: Hashable {
-    /// The f32 rows as they are (f16 weights; quantized weights in exact mode).
+    /// The f32 rows as they are (f32 and f16 weights; quantized weights in exact mode).
     case float
     /// The f32 rows rearranged for the bf16 kernel (`ck_gemv_bf16_prepare`).
     case bf16Order
