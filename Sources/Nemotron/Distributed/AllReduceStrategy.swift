@@ -16,13 +16,14 @@ public enum AllReduceStrategy: String, CaseIterable, Sendable {
     /// Chosen per message by size and by whether all ranks share a node (`choice`).
     case auto
 
-    /// What `auto` runs for a message of `bytes` among `ranks`. Thresholds from
-    /// `bench-allreduce` on one node (README tables): with 2 ranks oneshot is fastest fused at
-    /// every size measured (8 KiB to 8 MiB); with 4, oneshot up to 16 KiB, then twoshot, which
-    /// reads fewer peer bytes. Across nodes (no shared memory): MPI's tuned allreduce for small
-    /// messages, the ring above 1 MiB.
+    /// What `auto` runs for a message of `bytes` among `ranks`, from `bench-allreduce` (fused) on
+    /// both machines the README describes: with 2 ranks on a node oneshot is fastest at every size
+    /// measured (8 KiB to 8 MiB, on the 2-core VM and on the 16-core host); with 4, 8 and 16 ranks
+    /// on the 16-core host twoshot is, by up to 7× over oneshot at 16 ranks (each rank reads every
+    /// peer's whole partial in oneshot, a 1/n share in twoshot), and 1.1-2× over MPI. Across nodes
+    /// (no shared memory): MPI's tuned allreduce for small messages, the ring above 1 MiB.
     public static func choice(bytes: Int, ranks: Int, singleNode: Bool) -> AllReduceStrategy {
-        if singleNode { return ranks <= 2 || bytes <= 16 << 10 ? .oneshot : .twoshot }
+        if singleNode { return ranks <= 2 ? .oneshot : .twoshot }
         return bytes <= 1 << 20 ? .mpi : .ring
     }
 

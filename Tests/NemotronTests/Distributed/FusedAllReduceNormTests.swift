@@ -21,8 +21,11 @@ struct FusedAllReduceNormTests {
     @Test("auto picks shared memory on one node and MPI or the ring across nodes")
     func automatic() {
         #expect(AllReduceStrategy.choice(bytes: 8 << 20, ranks: 2, singleNode: true) == .oneshot)
-        #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: 4, singleNode: true) == .oneshot)
-        #expect(AllReduceStrategy.choice(bytes: 64 << 10, ranks: 4, singleNode: true) == .twoshot)
+        #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: 2, singleNode: true) == .oneshot)
+        for ranks in [4, 8, 16] {
+            #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: ranks, singleNode: true) == .twoshot)
+            #expect(AllReduceStrategy.choice(bytes: 8 << 20, ranks: ranks, singleNode: true) == .twoshot)
+        }
         #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: 4, singleNode: false) == .mpi)
         #expect(AllReduceStrategy.choice(bytes: 4 << 20, ranks: 4, singleNode: false) == .ring)
         #expect(AllReduceStrategy.allCases.filter(\.needsSharedMemory) == [.oneshot, .twoshot])
