@@ -22,7 +22,8 @@ enum FloatKernels {
         }
     }
 
-    /// `Σ a[i]·b[i]` in two 16-lane chains, then the tail.
+    /// `Σ a[i]·b[i]` in two 16-lane chains, then the tail (a scalar loop does not vectorise: float
+    /// sums are not reassociated).
     @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
         var s0 = SIMD16<Float>()
         var s1 = SIMD16<Float>()

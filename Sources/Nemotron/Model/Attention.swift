@@ -165,7 +165,7 @@ struct Attention {
     ) {
         var maxScore = -Float.infinity
         for s in 0..<length {
-            scores[s] = Self.dot(query, keys + s * stride, count: headDim) * scale
+            scores[s] = FloatKernels.dot(query, keys + s * stride, count: headDim) * scale
             maxScore = max(maxScore, scores[s])
         }
         var total: Float = 0
@@ -177,25 +177,6 @@ struct Attention {
         for s in 0..<length {
             Self.addScaled(values + s * stride, scores[s] / total, into: out, count: headDim)
         }
-    }
-
-    /// `Σ a[i]·b[i]`, 16 lanes at a time (a scalar loop does not vectorise: float sums are not
-    /// reassociated), then the tail.
-    @inline(__always) private static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int)
-        -> Float
-    {
-        var lanes = SIMD16<Float>()
-        var i = 0
-        while i + 16 <= count {
-            lanes.addProduct(load16(a + i), load16(b + i))
-            i += 16
-        }
-        var total = lanes.sum()
-        while i < count {
-            total += a[i] * b[i]
-            i += 1
-        }
-        return total
     }
 
     /// `out[i] += weight · v[i]`
