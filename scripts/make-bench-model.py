@@ -12,6 +12,8 @@ A_log, D, dt_bias and the router correction bias are F32 as in real exports, the
 Tensors are streamed to disk one at a time, so memory stays small.
 moe-bench: hidden 1024, `MEM*EMEM`, 32 experts top-4 of width 512, shared expert 1024 (0.21 B
 parameters), for comparing attention data parallelism with tensor parallelism.
+dense-8b: Nemotron-H-8B's shapes (hidden 4096, 52 layers, MLP 21504, vocab 131072, untied): about
+8.1 B parameters, 16.2 GB, for measuring decode against the read bandwidth on a many-core host.
 tiny: the default-run checkpoint shipped in the repo (hidden 64, `M-M*M-`, vocab 1200 to
 match the tokenizer copied in with --tokenizer); random weights, so its text is gibberish.
 """
@@ -29,6 +31,10 @@ PRESETS = {
         hidden_size=64, hybrid_override_pattern="M-M*M-", num_attention_heads=4, num_key_value_heads=2, head_dim=16,
         mamba_num_heads=8, mamba_head_dim=8, ssm_state_size=16, n_groups=2, conv_kernel=4, intermediate_size=128,
         vocab_size=1200),
+    "dense-8b": dict(
+        hidden_size=4096, hybrid_override_pattern="M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-",
+        num_attention_heads=32, num_key_value_heads=8, head_dim=128, mamba_num_heads=128, mamba_head_dim=64,
+        ssm_state_size=128, n_groups=8, conv_kernel=4, intermediate_size=21504, vocab_size=131072),
     "dense-0.74b": dict(
         hidden_size=2048, hybrid_override_pattern="M-M-M*-M-M-M*-M-M-M*-M-M", num_attention_heads=16,
         num_key_value_heads=4, head_dim=128, mamba_num_heads=64, mamba_head_dim=64, ssm_state_size=128,

@@ -379,6 +379,66 @@ BF16DOT static void dp_block(const uint16_t *w, size_t cols, size_t r, size_t nr
     }
 }
 
+/* The same blocks with f32 FMAs: each 16 bf16 weights widened once (a shift) and multiplied with
+ * 4 tokens' f32 activations. For CPUs with two 512-bit FMA ports, where vdpbf16ps gives no more
+ * multiply-adds per cycle (measured on an Intel Xeon VM, family 6 model 207); activations stay f32. */
+AVX512 static inline __m128 reduce4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m256 a2 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+    __m256 c2 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+    __m256 d2 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a2, b2), _mm256_hadd_ps(c2, d2));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+AVX512 static void fma_block(const uint16_t *w, size_t cols, size_t r, size_t nr, const float *x, size_t ldx,
+                             size_t t, size_t nt, float *y, size_t ldy) {
+    const uint16_t *wr[DP_ROWS];
+    const float *xt[DP_TOKENS];
+    for (size_t i = 0; i < DP_ROWS; i++) wr[i] = w + (r + (i < nr ? i : 0)) * cols;
+    for (size_t j = 0; j < DP_TOKENS; j++) xt[j] = x + (t + (j < nt ? j : 0)) * ldx;
+    __m512 acc[DP_ROWS][DP_TOKENS];
+    for (int i = 0; i < DP_ROWS; i++)
+        for (int j = 0; j < DP_TOKENS; j++) acc[i][j] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 16 <= cols; k += 16) {
+        __m512 wv[DP_ROWS], xv[DP_TOKENS];
+        for (int i = 0; i < DP_ROWS; i++) {
+            if (t == 0 && k % 32 == 0) _mm_prefetch((const char *)(wr[i] + k) + 4096, _MM_HINT_T0);
+            wv[i] = widen_bf16_512(wr[i] + k);
+        }
+        for (int j = 0; j < DP_TOKENS; j++) xv[j] = _mm512_loadu_ps(xt[j] + k);
+        for (int i = 0; i < DP_ROWS; i++)
+            for (int j = 0; j < DP_TOKENS; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);
+    }
+    for (size_t j = 0; j < nt; j++) {
+        float sums[4];
+        _mm_storeu_ps(sums, reduce4_512(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
+        for (size_t i = 0; i < nr; i++) {
+            float s = sums[i];
+            for (size_t kk = k; kk < cols; kk++) s += bf16_scalar(wr[i][kk]) * xt[j][kk];
+            y[(t + j) * ldy + r + i] = s;
+        }
+    }
+}
+
+void ck_gemv_bf16_batch(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ldx,
+                        size_t ntok, float *y, size_t ldy) {
+    for (size_t r = r0; r < r1; r += DP_ROWS) {
+        size_t nr = r1 - r < DP_ROWS ? r1 - r : DP_ROWS;
+        for (size_t t = 0; t < ntok; t += DP_TOKENS)
+            fma_block(w, cols, r, nr, x, ldx, t, ntok - t < DP_TOKENS ? ntok - t : DP_TOKENS, y, ldy);
+    }
+}
+
+int ck_bf16_dot_is_faster(void) {
+    /* vdpbf16ps doubles the multiply-adds of a 512-bit FMA where FMAs issue one 512-bit op a
+     * cycle (AMD Zen 4/5: measured 107 against 57 GFLOP/s a core); on Intel cores with two FMA
+     * ports it does not. */
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+}
+
 void ck_gemv_bf16_dp(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint16_t *x, size_t ldx,
                      size_t ntok, float *y, size_t ldy) {
     for (size_t r = r0; r < r1; r += DP_ROWS) {

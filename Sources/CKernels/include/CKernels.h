@@ -37,6 +37,14 @@ void ck_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 void ck_gemv_bf16_dp(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint16_t *x, size_t ldx,
                      size_t ntok, float *y, size_t ldy);
 
+/// The contract of ck_gemv_bf16_dp with f32 activations x (rows ldx apart) and f32 FMAs: each
+/// weight widened once for 4 tokens. Needs AVX-512.
+void ck_gemv_bf16_batch(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ldx,
+                        size_t ntok, float *y, size_t ldy);
+
+/// Whether vdpbf16ps outruns 512-bit f32 FMAs on this CPU (AMD), so decode batches use ck_gemv_bf16_dp.
+int ck_bf16_dot_is_faster(void);
+
 /// Bytes of scratch ck_gemm_bf16 needs per call for a K-wide matrix.
 size_t ck_gemm_bf16_scratch(size_t cols);
 

@@ -30,15 +30,21 @@ public enum MatMul {
         if !streams.isEmpty { StreamingProducts.run(streams, context) }
     }
 
-    /// Decode batches up to this many rows of bf16 weights under bf16 compute run the AVX512-BF16
-    /// kernel that reads weights as stored (`ck_gemv_bf16_dp`), not the GEMM that packs them.
+    /// Decode batches up to this many rows of bf16 weights run a kernel that reads the weights as
+    /// stored (`ck_gemv_bf16_dp` or `ck_gemv_bf16_batch`), not the GEMM that packs them.
     static let bf16BatchMaxTokens = 64
+
+    static let hasAVX512 = String(cString: ck_isa()) == "avx512"
+    static let bf16DotIsFaster = ck_bf16_dot_is_faster() != 0
 
     /// How a streaming kernel reads the input of `p`, or nil when `p` is not streamed: too many
     /// tokens (a GEMM).
     static func streamingInput(_ p: Product, _ policy: ComputePolicy) -> StreamingInput? {
         if p.tokens > streamingMaxTokens {
-            return p.w.format == .bf16 && policy.usesBF16GEMM && p.tokens <= bf16BatchMaxTokens ? .bf16 : nil
+            guard p.w.format == .bf16 && p.tokens <= bf16BatchMaxTokens && hasAVX512 else { return nil }
+            // AVX512-BF16 dot products where they outrun f32 FMAs (and bf16 compute allows
+            // rounding activations); else f32 FMAs on the weights widened once per 4 tokens.
+            return policy.usesBF16GEMM && bf16DotIsFaster ? .bf16 : .float
         }
         switch p.w.format {
         case .f32, .f16: return .float

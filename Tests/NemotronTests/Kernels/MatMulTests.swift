@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 
@@ -71,14 +72,47 @@ struct MatMulTests {
                 x, tokens: tokens, WeightMatrix(rows: rows, cols: cols, format: .bf16, base: w.baseAddress!),
                 into: &y, KernelContext(workspace: workspace, policy: policy))
         }
-        // Without AVX512-BF16 the f32 path runs, whose products are exact for bf16 weights.
-        let input =
+        // Activations are rounded to bf16 by the GEMM (over 64 tokens) and by the decode-batch
+        // kernel of CPUs where bf16 dot products are the faster (AMD); the f32-FMA batch kernel
+        // and the f32 path (no AVX512-BF16) keep them, and their products are exact for bf16 weights.
+        let rounds =
             MatMul.hasBF16Dot
+            && (tokens > MatMul.bf16BatchMaxTokens || MatMul.bf16DotIsFaster || !MatMul.hasAVX512)
+        let input =
+            rounds
             ? widen(
                 bits(
                     x.map { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) },
                     .bf16), .bf16) : x
         #expect(maxAbsDifference(y, naive(input, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
+    }
+
+    @Test("both decode-batch kernels against a naive twin, rows and columns off their block sizes", arguments: [9, 30])
+    func batchKernels(tokens: Int) {
+        guard MatMul.hasAVX512 else { return }
+        let (rows, cols) = (23, 77)
+        var random = Xoshiro256(seed: UInt64(tokens))
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        let half = bits((0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }, .bf16)
+        var y = [Float](repeating: .nan, count: tokens * rows)
+        ck_gemv_bf16_batch(half, cols, 0, rows, x, cols, tokens, &y, rows)
+        #expect(maxAbsDifference(y, naive(x, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
+        guard MatMul.hasBF16Dot else { return }
+        let stride = HalfKernels.bf16RowStride(cols)
+        var rounded = [UInt16](repeating: 0, count: tokens * stride)
+        x.withUnsafeBufferPointer { x in
+            rounded.withUnsafeMutableBufferPointer { r in
+                for t in 0..<tokens {
+                    HalfKernels.roundToBF16(
+                        x.baseAddress! + t * cols, into: r.baseAddress! + t * stride, cols: cols, stride: stride)
+                }
+            }
+        }
+        let roundedX = (0..<tokens).flatMap { t in widen(Array(rounded[t * stride..<t * stride + cols]), .bf16) }
+        y = [Float](repeating: .nan, count: tokens * rows)
+        ck_gemv_bf16_dp(half, cols, 0, rows, rounded, stride, tokens, &y, rows)
+        #expect(
+            maxAbsDifference(y, naive(roundedX, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
     }
 
     @Test(
