@@ -14,10 +14,7 @@ public struct ComputePolicy: Sendable, Equatable {
     public static func resolving(_ asked: ComputeDType, formats: Set<WeightFormat>) -> ComputePolicy {
         guard asked == .auto else { return ComputePolicy(prefill: asked) }
         if !formats.isDisjoint(with: [.int8, .int4, .nvfp4]) { return ComputePolicy(prefill: .int8) }
-        // bf16 GEMMs only where vdpbf16ps outruns f32 FMAs (AMD): on Intel cores with two FMA
-        // ports OpenBLAS's sgemm on widened tiles prefills faster (measured pp512, 0.74 B, 2 threads
-        // on an Intel Xeon VM: 170 against 110 tokens/s; on the 16-core host 341 against 301).
-        let bf16Helps = !formats.isDisjoint(with: [.bf16, .fp8]) && MatMul.hasBF16Dot && MatMul.bf16DotIsFaster
+        let bf16Helps = !formats.isDisjoint(with: [.bf16, .fp8]) && MatMul.hasBF16Dot
         return ComputePolicy(prefill: bf16Helps ? .bf16 : .f32)
     }
 
@@ -48,7 +45,7 @@ public struct ComputePolicy: Sendable, Equatable {
 public enum ComputeDType: String, Sendable, CaseIterable {
     /// The fastest correct choice for the weights at hand (`ComputePolicy.resolving`): int8
     /// activations where weights are int8, int4 or nvfp4; bf16 where they are bf16 or fp8 and the
-    /// CPU's AVX512-BF16 dot products outrun its f32 FMAs (AMD Zen 4/5); else f32.
+    /// CPU has AVX512-BF16; else f32.
     case auto
     /// Weights widened (dequantized) to f32, f32 activations: matches transformers in f32.
     case f32
