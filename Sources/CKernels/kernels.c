@@ -116,7 +116,8 @@ AVX512 static float dot_f16_512(const uint16_t *w, const float *x, size_t cols) 
         }
     }
     for (; k + 16 <= cols; k += 16)
-        a[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + k))), _mm512_loadu_ps(x + k), a[0]);
+        a[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + k))), _mm512_loadu_ps(x + k),
+                               a[0]);
     __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])),
                              _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7])));
     float sum = _mm512_reduce_add_ps(s);
@@ -382,12 +383,15 @@ BF16DOT static void dp_block(const uint16_t *w, size_t cols, size_t r, size_t nr
 /* The same blocks with f32 FMAs: each 16 bf16 weights widened once (a shift) and multiplied with
  * 4 tokens' f32 activations. For CPUs with two 512-bit FMA ports, where vdpbf16ps gives no more
  * multiply-adds per cycle (measured on an Intel Xeon VM, family 6 model 207); activations stay f32. */
+/* The two 256-bit halves of v added. */
+AVX512 static inline __m256 halves_512(__m512 v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* {sum(a), sum(b), sum(c), sum(d)} */
 AVX512 static inline __m128 reduce4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
-    __m256 a2 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
-    __m256 c2 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
-    __m256 d2 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)));
-    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a2, b2), _mm256_hadd_ps(c2, d2));
+    __m256 ab = _mm256_hadd_ps(halves_512(a), halves_512(b)), cd = _mm256_hadd_ps(halves_512(c), halves_512(d));
+    __m256 h = _mm256_hadd_ps(ab, cd);
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
@@ -422,14 +426,18 @@ AVX512 static void fma_block(const uint16_t *w, size_t cols, size_t r, size_t nr
     }
 }
 
-void ck_gemv_bf16_batch(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ldx,
-                        size_t ntok, float *y, size_t ldy) {
-    for (size_t r = r0; r < r1; r += DP_ROWS) {
-        size_t nr = r1 - r < DP_ROWS ? r1 - r : DP_ROWS;
-        for (size_t t = 0; t < ntok; t += DP_TOKENS)
-            fma_block(w, cols, r, nr, x, ldx, t, ntok - t < DP_TOKENS ? ntok - t : DP_TOKENS, y, ldy);
+/* Rows [r0, r1) in blocks of DP_ROWS, each against the tokens in groups of DP_TOKENS. */
+#define BATCH_DRIVER(NAME, BLOCK, XTYPE)                                                                   \
+    void NAME(const uint16_t *w, size_t cols, size_t r0, size_t r1, const XTYPE *x, size_t ldx, size_t ntok, \
+              float *y, size_t ldy) {                                                                      \
+        for (size_t r = r0; r < r1; r += DP_ROWS) {                                                        \
+            size_t nr = r1 - r < DP_ROWS ? r1 - r : DP_ROWS;                                               \
+            for (size_t t = 0; t < ntok; t += DP_TOKENS)                                                   \
+                BLOCK(w, cols, r, nr, x, ldx, t, ntok - t < DP_TOKENS ? ntok - t : DP_TOKENS, y, ldy);     \
+        }                                                                                                  \
     }
-}
+
+BATCH_DRIVER(ck_gemv_bf16_batch, fma_block, float)
 
 int ck_bf16_dot_is_faster(void) {
     /* vdpbf16ps doubles the multiply-adds of a 512-bit FMA where FMAs issue one 512-bit op a
@@ -439,14 +447,7 @@ int ck_bf16_dot_is_faster(void) {
     return __builtin_cpu_is("amd");
 }
 
-void ck_gemv_bf16_dp(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint16_t *x, size_t ldx,
-                     size_t ntok, float *y, size_t ldy) {
-    for (size_t r = r0; r < r1; r += DP_ROWS) {
-        size_t nr = r1 - r < DP_ROWS ? r1 - r : DP_ROWS;
-        for (size_t t = 0; t < ntok; t += DP_TOKENS)
-            dp_block(w, cols, r, nr, x, ldx, t, ntok - t < DP_TOKENS ? ntok - t : DP_TOKENS, y, ldy);
-    }
-}
+BATCH_DRIVER(ck_gemv_bf16_dp, dp_block, uint16_t)
 
 int ck_has_bf16_dot(void) {
     __builtin_cpu_init();
