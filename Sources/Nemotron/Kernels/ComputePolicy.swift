@@ -31,11 +31,8 @@ public struct ComputePolicy: Sendable, Equatable {
         case .auto, .f32: return "f32"
         case .bf16: return MatMul.hasBF16Dot ? "bf16" : "f32 (bf16 asked, but this CPU lacks AVX512-BF16)"
         case .int8:
-            let prefill =
-                ck_q8_gemm_available() != 0
-                ? "int8 against int8/int4 weights, else "
-                    + (MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)")
-                : (MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)")
+            let tiles = MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)"
+            let prefill = (ck_q8_gemm_available() != 0 ? "int8 against int8/int4 weights, else " : "") + tiles
             return "int8 (decode activations int8 per 32 against int8/int4/nvfp4 weights; prefill " + prefill
         }
     }

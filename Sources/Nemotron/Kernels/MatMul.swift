@@ -18,9 +18,12 @@ public enum MatMul {
     /// Independent products (no product reads another's output). Those few enough tokens to
     /// stream (decode) run as one parallel dispatch (`StreamingProducts`); the others one by one.
     static func linear(_ products: [Product], _ context: KernelContext) {
-        let products = products.filter { $0.tokens > 0 && $0.w.rows > 0 }
-        let streams = products.filter { streamingInput($0, context.policy) != nil }
-        for p in products where streamingInput(p, context.policy) == nil {
+        var streams: [Product] = []
+        for p in products where p.tokens > 0 && p.w.rows > 0 {
+            if streamingInput(p, context.policy) != nil {
+                streams.append(p)
+                continue
+            }
             switch p.w.format {
             case .f32: FloatKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y)
             case .bf16, .f16: HalfKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)

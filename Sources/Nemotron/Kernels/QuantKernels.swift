@@ -163,10 +163,7 @@ enum QuantKernels {
         let bits: Int32 = w.format == .int4 ? 4 : 8
         let tileTokens = ck_q8_gemm_tile_tokens()
         let tiles = (tokens + tileTokens - 1) / tileTokens
-        // 64 spare bytes so the activations start on a 64-byte boundary.
-        let raw = UnsafeMutableRawPointer(
-            workspace.buffer(.quantizedGEMMInput, count: (ck_q8_gemm_act_bytes(tokens, cols) + 64) / 4 + 1))
-        let input = raw + (64 - Int(bitPattern: raw) % 64) % 64
+        let input = workspace.alignedBytes(.quantizedGEMMInput, count: ck_q8_gemm_act_bytes(tokens, cols))
         let scratchBytes = (ck_q8_gemm_scratch(cols) + 63) & ~63
         let scratch = UnsafeMutableRawPointer(
             workspace.buffer(.gemmScratch, count: workspace.threads * scratchBytes / 4 + 16))

@@ -26,13 +26,10 @@ public struct QuantizedRows: @unchecked Sendable {
     /// `width` must be a multiple of 32.
     init(for source: UnsafePointer<Float>, rows: Int, width: Int, in workspace: Workspace, slot: Workspace.Slot) {
         precondition(width % 32 == 0, "int8 activation packages need whole blocks of 32, not \(width)")
-        let stride = ck_q8_activation_bytes(width)
-        // 64 spare bytes so the packages can start on a 64-byte boundary.
-        let raw = UnsafeMutableRawPointer(workspace.buffer(slot, count: (rows * stride + 64) / 4 + 1))
         self.source = source
         self.rows = rows
         self.width = width
-        base = raw + (64 - Int(bitPattern: raw) % 64) % 64
+        base = workspace.alignedBytes(slot, count: rows * Self.stride(width: width))
     }
 
     /// The packages of rows `first...`, as rows 0...: for collectives that work on chunks of rows.

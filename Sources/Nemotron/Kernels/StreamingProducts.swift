@@ -80,9 +80,7 @@ enum StreamingProducts {
             offsets[key] = total
             total += (bytes(key) + 63) / 64 * 64
         }
-        // 64 spare bytes so the arena can start on a 64-byte boundary.
-        let raw = UnsafeMutableRawPointer(workspace.buffer(.streamingInputs, count: (total + 64) / 4 + 1))
-        let arena = raw + (64 - Int(bitPattern: raw) % 64) % 64
+        let arena = workspace.alignedBytes(.streamingInputs, count: total)
         var made: [Key: PreparedInput] = [:]
         let boundary = workspace.quantizedRows
         return keys.map { key in

@@ -68,6 +68,14 @@ public final class Workspace {
         for (_, buffer) in buffers { buffer.pointer.deallocate() }
     }
 
+    /// At least `bytes` bytes for `slot`, starting on a 64-byte boundary (for the C kernels'
+    /// vector loads); contents are unspecified.
+    func alignedBytes(_ slot: Slot, count bytes: Int) -> UnsafeMutableRawPointer {
+        // 64 spare bytes so the start can move up to the boundary.
+        let raw = UnsafeMutableRawPointer(buffer(slot, count: (bytes + 64) / 4 + 1))
+        return raw + (64 - Int(bitPattern: raw) % 64) % 64
+    }
+
     /// A buffer of at least `count` floats for `slot`; contents are unspecified.
     func buffer(_ slot: Slot, count: Int) -> UnsafeMutablePointer<Float> {
         if let existing = buffers[slot], existing.count >= count { return existing.pointer }
