@@ -26,6 +26,11 @@ extension NemotronRun {
         @Flag(name: .long, help: "Run fused and unfused AllReduce + norm in this one invocation and print the ratio.")
         var compareFusion = false
 
+        @Flag(
+            name: .customLong("compare-amx"),
+            help: "Prefill with AMX tiles and with the AVX512-BF16 GEMM in this one invocation and print the ratio.")
+        var compareAMX = false
+
         @Option(
             name: .long,
             help: ArgumentHelp(
@@ -54,6 +59,7 @@ extension NemotronRun {
             // A fixed pseudo-random prompt, the same on every rank and every run.
             let prompt = (0..<promptTokens).map { (7919 &+ $0 &* 104_729) % engine.config.vocabSize }
             if compareFusion { return try compare(engine, prompt: prompt) }
+            if compareAMX { return try compareTiles(engine, prompt: prompt) }
             if let prompts { return try batch(engine, count: prompts) }
             // The warm-up pass pages the weights in and touches every buffer once; its time is
             // reported as load time, apart from the timed runs.
@@ -185,6 +191,53 @@ extension NemotronRun {
                 prefill          fused \(Report.rate(fused.prefillTokensPerSecond)) vs unfused \
                 \(Report.rate(unfused.prefillTokensPerSecond)) tokens/s: \
                 \(String(format: "%.3f", prefillRatio))×
+                """)
+        }
+
+        /// Prefill with the AVX512-BF16 GEMM, AMX tiles, and both again on the same prompt in this
+        /// process; reports the better of each pair and the AMX / AVX512-BF16 ratio.
+        private func compareTiles(_ engine: Engine, prompt: [Int]) throws {
+            guard engine.model.compute.usesAMX else {
+                throw NemotronError.invalidArgument(
+                    name: "--compare-amx", value: "compute \(engine.model.compute.description)",
+                    expected: "bf16 GEMMs on a CPU with AMX tiles (bf16 weights, compute_dtype auto or bf16)")
+            }
+            var best: [Bool: Double] = [:]
+            for amx in [false, true, false, true] {
+                engine.model.compute.allowsAMX = amx
+                let result =
+                    try engine.generate([Request(prompt: prompt, maxNewTokens: 1)], ignoreEOS: true).first
+                    ?? Generation(promptTokens: prompt.count)
+                best[amx] = max(best[amx] ?? 0, result.prefillTokensPerSecond)
+            }
+            // The two paths differ only in summation order: the prompt's mean log-likelihood
+            // (every position's logits) must agree closely.
+            let evaluator = PerplexityEvaluator(model: engine.model, workspace: engine.workspace)
+            var nll: [Bool: Double] = [:]
+            for amx in [false, true] {
+                engine.model.compute.allowsAMX = amx
+                nll[amx] = evaluator.score(prompt, context: prompt.count, stride: prompt.count).meanNLL
+            }
+            let (tiles, vectors) = (best[true]!, best[false]!)
+            let (nllTiles, nllVectors) = (nll[true]!, nll[false]!)
+            if json {
+                say(
+                    try Report.json([
+                        "processes": engine.world.size, "threads": engine.threads, "prompt_tokens": prompt.count,
+                        "amx_prefill_tokens_per_second": tiles, "avx512_bf16_prefill_tokens_per_second": vectors,
+                        "prefill_ratio": tiles / vectors, "amx_mean_nll": nllTiles, "avx512_bf16_mean_nll": nllVectors,
+                    ]))
+                return
+            }
+            say(
+                """
+                compare-amx      \(engine.world.size) process(es) × \(engine.threads) threads, \(prompt.count)-token \
+                prompt, best of 2 runs each
+                prefill          AMX tiles \(Report.rate(tiles)) vs AVX512-BF16 \(Report.rate(vectors)) tokens/s: \
+                \(String(format: "%.2f", tiles / vectors))×
+                agreement        mean negative log-likelihood of the prompt: AMX \(String(format: "%.6f", nllTiles)) \
+                vs AVX512-BF16 \(String(format: "%.6f", nllVectors)) (|Δ| \
+                \(String(format: "%.1e", abs(nllTiles - nllVectors))); same bf16 products, another summation order)
                 """)
         }
 

@@ -21,6 +21,17 @@ public struct ComputePolicy: Sendable, Equatable {
     /// Whether prefill GEMMs take both operands in bf16 (asked, and the CPU has AVX512-BF16).
     var usesBF16GEMM: Bool { prefill != .f32 && MatMul.hasBF16Dot }
 
+    /// Whether bf16 GEMMs may run on AMX tiles where the CPU has them (on by default; `bench
+    /// --compare-amx` turns it off to time the AVX512-BF16 GEMM on the same machine).
+    public var allowsAMX = true
+
+    /// Whether prefill bf16 GEMMs run on AMX tiles.
+    public var usesAMX: Bool { usesBF16GEMM && allowsAMX && MatMul.hasAMX }
+
+    private var amxClause: String {
+        usesAMX ? " (prefill GEMMs on AMX tiles)" : MatMul.hasAMX ? " (AMX present, turned off)" : ""
+    }
+
     /// Whether decode GEMVs of int8, int4 and nvfp4 weights take int8 activations, and prefill
     /// GEMMs of int8 and int4 weights too where the CPU has AVX512-VNNI (`QuantKernels.int8GEMM`).
     public var usesInt8Activations: Bool { prefill == .int8 }
@@ -29,9 +40,10 @@ public struct ComputePolicy: Sendable, Equatable {
     public var description: String {
         switch prefill {
         case .auto, .f32: return "f32"
-        case .bf16: return MatMul.hasBF16Dot ? "bf16" : "f32 (bf16 asked, but this CPU lacks AVX512-BF16)"
+        case .bf16:
+            return MatMul.hasBF16Dot ? "bf16" + amxClause : "f32 (bf16 asked, but this CPU lacks AVX512-BF16)"
         case .int8:
-            let tiles = MatMul.hasBF16Dot ? "bf16)" : "f32: this CPU lacks AVX512-BF16)"
+            let tiles = MatMul.hasBF16Dot ? "bf16\(amxClause))" : "f32: this CPU lacks AVX512-BF16)"
             let prefill = (ck_q8_gemm_available() != 0 ? "int8 against int8/int4 weights, else " : "") + tiles
             return "int8 (decode activations int8 per 32 against int8/int4/nvfp4 weights; prefill " + prefill
         }

@@ -18,7 +18,7 @@ enum HalfKernels {
         if w.format == .bf16 && context.policy.usesBF16GEMM {
             bf16GEMM(
                 x, tokens: tokens, weights: w.base.assumingMemoryBound(to: UInt16.self), rows: w.rows, cols: w.cols,
-                into: y, ldy: w.rows, context.workspace)
+                into: y, ldy: w.rows, context)
         } else {
             tiled(x, tokens: tokens, w, into: y, context.workspace)
         }
@@ -64,34 +64,68 @@ enum HalfKernels {
     }
 
     /// `y[t·ldy + r] = Σ_k weights[r, k] · x[t, k]` for a bf16 `[rows, cols]` matrix: both
-    /// operands in bf16, f32 accumulation; rows split over the threads, each packing its own
-    /// 32-row weight panels into its scratch.
+    /// operands in bf16, f32 accumulation; rows split over the threads in 32-row panels. On AMX
+    /// tiles where the CPU has them (and the policy allows), else AVX512-BF16 dot products on
+    /// weight panels each thread packs into its scratch.
     static func bf16GEMM(
         _ x: UnsafePointer<Float>, tokens: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
-        into y: UnsafeMutablePointer<Float>, ldy: Int, _ workspace: Workspace
+        into y: UnsafeMutablePointer<Float>, ldy: Int, _ context: KernelContext
     ) {
-        let w = (rows: rows, cols: cols)
-        let pairs = (w.cols + 1) / 2
+        if context.policy.usesAMX && cols % 32 == 0 {
+            return amxGEMM(x, tokens: tokens, weights: weights, rows: rows, cols: cols, into: y, ldy: ldy, context)
+        }
+        let workspace = context.workspace
+        let pairs = (cols + 1) / 2
         let converted = UnsafeMutableRawPointer(workspace.buffer(.bf16Input, count: tokens * pairs))
             .bindMemory(to: UInt16.self, capacity: tokens * pairs * 2)
         for t in 0..<tokens {
-            ck_f32_to_bf16(x + t * w.cols, converted + t * pairs * 2, w.cols)
-            if w.cols % 2 == 1 { converted[t * pairs * 2 + w.cols] = 0 }
+            ck_f32_to_bf16(x + t * cols, converted + t * pairs * 2, cols)
+            if cols % 2 == 1 { converted[t * pairs * 2 + cols] = 0 }
         }
-        let scratchBytes = (ck_gemm_bf16_scratch(w.cols) + 63) & ~63
-        let scratch = UnsafeMutableRawPointer(
-            workspace.buffer(.gemmScratch, count: workspace.threads * scratchBytes / 4 + 16))
-        let shared = UncheckedSendable((weights, UnsafePointer(converted), y, scratch))
-        let panels = (w.rows + 31) / 32
+        let shared = UncheckedSendable((weights, UnsafePointer(converted), y))
+        forPanels(rows: rows, cols: cols, workspace) { rows, scratch in
+            let (weights, input, output) = shared.value
+            ck_gemm_bf16(weights, cols, rows.lowerBound, rows.upperBound, input, tokens, output, ldy, scratch)
+        }
+    }
+
+    /// `bf16GEMM` on AMX tiles (`ck_gemm_bf16_amx`): the activations are rounded to bf16 and
+    /// interleaved in column pairs once per product (`[cols/2, ldp]` words, pairs split over the
+    /// threads), then each thread multiplies its panels, reading the weights as stored.
+    static func amxGEMM(
+        _ x: UnsafePointer<Float>, tokens: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
+        into y: UnsafeMutablePointer<Float>, ldy: Int, _ context: KernelContext
+    ) {
+        let workspace = context.workspace
+        let (pairs, ldp) = (cols / 2, ck_amx_tokens_stride(tokens))
+        let packed = workspace.alignedBytes(.bf16Input, count: pairs * ldp * 4)
+            .bindMemory(to: UInt32.self, capacity: pairs * ldp)
+        let shared = UncheckedSendable((x, weights, packed, y))
+        // 16 pairs (one 64-byte line of a packed row) per conversion step.
+        workspace.pool.forRanges(pairs, alignment: 16, minimumPerThread: 64) { range in
+            let (x, _, packed, _) = shared.value
+            ck_amx_pack_x(x, tokens, cols, range.lowerBound, range.upperBound, packed, ldp)
+        }
+        forPanels(rows: rows, cols: cols, workspace) { rows, scratch in
+            let (_, weights, packed, output) = shared.value
+            ck_gemm_bf16_amx(
+                weights, cols, rows.lowerBound, rows.upperBound, packed, ldp, tokens, output, ldy, scratch)
+        }
+    }
+
+    /// Splits `rows` over the threads in whole 32-row panels (a part may get none) and runs
+    /// `body` with each part's rows and its 64-byte-aligned `ck_gemm_bf16_scratch(cols)` bytes.
+    private static func forPanels(
+        rows: Int, cols: Int, _ workspace: Workspace,
+        _ body: @escaping (Range<Int>, UnsafeMutableRawPointer) -> Void
+    ) {
+        let scratchBytes = (ck_gemm_bf16_scratch(cols) + 63) & ~63
+        let scratch = UncheckedSendable(workspace.alignedBytes(.gemmScratch, count: workspace.threads * scratchBytes))
+        let panels = (rows + 31) / 32
         workspace.pool.forParts(workspace.threads) { part in
-            let (weights, input, output, scratch) = shared.value
-            // A part may get no panel (fewer panels than threads).
             let range = Partition.part(panels, workspace.threads, part)
             guard !range.isEmpty else { return }
-            let rows = range.lowerBound * 32..<min(w.rows, range.upperBound * 32)
-            ck_gemm_bf16(
-                weights, w.cols, rows.lowerBound, rows.upperBound, input, tokens, output, ldy,
-                scratch + part * scratchBytes)
+            body(range.lowerBound * 32..<min(rows, range.upperBound * 32), scratch.value + part * scratchBytes)
         }
     }
 

@@ -91,4 +91,6 @@ public enum MatMul {
     }
 
     public static let hasBF16Dot = ck_has_bf16_dot() != 0
+    /// AMX tiles with bf16 (Intel Sapphire Rapids and later), granted to this process by the OS.
+    public static let hasAMX = ck_has_amx_bf16() != 0
 }

@@ -20,7 +20,7 @@ enum QuantKernels {
         if context.policy.usesInt8Activations && hasInt8GEMM(w) {
             int8GEMM(x, tokens: tokens, w, into: y, context.workspace)
         } else if context.policy.usesBF16GEMM {
-            bf16Tiled(x, tokens: tokens, w, into: y, context.workspace)
+            bf16Tiled(x, tokens: tokens, w, into: y, context)
         } else {
             HalfKernels.tiled(x, tokens: tokens, w, into: y, context.workspace)
         }
@@ -188,9 +188,9 @@ enum QuantKernels {
     /// Dequantized tiles rounded to bf16, then the bf16 GEMM (activations rounded to bf16 too).
     private static func bf16Tiled(
         _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-        _ workspace: Workspace
+        _ context: KernelContext
     ) {
-        let cols = w.cols
+        let (cols, workspace) = (w.cols, context.workspace)
         // Whole 32-row panels of the GEMM, about 8 MiB of bf16 per tile.
         let tileRows = max(32, min(w.rows, 2 * HalfKernels.tileFloats / max(cols, 1)) / 32 * 32)
         let tile = UnsafeMutableRawPointer(workspace.buffer(.bf16WeightTile, count: (tileRows * cols + 1) / 2))
@@ -206,7 +206,7 @@ enum QuantKernels {
             }
             HalfKernels.bf16GEMM(
                 x, tokens: tokens, weights: UnsafePointer(tile), rows: count, cols: cols, into: y + first, ldy: w.rows,
-                workspace)
+                context)
             first += count
         }
     }
