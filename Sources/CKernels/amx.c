@@ -1,16 +1,20 @@
 /* bf16 prefill GEMM on AMX tiles (Intel Sapphire Rapids and later).
  *
- * y[t, r] = sum_k W[r, k] * x[t, k], computed as Yᵀ = W · Xᵀ so the weights are read as stored:
- * an A tile is 16 weight rows × 32 bf16 columns loaded straight from row-major W; a B tile is
- * 16 column pairs × 16 tokens of x in the pair-interleaved ("VNNI") layout that ck_amx_pack_x
- * writes once per product; a C tile is 16 rows × 16 tokens of f32 sums. Eight tiles hold one
- * 32-row × 32-token block: C0..C3, A4/A5 (rows 0-15, 16-31), B6/B7 (tokens 0-15, 16-31); each
- * 32-column step is 4 tile loads and 4 tdpbf16ps (16·16·32 multiply-adds each). C is written
- * transposed into y (16 gathers of 16 sums per tile).
+ * y[t, r] = sum_k W[r, k] * x[t, k], computed as Yᵀ = W · Xᵀ: an A tile is 16 weight rows × 32 bf16
+ * columns; a B tile is 16 column pairs × 16 tokens of x with each pair in one 32-bit word (the
+ * "VNNI" layout); a C tile is 16 rows × 16 tokens of f32 sums. Eight tiles hold one 32-row ×
+ * 32-token block: C0..C3, A4/A5 (rows 0-15, 16-31), B6/B7 (tokens 0-15, 16-31); each 32-column
+ * step is 4 tile loads and 4 tdpbf16ps (16·16·32 multiply-adds each). C is written transposed
+ * into y (16 gathers of 16 sums per tile).
  *
- * Loop order per thread: groups of AMX_GROUP 32-row blocks meet each 32-token block in turn, so
- * the group's weights (AMX_GROUP · 32 rows · cols bf16) and the token block's activations
- * (32 · cols bf16) stay in L2 while they are reused.
+ * Every tile load reads contiguous memory (on the 16-core host, loading A straight from
+ * row-major W, 16 rows 4 KiB apart, ran at 110-120 GFLOP/s a core):
+ * - x is packed once per product (ck_amx_pack_x) into 32-token blocks, [block][pair][32 tokens]
+ *   words, so a step's two B tiles are 16 rows of 128 bytes;
+ * - each thread copies a group of its 32-row weight blocks into scratch as [block][step][2 tiles]
+ *   [16 rows][64 bytes] (one read of the weights), then every token block meets the whole group:
+ *   the group (at most AMX_GROUP_BYTES) and a token block's activations (64 bytes a column) stay
+ *   in L2 while they are reused.
  */
 #include <immintrin.h>
 #include <cpuid.h>
@@ -24,7 +28,7 @@
 #define PACK __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #define AMX_ROWS 32
 #define AMX_TOKENS 32
-#define AMX_GROUP 4
+#define AMX_GROUP_BYTES (512u << 10)
 
 /* Linux: a process must ask for the tile data state before its first tile instruction. */
 #define ARCH_REQ_XCOMP_PERM 0x1023
@@ -43,28 +47,40 @@ int ck_has_amx_bf16(void) {
     return cached;
 }
 
-size_t ck_amx_tokens_stride(size_t ntok) { return (ntok + AMX_TOKENS - 1) / AMX_TOKENS * AMX_TOKENS; }
+/* 32-row blocks per group: as many as fit AMX_GROUP_BYTES, at least one. */
+static size_t group_blocks(size_t cols) {
+    size_t blocks = AMX_GROUP_BYTES / (AMX_ROWS * cols * 2);
+    return blocks ? blocks : 1;
+}
 
-/* xp[p * ldp + t] = bf16(x[t, 2p]) | bf16(x[t, 2p + 1]) << 16 for pairs p in [p0, p1), tokens
- * t < ldp (zero for t >= ntok). Pairs are split over threads; each thread's writes to one xp row
- * fill its cache lines over consecutive tokens. Rounding is to nearest even (vcvtne2ps2bf16). */
-PACK void ck_amx_pack_x(const float *x, size_t ntok, size_t cols, size_t p0, size_t p1, uint32_t *xp,
-                        size_t ldp) {
-    uint32_t lanes[16] __attribute__((aligned(64)));
-    for (size_t t = 0; t < ldp; t++) {
-        if (t >= ntok) {
-            for (size_t p = p0; p < p1; p++) xp[p * ldp + t] = 0;
-            continue;
-        }
+size_t ck_amx_scratch(size_t cols) { return group_blocks(cols) * AMX_ROWS * cols * 2 + 64; }
+
+size_t ck_amx_packed_words(size_t ntok, size_t cols) {
+    return (ntok + AMX_TOKENS - 1) / AMX_TOKENS * AMX_TOKENS * (cols / 2);
+}
+
+/* Pairs [p0, p1) of every token: xp[(t / 32) * pairs * 32 + p * 32 + t % 32] holds x[t, 2p] and
+ * x[t, 2p + 1] rounded to bf16 (to nearest even: vcvtne2ps2bf16); tokens past ntok in the last
+ * block are zero. 16 pairs of a token are converted at once and scattered 128 bytes apart. */
+PACK void ck_amx_pack_x(const float *x, size_t ntok, size_t cols, size_t p0, size_t p1, uint32_t *xp) {
+    size_t pairs = cols / 2, padded = (ntok + AMX_TOKENS - 1) / AMX_TOKENS * AMX_TOKENS;
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(AMX_TOKENS));
+    for (size_t t = 0; t < padded; t++) {
+        uint32_t *block = xp + (t / AMX_TOKENS) * pairs * AMX_TOKENS + t % AMX_TOKENS;
         const float *row = x + t * cols;
         for (size_t p = p0; p < p1; p += 16) {
             size_t n = p1 - p < 16 ? p1 - p : 16;
-            __mmask16 lo = (__mmask16)(n >= 8 ? 0xffff : (1u << (2 * n)) - 1);
-            __mmask16 hi = (__mmask16)(n >= 16 ? 0xffff : n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
-            __m512 a = _mm512_maskz_loadu_ps(lo, row + 2 * p);
-            __m512 b = _mm512_maskz_loadu_ps(hi, row + 2 * p + 16);
-            _mm512_store_si512(lanes, (__m512i)_mm512_cvtne2ps_pbh(b, a));
-            for (size_t i = 0; i < n; i++) xp[(p + i) * ldp + t] = lanes[i];
+            __mmask16 lanes = (__mmask16)((1u << n) - 1);
+            __m512i words = _mm512_setzero_si512();
+            if (t < ntok) {
+                __mmask16 lo = (__mmask16)(n >= 8 ? 0xffff : (1u << (2 * n)) - 1);
+                __mmask16 hi = (__mmask16)(n >= 16 ? 0xffff : n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+                __m512 a = _mm512_maskz_loadu_ps(lo, row + 2 * p);
+                __m512 b = _mm512_maskz_loadu_ps(hi, row + 2 * p + 16);
+                words = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+            }
+            _mm512_mask_i32scatter_epi32(block + p * AMX_TOKENS, lanes, rows, words, 4);
         }
     }
 }
@@ -89,24 +105,36 @@ AMX static void configure_tiles(void) {
     _tile_loadconfig(&config);
 }
 
-/* One block: 32 rows of a (row stride cols; rows past nrows may hold anything readable) against
- * the 32 tokens of xp starting at its first column; writes y[j * ldy + i] for i < nrows, j < ntok. */
-AMX static void amx_block(const uint16_t *a, size_t cols, const uint32_t *xp, size_t ldp, size_t nrows, size_t ntok,
-                          float *y, size_t ldy) {
+/* Rows [r, r + n) of W (n <= 32; missing rows zero) into one packed block: [step][2 tiles][16
+ * rows][32 bf16]. */
+AMX static void pack_block(const uint16_t *w, size_t cols, size_t r, size_t n, uint16_t *block) {
+    for (size_t i = 0; i < AMX_ROWS; i++) {
+        uint16_t *dst = block + (i / 16) * 512 + (i % 16) * 32;
+        if (i >= n) {
+            for (size_t k = 0; k < cols; k += 32) _mm512_store_si512(dst + k * 32, _mm512_setzero_si512());
+            continue;
+        }
+        const uint16_t *src = w + (r + i) * cols;
+        for (size_t k = 0; k < cols; k += 32) _mm512_store_si512(dst + k * 32, _mm512_loadu_si512(src + k));
+    }
+}
+
+/* One packed 32-row block against one 32-token block; writes y[j * ldy + i] for i < nrows, j < ntok. */
+AMX static void amx_block(const uint16_t *a, size_t cols, const uint32_t *b, size_t nrows, size_t ntok, float *y,
+                          size_t ldy) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const char *a0 = (const char *)a, *a1 = (const char *)(a + 16 * cols), *b = (const char *)xp;
-    size_t astride = cols * 2, bstride = ldp * 4;
     for (size_t k = 0; k < cols; k += 32) {
-        const char *bk = b + (k / 2) * bstride;
-        _tile_loadd(4, a0 + 2 * k, astride);
-        _tile_loadd(6, bk, bstride);
-        _tile_loadd(7, bk + 64, bstride);
+        const uint16_t *ak = a + k * 32;
+        const uint32_t *bk = b + k / 2 * AMX_TOKENS;
+        _tile_loadd(4, ak, 64);
+        _tile_loadd(6, bk, 128);
+        _tile_loadd(7, bk + 16, 128);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, a1 + 2 * k, astride);
+        _tile_loadd(5, ak + 512, 64);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
@@ -126,27 +154,20 @@ AMX static void amx_block(const uint16_t *a, size_t cols, const uint32_t *xp, si
     }
 }
 
-AMX void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint32_t *xp, size_t ldp,
-                          size_t ntok, float *y, size_t ldy, void *scratch) {
+AMX void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint32_t *xp, size_t ntok,
+                          float *y, size_t ldy, void *scratch) {
     configure_tiles();
-    size_t full = r0 + (r1 - r0) / AMX_ROWS * AMX_ROWS;
-    for (size_t group = r0; group < full; group += AMX_ROWS * AMX_GROUP) {
-        size_t end = group + AMX_ROWS * AMX_GROUP < full ? group + AMX_ROWS * AMX_GROUP : full;
+    uint16_t *packed = (uint16_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t group = group_blocks(cols) * AMX_ROWS, block_elements = AMX_ROWS * cols, pairs = cols / 2;
+    for (size_t g = r0; g < r1; g += group) {
+        size_t end = g + group < r1 ? g + group : r1;
+        for (size_t r = g; r < end; r += AMX_ROWS)
+            pack_block(w, cols, r, end - r < AMX_ROWS ? end - r : AMX_ROWS, packed + (r - g) / AMX_ROWS * block_elements);
         for (size_t t = 0; t < ntok; t += AMX_TOKENS) {
             size_t m = ntok - t < AMX_TOKENS ? ntok - t : AMX_TOKENS;
-            for (size_t r = group; r < end; r += AMX_ROWS)
-                amx_block(w + r * cols, cols, xp + t, ldp, AMX_ROWS, m, y + t * ldy + r, ldy);
-        }
-    }
-    if (full < r1) {
-        /* The last rows of the matrix, zero-padded to a whole block in scratch (32 · cols bf16). */
-        size_t n = r1 - full;
-        uint16_t *rows = (uint16_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-        memcpy(rows, w + full * cols, n * cols * 2);
-        memset(rows + n * cols, 0, (AMX_ROWS - n) * cols * 2);
-        for (size_t t = 0; t < ntok; t += AMX_TOKENS) {
-            size_t m = ntok - t < AMX_TOKENS ? ntok - t : AMX_TOKENS;
-            amx_block(rows, cols, xp + t, ldp, n, m, y + t * ldy + full, ldy);
+            for (size_t r = g; r < end; r += AMX_ROWS)
+                amx_block(packed + (r - g) / AMX_ROWS * block_elements, cols, xp + t * pairs,
+                          end - r < AMX_ROWS ? end - r : AMX_ROWS, m, y + t * ldy + r, ldy);
         }
     }
     _tile_release();

@@ -58,19 +58,23 @@ void ck_gemm_bf16(const uint16_t *w, size_t cols, size_t r0, size_t r1, const ui
 /// granted this process the tile state: ck_gemm_bf16_amx and ck_amx_pack_x may run.
 int ck_has_amx_bf16(void);
 
-/// Tokens per column of the AMX activation layout: ntok rounded up to a whole 32-token block.
-size_t ck_amx_tokens_stride(size_t ntok);
+/// Words of the AMX activation layout for [ntok, cols] activations: whole 32-token blocks.
+size_t ck_amx_packed_words(size_t ntok, size_t cols);
 
-/// The AMX activation layout, for column pairs p in [p0, p1) (split over threads): xp[p*ldp + t]
-/// holds x[t, 2p] and x[t, 2p+1] rounded to bf16 (low, high half); tokens ntok ..< ldp are zero.
-/// x is [ntok, cols] float32 with cols even; ldp = ck_amx_tokens_stride(ntok).
-void ck_amx_pack_x(const float *x, size_t ntok, size_t cols, size_t p0, size_t p1, uint32_t *xp, size_t ldp);
+/// The AMX activation layout, for column pairs p in [p0, p1) (split over threads): word
+/// (t / 32) * (cols / 2) * 32 + p * 32 + t % 32 holds x[t, 2p] and x[t, 2p+1] rounded to bf16
+/// (low, high half); tokens past ntok in the last block are zero. x is [ntok, cols] float32,
+/// cols even; xp holds ck_amx_packed_words(ntok, cols) words, 64-byte aligned.
+void ck_amx_pack_x(const float *x, size_t ntok, size_t cols, size_t p0, size_t p1, uint32_t *xp);
+
+/// Bytes of scratch ck_gemm_bf16_amx needs per thread for a K-wide matrix.
+size_t ck_amx_scratch(size_t cols);
 
 /// ck_gemm_bf16's product on AMX tiles: y[t*ldy + r] = sum_k W[r, k] * x[t, k] for rows
 /// [r0, r1), x packed by ck_amx_pack_x; cols a multiple of 32. `scratch` holds
-/// ck_gemm_bf16_scratch(cols) bytes, one per thread. Needs ck_has_amx_bf16().
+/// ck_amx_scratch(cols) bytes, one per thread. Needs ck_has_amx_bf16().
 void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint32_t *xp,
-                      size_t ldp, size_t ntok, float *y, size_t ldy, void *scratch);
+                      size_t ntok, float *y, size_t ldy, void *scratch);
 
 /// dst[i] = float(src[i]) for n bfloat16 values.
 void ck_bf16_to_f32(const uint16_t *src, float *dst, size_t n);

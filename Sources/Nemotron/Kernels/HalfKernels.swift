@@ -83,43 +83,41 @@ enum HalfKernels {
             if cols % 2 == 1 { converted[t * pairs * 2 + cols] = 0 }
         }
         let shared = UncheckedSendable((weights, UnsafePointer(converted), y))
-        forPanels(rows: rows, cols: cols, workspace) { rows, scratch in
+        forPanels(rows: rows, scratchBytes: ck_gemm_bf16_scratch(cols), workspace) { rows, scratch in
             let (weights, input, output) = shared.value
             ck_gemm_bf16(weights, cols, rows.lowerBound, rows.upperBound, input, tokens, output, ldy, scratch)
         }
     }
 
     /// `bf16GEMM` on AMX tiles (`ck_gemm_bf16_amx`): the activations are rounded to bf16 and
-    /// interleaved in column pairs once per product (`[cols/2, ldp]` words, pairs split over the
-    /// threads), then each thread multiplies its panels, reading the weights as stored.
+    /// laid out in 32-token blocks of column pairs once per product (pairs split over the
+    /// threads), then each thread multiplies its panels.
     static func amxGEMM(
         _ x: UnsafePointer<Float>, tokens: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
         into y: UnsafeMutablePointer<Float>, ldy: Int, _ context: KernelContext
     ) {
         let workspace = context.workspace
-        let (pairs, ldp) = (cols / 2, ck_amx_tokens_stride(tokens))
-        let packed = workspace.alignedBytes(.bf16Input, count: pairs * ldp * 4)
-            .bindMemory(to: UInt32.self, capacity: pairs * ldp)
+        let words = ck_amx_packed_words(tokens, cols)
+        let packed = workspace.alignedBytes(.bf16Input, count: words * 4).bindMemory(to: UInt32.self, capacity: words)
         let shared = UncheckedSendable((x, weights, packed, y))
-        // 16 pairs (one 64-byte line of a packed row) per conversion step.
-        workspace.pool.forRanges(pairs, alignment: 16, minimumPerThread: 64) { range in
+        // 16 pairs (one conversion) per step.
+        workspace.pool.forRanges(cols / 2, alignment: 16, minimumPerThread: 64) { range in
             let (x, _, packed, _) = shared.value
-            ck_amx_pack_x(x, tokens, cols, range.lowerBound, range.upperBound, packed, ldp)
+            ck_amx_pack_x(x, tokens, cols, range.lowerBound, range.upperBound, packed)
         }
-        forPanels(rows: rows, cols: cols, workspace) { rows, scratch in
+        forPanels(rows: rows, scratchBytes: ck_amx_scratch(cols), workspace) { rows, scratch in
             let (_, weights, packed, output) = shared.value
-            ck_gemm_bf16_amx(
-                weights, cols, rows.lowerBound, rows.upperBound, packed, ldp, tokens, output, ldy, scratch)
+            ck_gemm_bf16_amx(weights, cols, rows.lowerBound, rows.upperBound, packed, tokens, output, ldy, scratch)
         }
     }
 
     /// Splits `rows` over the threads in whole 32-row panels (a part may get none) and runs
-    /// `body` with each part's rows and its 64-byte-aligned `ck_gemm_bf16_scratch(cols)` bytes.
+    /// `body` with each part's rows and its own 64-byte-aligned `scratchBytes` bytes.
     private static func forPanels(
-        rows: Int, cols: Int, _ workspace: Workspace,
+        rows: Int, scratchBytes: Int, _ workspace: Workspace,
         _ body: @escaping (Range<Int>, UnsafeMutableRawPointer) -> Void
     ) {
-        let scratchBytes = (ck_gemm_bf16_scratch(cols) + 63) & ~63
+        let scratchBytes = (scratchBytes + 63) & ~63
         let scratch = UncheckedSendable(workspace.alignedBytes(.gemmScratch, count: workspace.threads * scratchBytes))
         let panels = (rows + 31) / 32
         workspace.pool.forParts(workspace.threads) { part in

@@ -16,26 +16,28 @@ struct AMXGEMMTests {
     static func widen(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
     @Test(
-        "activations packed in column pairs × tokens, rounded to bf16, zero past the last token",
+        "activations packed in 32-token blocks of column pairs, rounded to bf16, zero past the last token",
         .enabled(if: MatMul.hasBF16Dot, "needs AVX512-BF16"), arguments: [1, 33, 70])
     func packedLayout(tokens: Int) {
         let cols = 96
+        let pairs = cols / 2
         var random = Xoshiro256(seed: UInt64(tokens))
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 4 - 2 }
-        let ldp = ck_amx_tokens_stride(tokens)
-        #expect(ldp % 32 == 0 && ldp >= tokens && ldp < tokens + 32)
-        var packed = [UInt32](repeating: 0xdead_beef, count: cols / 2 * ldp)
+        let words = ck_amx_packed_words(tokens, cols)
+        let blocks = (tokens + 31) / 32
+        #expect(words == blocks * 32 * pairs)
+        var packed = [UInt32](repeating: 0xdead_beef, count: words)
         // Two ranges of pairs, as two threads would pack them; the second off a 16-pair step.
         packed.withUnsafeMutableBufferPointer { p in
-            ck_amx_pack_x(x, tokens, cols, 0, 16, p.baseAddress, ldp)
-            ck_amx_pack_x(x, tokens, cols, 16, cols / 2, p.baseAddress, ldp)
+            ck_amx_pack_x(x, tokens, cols, 0, 16, p.baseAddress)
+            ck_amx_pack_x(x, tokens, cols, 16, pairs, p.baseAddress)
         }
-        for p in 0..<cols / 2 {
-            for t in 0..<ldp {
+        for t in 0..<blocks * 32 {
+            for p in 0..<pairs {
                 let expected =
                     t < tokens
                     ? UInt32(Self.bf16(x[t * cols + 2 * p])) | UInt32(Self.bf16(x[t * cols + 2 * p + 1])) << 16 : 0
-                #expect(packed[p * ldp + t] == expected, "pair \(p), token \(t)")
+                #expect(packed[t / 32 * pairs * 32 + p * 32 + t % 32] == expected, "pair \(p), token \(t)")
             }
         }
     }
