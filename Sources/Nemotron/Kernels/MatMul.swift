@@ -25,7 +25,7 @@ public enum MatMul {
                 continue
             }
             switch p.w.format {
-            case .f32: FloatKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y)
+            case .f32: FloatKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context.workspace)
             case .bf16, .f16: HalfKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)
             case .int8, .int4, .fp8, .nvfp4: QuantKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)
             }
@@ -66,6 +66,24 @@ public enum MatMul {
         case (.int8, _), (.int4, _), (.fp8, _), (.nvfp4, _): return QuantKernels.streamingKernel(p, input: input)
         default: preconditionFailure("\(p.w.format) weights do not stream from \(input)")
         }
+    }
+
+    /// Floats of f32 weights per sgemm call of a prefill product: a block of rows, widened from
+    /// bf16, f16 or a quantized format into the thread's own scratch first (`HalfKernels.tiled`).
+    /// OpenBLAS packs all of x on every call, so small blocks lose. Measured on the 0.74 B model,
+    /// pp512 under f32 compute, 2 threads (rows × 2048 columns, 3 alternations): blocks of 2¹⁷,
+    /// 2¹⁸, 2¹⁹, 2²⁰ and 2²¹ floats gave 132, 153, 170, 178 and 182 tokens/s (medians); in a
+    /// second run 2²⁰, 2²¹ and 2²² gave 169, 167 and 155. 2²⁰ floats is 4 MiB a thread.
+    static let sgemmBlockFloats = 1 << 20
+
+    /// Rows per sgemm call when a product's `rows` weight rows are split over `threads` threads:
+    /// at most `sgemmBlockFloats / cols` (and at least 16), a multiple of 16 (the rows OpenBLAS's
+    /// AVX-512 sgemm kernel takes at a time), about equal blocks, as many as a multiple of the
+    /// threads, so threads of equal speed finish together.
+    static func sgemmBlockRows(rows: Int, cols: Int, threads: Int) -> Int {
+        let most = max(16, sgemmBlockFloats / max(cols, 1) / 16 * 16)
+        let blocks = ((rows + most - 1) / most + threads - 1) / threads * threads
+        return min(most, max(16, ((rows + blocks - 1) / blocks + 15) / 16 * 16))
     }
 
     /// `c[m, n] = alpha · a[m, k] · b` with `b` `[k, n]`, or `[n, k]` transposed; row strides given.
