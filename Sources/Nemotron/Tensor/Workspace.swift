@@ -30,7 +30,7 @@ public final class Workspace {
         case values  // attention [T, hkv_local·dh]
         case attentionOutput  // attention [T, hq_local·dh]
         case decodeScores  // attention [hq_local, capacity] softmax rows of one-token segments
-        case promptScores  // attention [rows, context] one head's scores (prefill GEMM path)
+        case promptScores  // attention [threads, 64, context] each thread's block of one head's scores
         case mlpHidden  // MLP [T, I_local] relu² hidden
         case router  // MoE [T, E] router scores
         case expertInput  // MoE [T, Hin] routed input (latent when LatentMoE)
