@@ -109,4 +109,12 @@ public enum MatMul {
     }
 
     public static let hasBF16Dot = ck_has_bf16_dot() != 0
+
+    /// Whether prefill against bf16 (and fp8) weights is faster with the bf16 GEMM than with
+    /// sgemm on widened tiles, the one switch `compute_dtype: auto` reads. True where `vdpbf16ps`
+    /// outruns f32 FMAs (AMD Zen 4/5). On Intel cores, whose two FMA ports match `vdpbf16ps`,
+    /// OpenBLAS's sgemm on widened weights is the faster (0.74 B model, pp512, 2 threads of an
+    /// Intel Xeon VM: 175 against 112 tokens/s, medians of 4 alternations; MoE bench model 1474
+    /// against 948). A GEMM for Intel's AMX tiles would be chosen here too.
+    static let bf16GEMMIsFaster = hasBF16Dot && bf16DotIsFaster
 }

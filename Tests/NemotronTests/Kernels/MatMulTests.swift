@@ -265,9 +265,12 @@ struct MatMulTests {
         }
     }
 
-    @Test("compute_dtype auto picks bf16 only for bf16 weights on a CPU with bf16 dot products")
+    @Test("compute_dtype auto picks bf16 only for bf16 weights on a CPU where the bf16 GEMM is the faster")
     func automaticPolicy() {
-        #expect(ComputePolicy.resolving(.auto, formats: [.bf16, .f32]).prefill == (MatMul.hasBF16Dot ? .bf16 : .f32))
+        #expect(MatMul.bf16GEMMIsFaster == (MatMul.hasBF16Dot && MatMul.bf16DotIsFaster))
+        #expect(
+            ComputePolicy.resolving(.auto, formats: [.bf16, .f32]).prefill == (MatMul.bf16GEMMIsFaster ? .bf16 : .f32))
+        #expect(ComputePolicy.resolving(.auto, formats: [.fp8]).prefill == (MatMul.bf16GEMMIsFaster ? .bf16 : .f32))
         #expect(ComputePolicy.resolving(.auto, formats: [.f32]).prefill == .f32)
         #expect(ComputePolicy.resolving(.auto, formats: [.f16]).prefill == .f32)
         #expect(ComputePolicy.resolving(.auto, formats: [.int4, .int8, .bf16]).prefill == .int8)
