@@ -2,6 +2,6 @@ import Foundation
 import Nemotron
 import NemotronMPI
 
-// Must run before anything else: OpenBLAS reads its core type when the library loads.
-BLASRuntime.ensureCoreType()
+// Must run before anything else: OpenBLAS reads its core type and thread count when the library loads.
+BLASRuntime.ensureEnvironment()
 NemotronRun.launch()

@@ -14,7 +14,7 @@ public struct ComputePolicy: Sendable, Equatable {
     public static func resolving(_ asked: ComputeDType, formats: Set<WeightFormat>) -> ComputePolicy {
         guard asked == .auto else { return ComputePolicy(prefill: asked) }
         if !formats.isDisjoint(with: [.int8, .int4, .nvfp4]) { return ComputePolicy(prefill: .int8) }
-        let bf16Helps = !formats.isDisjoint(with: [.bf16, .fp8]) && MatMul.hasBF16Dot
+        let bf16Helps = !formats.isDisjoint(with: [.bf16, .fp8]) && MatMul.bf16GEMMIsFaster
         return ComputePolicy(prefill: bf16Helps ? .bf16 : .f32)
     }
 
@@ -54,13 +54,14 @@ public struct ComputePolicy: Sendable, Equatable {
 public enum ComputeDType: String, Sendable, CaseIterable {
     /// The fastest correct choice for the weights at hand (`ComputePolicy.resolving`): int8
     /// activations where weights are int8, int4 or nvfp4; bf16 where they are bf16 or fp8 and the
-    /// CPU has AVX512-BF16; else f32.
+    /// bf16 GEMM outruns sgemm on widened tiles (`MatMul.bf16GEMMIsFaster`: AMD Zen 4/5); else f32.
     case auto
     /// Weights widened (dequantized) to f32, f32 activations: matches transformers in f32.
     case f32
     /// Prefill: activations rounded to bf16, AVX512-BF16 dot products with f32 accumulation (as
-    /// GPU engines and llama.cpp do for bf16 models): about 1.5× faster prefill, logits differ
-    /// from f32 by about 1e-2. Falls back to f32 on CPUs without AVX512-BF16.
+    /// GPU engines and llama.cpp do for bf16 models): about 1.5× faster prefill than f32 on AMD
+    /// Zen 4, slower than f32's sgemm on Intel cores; logits differ from f32 by about 1e-2. Falls
+    /// back to f32 on CPUs without AVX512-BF16.
     case bf16
     /// As bf16, and decode products against int8, int4 and nvfp4 weights take each token's
     /// activations quantized to int8 per block of 32 inputs (as llama.cpp's Q8_0 activations):

@@ -1,13 +1,18 @@
-import COpenBLAS
-
-/// Kernels for f32 weights: a streaming dot-product kernel for few tokens (decode; it runs on
-/// the pool's threads, so OpenBLAS's own threads are not woken for a small product such as an MoE
-/// router's, where they would then spin beside the pool's and take its cores), sgemm for more.
+/// Kernels for f32 weights (MoE routers; f32 checkpoints): a streaming dot-product kernel for few
+/// tokens (decode), single-threaded sgemm calls on blocks of rows the pool's threads claim for more.
 enum FloatKernels {
-    static func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>) {
-        MatMul.sgemm(
-            x, tokens: tokens, w.base.assumingMemoryBound(to: Float.self), rows: w.rows, cols: w.cols, into: y,
-            ldy: w.rows)
+    static func linear(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let blockRows = MatMul.sgemmBlockRows(rows: w.rows, cols: w.cols, threads: workspace.threads)
+        let shared = UncheckedSendable((w.base.assumingMemoryBound(to: Float.self), y))
+        workspace.pool.forBlocks(w.rows, block: blockRows) { rows in
+            let (weights, y) = shared.value
+            MatMul.sgemm(
+                x, tokens: tokens, weights + rows.lowerBound * w.cols, rows: rows.count, cols: w.cols,
+                into: y + rows.lowerBound, ldy: w.rows)
+        }
     }
 
     /// The streaming kernel of `p` over a range of its rows: each row's dot product with every token.

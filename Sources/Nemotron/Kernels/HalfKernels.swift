@@ -5,9 +5,10 @@ import CKernels
 ///   64-row blocks the threads claim (`StreamingProducts`). Bandwidth-bound: bytes read ≈ weight bytes.
 /// - many tokens, bf16 weights, bf16 compute on a CPU with AVX512-BF16: both operands in bf16,
 ///   f32 accumulation.
-/// - many tokens otherwise: widen a tile of rows into f32 scratch, then sgemm against the
-///   tile, so only one tile is ever widened at a time.
+/// - many tokens otherwise: each thread widens a block of rows into its own f32 scratch, then
+///   multiplies it with single-threaded sgemm, so only one block per thread is widened at a time.
 enum HalfKernels {
+    /// Half the bf16 elements of a dequantized tile for the bf16 GEMM (`QuantKernels`): 8 MiB a tile.
     static let tileFloats = 1 << 21
 
     /// Many tokens (prefill); few tokens stream through `StreamingProducts`.
@@ -127,25 +128,26 @@ enum HalfKernels {
         }
     }
 
-    /// Widens (dequantizes) a tile of rows into f32 scratch, then sgemm against the tile.
+    /// Widens (dequantizes) blocks of rows (`MatMul.sgemmBlockRows`) into f32 scratch, then sgemm
+    /// against each block. The threads claim blocks one at a time (the cores' speeds differ under
+    /// outside load); each widens its block into its own slice of the `.weightTile` slot and calls
+    /// OpenBLAS, single-threaded, writing y's columns of those rows (`ldy` = `w.rows`).
     static func tiled(
         _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
         _ workspace: Workspace
     ) {
-        // About 8 MiB of f32 per tile: measured sgemm(512×N×2048) at 130 GFLOP/s for N = 256 and
-        // 169 for N = 2048 (2 threads); larger tiles amortise OpenBLAS's packing of x.
-        let tileRows = max(16, min(w.rows, tileFloats / max(w.cols, 1)))
-        let tile = workspace.buffer(.weightTile, count: tileRows * w.cols)
-        let shared = UncheckedSendable(tile)
-        var first = 0
-        while first < w.rows {
-            let count = min(tileRows, w.rows - first)
-            let start = first
-            workspace.pool.forRanges(count, minimumPerThread: 8) { rows in
-                w.rows(from: start + rows.lowerBound, count: rows.count, into: shared.value + rows.lowerBound * w.cols)
+        let blockRows = MatMul.sgemmBlockRows(rows: w.rows, cols: w.cols, threads: workspace.threads)
+        let tile = workspace.buffer(.weightTile, count: workspace.threads * blockRows * w.cols)
+        let shared = UncheckedSendable((tile, y))
+        workspace.pool.forBlocksWithPart(w.rows, block: blockRows) { part, range in
+            let (tile, y) = shared.value
+            let own = tile + part * blockRows * w.cols
+            // One thread gets all rows in one range.
+            for first in stride(from: range.lowerBound, to: range.upperBound, by: blockRows) {
+                let count = min(blockRows, range.upperBound - first)
+                w.rows(from: first, count: count, into: own)
+                MatMul.sgemm(x, tokens: tokens, own, rows: count, cols: w.cols, into: y + first, ldy: w.rows)
             }
-            MatMul.sgemm(x, tokens: tokens, tile, rows: count, cols: w.cols, into: y + first, ldy: w.rows)
-            first += count
         }
     }
 }

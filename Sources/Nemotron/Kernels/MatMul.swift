@@ -25,7 +25,7 @@ public enum MatMul {
                 continue
             }
             switch p.w.format {
-            case .f32: FloatKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y)
+            case .f32: FloatKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context.workspace)
             case .bf16, .f16: HalfKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)
             case .int8, .int4, .fp8, .nvfp4: QuantKernels.linear(p.x, tokens: p.tokens, p.w, into: p.y, context)
             }
@@ -68,6 +68,24 @@ public enum MatMul {
         }
     }
 
+    /// Floats of f32 weights per sgemm call of a prefill product: a block of rows, widened from
+    /// bf16, f16 or a quantized format into the thread's own scratch first (`HalfKernels.tiled`).
+    /// OpenBLAS packs all of x on every call, so small blocks lose. Measured on the 0.74 B model,
+    /// pp512 under f32 compute, 2 threads (rows × 2048 columns, 3 alternations): blocks of 2¹⁷,
+    /// 2¹⁸, 2¹⁹, 2²⁰ and 2²¹ floats gave 132, 153, 170, 178 and 182 tokens/s (medians); in a
+    /// second run 2²⁰, 2²¹ and 2²² gave 169, 167 and 155. 2²⁰ floats is 4 MiB a thread.
+    static let sgemmBlockFloats = 1 << 20
+
+    /// Rows per sgemm call when a product's `rows` weight rows are split over `threads` threads:
+    /// at most `sgemmBlockFloats / cols` (and at least 16), a multiple of 16 (the rows OpenBLAS's
+    /// AVX-512 sgemm kernel takes at a time), about equal blocks, as many as a multiple of the
+    /// threads, so threads of equal speed finish together.
+    static func sgemmBlockRows(rows: Int, cols: Int, threads: Int) -> Int {
+        let most = max(16, sgemmBlockFloats / max(cols, 1) / 16 * 16)
+        let blocks = ((rows + most - 1) / most + threads - 1) / threads * threads
+        return min(most, max(16, ((rows + blocks - 1) / blocks + 15) / 16 * 16))
+    }
+
     /// `c[m, n] = alpha · a[m, k] · b` with `b` `[k, n]`, or `[n, k]` transposed; row strides given.
     /// For activation-by-activation products (attention scores and their weighted sums).
     static func gemm(
@@ -93,4 +111,12 @@ public enum MatMul {
     public static let hasBF16Dot = ck_has_bf16_dot() != 0
     /// AMX tiles with bf16 (Intel Sapphire Rapids and later), granted to this process by the OS.
     public static let hasAMX = ck_has_amx_bf16() != 0
+
+    /// Whether prefill against bf16 (and fp8) weights is faster with the bf16 GEMM than with
+    /// sgemm on widened tiles, the one switch `compute_dtype: auto` reads. True on AMX tiles
+    /// (`ck_gemm_bf16_amx`), and where `vdpbf16ps` outruns f32 FMAs (AMD Zen 4/5). On Intel cores
+    /// without AMX, whose two FMA ports match `vdpbf16ps`, OpenBLAS's sgemm on widened weights is
+    /// the faster (0.74 B model, pp512, 2 threads of an Intel Xeon VM: 175 against 112 tokens/s,
+    /// medians of 4 alternations; MoE bench model 1474 against 948).
+    static let bf16GEMMIsFaster = hasBF16Dot && (bf16DotIsFaster || hasAMX)
 }

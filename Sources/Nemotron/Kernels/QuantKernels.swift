@@ -7,10 +7,10 @@ import CKernels
 /// - many tokens (prefill), int8 and int4 weights under `compute_dtype: int8` on a CPU with
 ///   AVX512-VNNI: activations quantized to int8 per block of 32 once per product, then integer
 ///   block dots against the weights (`ck_gemm_q8_q8`, `ck_gemm_q4_q8`), ~4× the bf16 GEMM's rate.
-/// - many tokens otherwise: a tile of rows is dequantized to f32 and multiplied with sgemm
-///   (exact: dequantized weights × f32 activations, as `compute_dtype: f32` promises), or, under
-///   `compute_dtype: bf16` on a CPU with AVX512-BF16, rounded to bf16 for the bf16 GEMM.
-///   Only one tile is ever widened at a time.
+/// - many tokens otherwise: each thread dequantizes blocks of rows to f32 and multiplies them with
+///   single-threaded sgemm (`HalfKernels.tiled`; exact: dequantized weights × f32 activations, as
+///   `compute_dtype: f32` promises), or, under `compute_dtype: bf16` on a CPU with AVX512-BF16, a
+///   tile of rows is rounded to bf16 for the bf16 GEMM, one tile at a time.
 enum QuantKernels {
     /// Many tokens (prefill); few tokens stream through `StreamingProducts`.
     static func linear(

@@ -29,9 +29,8 @@ public final class ThreadPool: @unchecked Sendable {
         let requested = max(1, threads)
         state = State()
         var plannedCPUs = pin ? CPUAffinity.plan(threads: requested) : nil
-        // The calling thread (participant 0) stays unpinned: OpenBLAS creates its threads from
-        // it on first use, and they inherit its affinity. Pinned, it put all 16 BLAS threads of
-        // the f32 prefill on one core of the 16-core host (59 against 376 tokens/s).
+        // The calling thread (participant 0) stays unpinned: it is the caller's own thread (the
+        // main thread, or a test's), which outlives the pool.
         var started = 1
         var failure: NemotronError?
         for index in 1..<requested {
@@ -47,16 +46,6 @@ public final class ThreadPool: @unchecked Sendable {
                 break
             }
             started += 1
-        }
-        // OpenBLAS starts as many threads of its own on the first product, and it does not
-        // survive failing to (it crashes joining the thread it could not create): make sure
-        // they fit too, before it is asked for them.
-        if failure == nil, requested > 1, case let code = Self.probe(threads: requested - 1), code != 0 {
-            failure = .resource(
-                reason:
-                    "cannot start \(requested) compute threads and OpenBLAS's \(requested - 1) more: creating "
-                    + "a thread failed (\(String(cString: strerror(code)))); lower 'threads' (--threads) or raise "
-                    + "the system's limit on threads (ulimit -u, cgroup pids.max)")
         }
         if started < requested { plannedCPUs = plannedCPUs.map { Array($0.prefix(started)) } }
         self.threads = started
@@ -85,35 +74,6 @@ public final class ThreadPool: @unchecked Sendable {
                 }, context.toOpaque())
         }
         if code != 0 { context.release() }
-        return code
-    }
-
-    /// Starts `threads` threads that all exist at once, then ends them; returns 0, or the error
-    /// of the first that could not be created.
-    private static func probe(threads: Int) -> Int32 {
-        let gate = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
-        pthread_rwlock_init(gate, nil)
-        // The probes block on the gate until every one has been created.
-        pthread_rwlock_wrlock(gate)
-        var created: [pthread_t] = []
-        var code: Int32 = 0
-        for _ in 0..<threads {
-            var thread = pthread_t()
-            code = pthread_create(
-                &thread, nil,
-                { raw in
-                    let gate = raw!.assumingMemoryBound(to: pthread_rwlock_t.self)
-                    pthread_rwlock_rdlock(gate)
-                    pthread_rwlock_unlock(gate)
-                    return nil
-                }, gate)
-            guard code == 0 else { break }
-            created.append(thread)
-        }
-        pthread_rwlock_unlock(gate)
-        for thread in created { pthread_join(thread, nil) }
-        pthread_rwlock_destroy(gate)
-        gate.deallocate()
         return code
     }
 

@@ -6,8 +6,13 @@ import Foundation
 /// falls back to SSE3 "Prescott" kernels, about 7× slower. It reads `OPENBLAS_CORETYPE` only when
 /// the library loads, before `main`, so the fix is to set it and re-execute the program once.
 /// A core type the user sets is always respected.
+///
+/// The kernels call OpenBLAS single-threaded from the pool's threads (`Workspace` sets one BLAS
+/// thread), so the same re-execution sets `OPENBLAS_NUM_THREADS=1` when it is unset: OpenBLAS then
+/// starts none of its own threads as it loads (one per CPU otherwise, which would stay idle).
 public enum BLASRuntime {
     public static let coreTypeVariable = "OPENBLAS_CORETYPE"
+    public static let threadsVariable = "OPENBLAS_NUM_THREADS"
 
     /// The OpenBLAS kernel set in use (e.g. "SkylakeX", "Haswell", "Prescott").
     public static var coreName: String { String(cString: openblas_get_corename()) }
@@ -33,12 +38,17 @@ public enum BLASRuntime {
     }
 
     /// Re-executes this process with `OPENBLAS_CORETYPE` set when it is unset and the CPU
-    /// supports a better kernel set than a detection miss would give. Returns normally otherwise.
-    public static func ensureCoreType() {
-        guard ProcessInfo.processInfo.environment[coreTypeVariable] == nil,
-            let preferred = preferredCoreType(cpuFlags: cpuFlags())
-        else { return }
-        setenv(coreTypeVariable, preferred, 1)
+    /// supports a better kernel set than a detection miss would give, and with
+    /// `OPENBLAS_NUM_THREADS=1` when that is unset. Returns normally when neither is to be set.
+    public static func ensureEnvironment() {
+        let environment = ProcessInfo.processInfo.environment
+        var missing: [(String, String)] = []
+        if environment[coreTypeVariable] == nil, let preferred = preferredCoreType(cpuFlags: cpuFlags()) {
+            missing.append((coreTypeVariable, preferred))
+        }
+        if environment[threadsVariable] == nil { missing.append((threadsVariable, "1")) }
+        guard !missing.isEmpty else { return }
+        for (name, value) in missing { setenv(name, value, 1) }
         let arguments = CommandLine.arguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)

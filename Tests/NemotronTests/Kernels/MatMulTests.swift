@@ -186,9 +186,91 @@ struct MatMulTests {
         #expect(!y.contains { $0.isNaN })
     }
 
-    @Test("compute_dtype auto picks bf16 only for bf16 weights on a CPU with bf16 dot products")
+    /// A product's shape for the pool-split tests.
+    struct Shape: Sendable, CustomTestStringConvertible {
+        let rows: Int
+        let cols: Int
+        let tokens: Int
+        var testDescription: String { "\(rows)×\(cols), \(tokens) tokens" }
+    }
+
+    /// Fewer rows than threads, odd sizes, and rows spanning at least 4 sgemm blocks (4096 and
+    /// 2048 columns; the test checks that they do).
+    static let splitShapes = [
+        Shape(rows: 3, cols: 45, tokens: 70), Shape(rows: 37, cols: 77, tokens: 65),
+        Shape(rows: 601, cols: 4096, tokens: 9), Shape(rows: 1031, cols: 2048, tokens: 5),
+    ]
+
+    @Test(
+        "prefill sgemm split over 1-4 threads (widened bf16, f16, int8, int4; f32 weights) against a naive twin",
+        arguments: [WeightFormat.f32, .bf16, .f16, .int8, .int4], splitShapes)
+    func poolSplitSGEMM(format: WeightFormat, shape: Shape) {
+        // Quantized formats take whole blocks of 32 columns.
+        let block = format.blockSize
+        let (rows, cols, tokens) = (shape.rows, (shape.cols + block - 1) / block * block, shape.tokens)
+        if rows > 100 { #expect(MatMul.sgemmBlockRows(rows: rows, cols: cols, threads: 2) < rows / 3) }
+        var random = Xoshiro256(seed: UInt64(rows))
+        let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        let raw = (0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
+        let half = bits(raw, format == .f16 ? .f16 : .bf16)
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: rows * cols * 4, alignment: 64)
+        defer { storage.deallocate() }
+        let source: WeightMatrix
+        var widened = raw
+        switch format {
+        case .f32:
+            storage.copyMemory(from: raw, byteCount: rows * cols * 4)
+            source = WeightMatrix(rows: rows, cols: cols, format: .f32, base: storage)
+        case .bf16, .f16:
+            storage.copyMemory(from: half, byteCount: rows * cols * 2)
+            source = WeightMatrix(rows: rows, cols: cols, format: format, base: storage)
+            widened = widen(half, format)
+        default:
+            source = raw.withUnsafeBytes {
+                WeightQuantizer.quantize(
+                    WeightMatrix(rows: rows, cols: cols, format: .f32, base: $0.baseAddress!), to: format)
+            }
+            QuantKernels.dequantizeRows(source, 0..<rows, into: &widened)
+        }
+        // y[t, r] and Σ_k |x[t, k] · w[r, k]|, in double precision.
+        var expected = [Float](repeating: 0, count: tokens * rows)
+        var magnitude = [Float](repeating: 0, count: tokens * rows)
+        for t in 0..<tokens {
+            for r in 0..<rows {
+                var (sum, absolute) = (0.0, 0.0)
+                for k in 0..<cols {
+                    let product = Double(x[t * cols + k]) * Double(widened[r * cols + k])
+                    sum += product
+                    absolute += abs(product)
+                }
+                expected[t * rows + r] = Float(sum)
+                magnitude[t * rows + r] = Float(absolute)
+            }
+        }
+        for threads in 1...4 {
+            let workspace = Workspace(threads: threads)
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            if format == .f32 {
+                FloatKernels.linear(x, tokens: tokens, source, into: &y, workspace)
+            } else {
+                HalfKernels.tiled(x, tokens: tokens, source, into: &y, workspace)
+            }
+            // Blocked f32 sums: within 1e-6 (about 16 ulp) of the sum of the terms' magnitudes.
+            var worst: Float = 0
+            for i in y.indices {
+                worst = max(worst, abs(y[i] - expected[i]) / max(magnitude[i], .leastNormalMagnitude))
+            }
+            #expect(worst <= 1e-6, "\(threads) threads: relative error \(worst)")
+            #expect(!y.contains { $0.isNaN }, "\(threads) threads left rows unwritten")
+        }
+    }
+
+    @Test("compute_dtype auto picks bf16 only for bf16 weights on a CPU where the bf16 GEMM is the faster")
     func automaticPolicy() {
-        #expect(ComputePolicy.resolving(.auto, formats: [.bf16, .f32]).prefill == (MatMul.hasBF16Dot ? .bf16 : .f32))
+        #expect(MatMul.bf16GEMMIsFaster == (MatMul.hasBF16Dot && MatMul.bf16DotIsFaster))
+        #expect(
+            ComputePolicy.resolving(.auto, formats: [.bf16, .f32]).prefill == (MatMul.bf16GEMMIsFaster ? .bf16 : .f32))
+        #expect(ComputePolicy.resolving(.auto, formats: [.fp8]).prefill == (MatMul.bf16GEMMIsFaster ? .bf16 : .f32))
         #expect(ComputePolicy.resolving(.auto, formats: [.f32]).prefill == .f32)
         #expect(ComputePolicy.resolving(.auto, formats: [.f16]).prefill == .f32)
         #expect(ComputePolicy.resolving(.auto, formats: [.int4, .int8, .bf16]).prefill == .int8)
