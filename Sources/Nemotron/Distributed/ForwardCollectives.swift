@@ -24,11 +24,12 @@ struct ForwardCollectives {
     /// Fused: the "pre-allreduce", one collective with the add and norm as its epilogue; given
     /// `quantized` (rows of `normed`), the epilogue also quantizes each normed row to int8 for
     /// the block's int8 GEMVs, and the packages are returned.
-    /// Unfused: the partial was reduced by `leaveBlock`, so add and norm run as two local passes,
-    /// and each GEMV quantizes its own input (nil is returned).
+    /// Unfused: the partial was reduced by `leaveBlock`, so add and norm run as two local passes
+    /// (rows split over `pool`'s threads), and each GEMV quantizes its own input (nil is returned).
     func enterBlock(
         _ partial: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, norm: [Float], eps: Float,
-        tokens T: Int, width H: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows? = nil
+        tokens T: Int, width H: Int, into normed: UnsafeMutablePointer<Float>, quantized: QuantizedRows? = nil,
+        pool: ThreadPool
     ) -> QuantizedRows? {
         if fused {
             tensorGroup.allReduceAddNorm(
@@ -37,7 +38,7 @@ struct ForwardCollectives {
             return quantized
         }
         ResidualNorm.addThenNormInTwoPasses(
-            partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed)
+            partial, residual: residual, weight: norm, eps: eps, rows: T, width: H, into: normed, pool: pool)
         return nil
     }
 

@@ -60,12 +60,25 @@ public enum ResidualNorm {
     }
 
     /// The unfused boundary: `residual += sum` over all rows, then RMSNorm as a separate pass.
+    /// Given `pool`, rows are split over its threads (prefill: `[T, H]`), each range taking both
+    /// passes; every row's arithmetic is the same either way.
     public static func addThenNormInTwoPasses(
         _ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
-        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>
+        rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, pool: ThreadPool? = nil
     ) {
-        add(sum, into: residual, count: rows * width)
-        RMSNorm.apply(residual, weight: weight, eps: eps, tokens: rows, width: width, into: normed)
+        guard let pool, rows > 1 else {
+            add(sum, into: residual, count: rows * width)
+            RMSNorm.apply(residual, weight: weight, eps: eps, tokens: rows, width: width, into: normed)
+            return
+        }
+        let shared = UncheckedSendable((sum, residual, normed))
+        pool.forRanges(rows) { range in
+            let (sum, residual, normed) = shared.value
+            let offset = range.lowerBound * width
+            add(sum + offset, into: residual + offset, count: range.count * width)
+            RMSNorm.apply(
+                residual + offset, weight: weight, eps: eps, tokens: range.count, width: width, into: normed + offset)
+        }
     }
 
     // MARK: - Vector pieces

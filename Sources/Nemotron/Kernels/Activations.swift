@@ -17,7 +17,13 @@ enum Activation {
         return r * r
     }
 
-    static func relu2(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] = relu2(x[i]) }
+    /// `relu2` in place over `count` values, split over `pool`'s threads in prefill (`[T, I]`
+    /// hidden rows: single-threaded it was a serial stretch between two parallel GEMMs).
+    static func relu2(_ x: UnsafeMutablePointer<Float>, count: Int, pool: ThreadPool) {
+        let shared = UncheckedSendable(x)
+        pool.forRanges(count, alignment: 16, minimumPerThread: 1 << 14) { range in
+            let x = shared.value
+            for i in range { x[i] = relu2(x[i]) }
+        }
     }
 }

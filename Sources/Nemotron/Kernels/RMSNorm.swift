@@ -12,6 +12,20 @@ enum RMSNorm {
         }
     }
 
+    /// `apply` with the rows split over `pool`'s threads.
+    static func apply(
+        _ x: UnsafePointer<Float>, weight: [Float], eps: Float, tokens: Int, width: Int,
+        into out: UnsafeMutablePointer<Float>, pool: ThreadPool
+    ) {
+        let shared = UncheckedSendable((x, out))
+        pool.forRanges(tokens) { rows in
+            let (x, out) = shared.value
+            apply(
+                x + rows.lowerBound * width, weight: weight, eps: eps, tokens: rows.count, width: width,
+                into: out + rows.lowerBound * width)
+        }
+    }
+
     /// One row: `out[j] = w[j] · (x[j] · inverseRMS(x))`. `out` may alias `x`.
     static func normalize(
         _ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, eps: Float, width: Int,

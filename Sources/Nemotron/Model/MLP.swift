@@ -27,7 +27,7 @@ struct MLP {
         into out: UnsafeMutablePointer<Float>
     ) {
         MatMul.linear(u, tokens: T, upProj, into: hidden, kernels)
-        Activation.relu2(hidden, count: T * localWidth)
+        Activation.relu2(hidden, count: T * localWidth, pool: kernels.pool)
         MatMul.linear(hidden, tokens: T, downProj, into: out, kernels)
     }
 }

@@ -216,34 +216,40 @@ struct Mamba2Mixer {
     // MARK: - Gated grouped RMSNorm
 
     /// `v = y ⊙ silu(z)`, then RMSNorm within each group of `Di/G` channels (norm_before_gate = False).
+    /// Tokens are split over the threads (prefill: `[T, Di]`, an `expf` per element).
     private func gatedNorm(
         _ y: UnsafeMutablePointer<Float>, gate z: UnsafePointer<Float>, tokens T: Int, pass: ForwardPass
     ) {
-        for t in 0..<T {
-            let v = y + t * localInner
-            let zt = z + t * localProjection
-            for c in 0..<localInner { v[c] *= Activation.silu(zt[c]) }
-        }
         // Sums of squares per token and group, `[T, G]`, at this rank's groups' columns. A rank
         // holds whole groups, or (replicated groups) `chunk` channels of one whose other
         // channels sit on its peers: then the sums are added up across ranks.
         let chunk = min(groupWidth, localInner)
-        let G = groupCount
+        let (G, Di, stride, first) = (groupCount, localInner, localProjection, firstGroup)
         let sums = pass.workspace.buffer(.groupStatistics, count: T * G)
         if replicatesGroups { sums.initialize(repeating: 0, count: T * G) }
-        for t in 0..<T {
-            for q in 0..<localInner / chunk {
-                sums[t * G + firstGroup + q] = RMSNorm.sumOfSquares(y + t * localInner + q * chunk, count: chunk)
+        let pool = pass.workspace.pool
+        let shared = UncheckedSendable((y, z, sums))
+        pool.forRanges(T) { rows in
+            let (y, z, sums) = shared.value
+            for t in rows {
+                let v = y + t * Di
+                let zt = z + t * stride
+                for c in 0..<Di { v[c] *= Activation.silu(zt[c]) }
+                for q in 0..<Di / chunk { sums[t * G + first + q] = RMSNorm.sumOfSquares(v + q * chunk, count: chunk) }
             }
         }
         if replicatesGroups { pass.collectives.sumGroupStatistics(sums, count: T * G) }
+        let (width, eps) = (groupWidth, eps)
         normWeight.withUnsafeBufferPointer { w in
-            for t in 0..<T {
-                for q in 0..<localInner / chunk {
-                    let v = y + t * localInner + q * chunk
-                    let inverse = RMSNorm.inverseRMS(
-                        sumOfSquares: sums[t * G + firstGroup + q], count: groupWidth, eps: eps)
-                    RMSNorm.scale(v, weight: w.baseAddress! + q * chunk, inverse: inverse, width: chunk, into: v)
+            let weights = UncheckedSendable(w.baseAddress!)
+            pool.forRanges(T) { rows in
+                let (y, _, sums) = shared.value
+                for t in rows {
+                    for q in 0..<Di / chunk {
+                        let v = y + t * Di + q * chunk
+                        let inverse = RMSNorm.inverseRMS(sumOfSquares: sums[t * G + first + q], count: width, eps: eps)
+                        RMSNorm.scale(v, weight: weights.value + q * chunk, inverse: inverse, width: chunk, into: v)
+                    }
                 }
             }
         }

@@ -176,7 +176,7 @@ struct MoE {
                 downs.append(Product(x: sharedHidden, tokens: T, w: sharedExpert.downProj, y: shared.output))
             }
             MatMul.linear(ups, kernels)
-            for p in ups { Activation.relu2(p.y, count: p.tokens * p.w.rows) }
+            for p in ups { Activation.relu2(p.y, count: p.tokens * p.w.rows, pool: kernels.pool) }
             MatMul.linear(downs, kernels)
             for (i, e) in active.enumerated() { accumulate(output + offsets[i] * width, assigned[e], into: routed) }
         } else {
@@ -184,7 +184,7 @@ struct MoE {
             for e in active {
                 let (up, down) = products(e, at: 0)
                 MatMul.linear(up.x, tokens: up.tokens, up.w, into: up.y, kernels)
-                Activation.relu2(up.y, count: up.tokens * Im)
+                Activation.relu2(up.y, count: up.tokens * Im, pool: kernels.pool)
                 MatMul.linear(down.x, tokens: down.tokens, down.w, into: down.y, kernels)
                 accumulate(output, assigned[e], into: routed)
             }

@@ -125,11 +125,11 @@ public final class NemotronH {
             ws.quantizedRows = nil
             if block.index == 0 {
                 // The embedding is complete on every rank: layer 0 has no pre-allreduce.
-                RMSNorm.apply(residual, weight: block.norm, eps: eps, tokens: T, width: H, into: normed)
+                RMSNorm.apply(residual, weight: block.norm, eps: eps, tokens: T, width: H, into: normed, pool: ws.pool)
             } else {
                 ws.quantizedRows = pass.collectives.enterBlock(
                     partial, residual: residual, norm: block.norm, eps: eps, tokens: T, width: H, into: normed,
-                    quantized: packages)
+                    quantized: packages, pool: ws.pool)
             }
             let segments = zip(ranges, batch).map { Segment(rows: $0, state: $1.sequence.layers[block.index]) }
             block.mixer.forward(normed, segments: segments, pass: pass, into: partial)
@@ -138,7 +138,7 @@ public final class NemotronH {
         // The final allreduce, fused with the residual add and norm_f (and quantized for the LM head).
         ws.quantizedRows = pass.collectives.enterBlock(
             partial, residual: residual, norm: normF, eps: eps, tokens: T, width: H, into: normed,
-            quantized: packages)
+            quantized: packages, pool: ws.pool)
         defer { ws.quantizedRows = nil }
         for item in batch { item.sequence.position += item.tokens.count }
 
