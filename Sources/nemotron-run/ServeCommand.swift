@@ -14,7 +14,9 @@ extension NemotronRun {
         @OptionGroup var options: ModelOptions
 
         func run() throws {
-            let engine = try loadEngine(try options.settings)
+            // The HTTP server's threads start after the engine and would inherit a pinned main
+            // thread's single CPU.
+            let engine = try loadEngine(try options.settings, pinsMainThread: false)
             try Server.run(engine: engine) { Report.note($0) }
         }
     }
