@@ -31,13 +31,11 @@ struct ModelOptions: ParsableArguments {
 }
 
 /// Loads the engine on every rank after selecting the reduction strategy (both collective).
-func loadEngine(_ settings: RunConfig, pinsMainThread: Bool = true) throws -> Engine {
+func loadEngine(_ settings: RunConfig) throws -> Engine {
     let world = MPICommunicator.world
     try world.agreeing { try world.use(settings.allReduceStrategy) }
     let bar = ProgressBar(label: "loading \(URL(fileURLWithPath: settings.model).lastPathComponent)")
-    let engine = try Engine.load(settings: settings, world: world, pinsMainThread: pinsMainThread) {
-        bar.update($0, of: $1)
-    }
+    let engine = try Engine.load(settings: settings, world: world) { bar.update($0, of: $1) }
     bar.clear()
     Report.note("nemotron-run: \(engine.parallelismDescription)")
     if engine.config.quantization != nil || engine.settings.quantize != .none {

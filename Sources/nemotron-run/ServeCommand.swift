@@ -14,9 +14,7 @@ extension NemotronRun {
         @OptionGroup var options: ModelOptions
 
         func run() throws {
-            // The HTTP server's threads start after the engine and would inherit a pinned main
-            // thread's single CPU.
-            let engine = try loadEngine(try options.settings, pinsMainThread: false)
+            let engine = try loadEngine(try options.settings)
             try Server.run(engine: engine) { Report.note($0) }
         }
     }

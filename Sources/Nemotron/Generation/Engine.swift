@@ -11,21 +11,13 @@ public final class Engine {
 
     /// Loads on every rank and agrees on success first: a failure on any rank (a bad file, an
     /// illegal tensor-parallel size) makes every rank throw, and only rank 0 reports it.
-    /// `pinsMainThread`: the calling thread joins the pool pinned to its CPU (`ThreadPool.init`);
-    /// off where threads started later must not inherit that one CPU (the server's).
-    public static func load(
-        settings: RunConfig, world: Communicator, pinsMainThread: Bool = true,
-        progress: (Int, Int) -> Void = { _, _ in }
-    ) throws -> Engine {
-        try world.agreeing {
-            try Engine(settings: settings, world: world, pinsMainThread: pinsMainThread, progress: progress)
-        }
+    public static func load(settings: RunConfig, world: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws
+        -> Engine
+    {
+        try world.agreeing { try Engine(settings: settings, world: world, progress: progress) }
     }
 
-    public init(
-        settings: RunConfig, world: Communicator, pinsMainThread: Bool = true,
-        progress: (Int, Int) -> Void = { _, _ in }
-    ) throws {
+    public init(settings: RunConfig, world: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws {
         let size = settings.tensorParallelSize
         if size != 0 && size != world.size {
             throw NemotronError.parallel(
@@ -49,7 +41,7 @@ public final class Engine {
         model.compute = ComputePolicy.resolving(settings.computeDType, formats: model.heldFormats)
         let threads =
             settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
-        workspace = Workspace(threads: threads, pinsCaller: pinsMainThread)
+        workspace = Workspace(threads: threads)
         if let failure = workspace.pool.startFailure { throw failure }
         let hasTokenizer = FileManager.default.fileExists(
             atPath: directory.appendingPathComponent("tokenizer.json").path)

@@ -24,15 +24,13 @@ public final class ThreadPool: @unchecked Sendable {
     /// `threads` against it, so the error names the key).
     public static var maxThreads: Int { 8 * ProcessInfo.processInfo.activeProcessorCount }
 
-    /// `stackSize` is each worker's stack, in bytes. `pinsCaller` also pins the calling thread
-    /// (participant 0) to its planned CPU: an engine's main thread, which does participant 0's
-    /// share of every product (with one thread per rank, the rank's only thread). Left off, the
-    /// caller (a test's thread, which outlives the pool) keeps its affinity.
-    public init(threads: Int, pin: Bool = true, pinsCaller: Bool = false, stackSize: Int = 1 << 20) {
+    /// `stackSize` is each worker's stack, in bytes.
+    public init(threads: Int, pin: Bool = true, stackSize: Int = 1 << 20) {
         let requested = max(1, threads)
         state = State()
         var plannedCPUs = pin ? CPUAffinity.plan(threads: requested) : nil
-        if pinsCaller, let cpu = plannedCPUs?.first { CPUAffinity.pinCurrentThread(to: cpu) }
+        // The calling thread (participant 0) stays unpinned: it is the caller's own thread (the
+        // main thread, or a test's), which outlives the pool.
         var started = 1
         var failure: NemotronError?
         for index in 1..<requested {

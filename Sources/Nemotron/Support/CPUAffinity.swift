@@ -11,8 +11,8 @@ import Foundation
 ///   take consecutive blocks of `threads` CPUs by their node-local rank (Open MPI's
 ///   `OMPI_COMM_WORLD_LOCAL_RANK`), so ranks never share a core.
 /// - No pinning when there are more threads than CPUs to go round, or with `NEMOTRON_PIN=0`.
-/// The thread that creates the pool (participant 0) is pinned only when the pool is asked to
-/// (`ThreadPool.init`'s `pinsCaller`, an engine's main thread), to the first CPU of the plan.
+/// The thread that creates the pool (participant 0) is not pinned; its CPU is the one left free
+/// for it.
 public enum CPUAffinity {
     /// The CPUs for `threads` compute threads of this process, or nil for no pinning.
     public static func plan(threads: Int, environment: [String: String] = ProcessInfo.processInfo.environment) -> [Int]?

@@ -58,9 +58,8 @@ public final class Workspace {
     /// When set, MoE layers record their expert choices here (tests compare them with transformers).
     public var routingTrace: RoutingTrace?
 
-    /// `pinsCaller`: see `ThreadPool.init`.
-    public init(threads: Int, pinsCaller: Bool = false) {
-        pool = ThreadPool(threads: threads, pinsCaller: pinsCaller)
+    public init(threads: Int) {
+        pool = ThreadPool(threads: threads)
         // Each BLAS call runs on the calling thread: the kernels split products over the pool and
         // call OpenBLAS from every part. Its own threads, once woken by a product, spun beside the
         // pool's during the decode that followed (0.74 B decode at 1 × 16 on the 16-core host:
