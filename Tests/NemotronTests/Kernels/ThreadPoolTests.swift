@@ -22,18 +22,21 @@ struct ThreadPoolTests {
     }
 
     @Test(
-        "ranks of one node take disjoint CPU blocks; a given CPU set is used as it is; no pinning when oversubscribed")
+        "NEMOTRON_PIN=1: ranks of one node take disjoint CPU blocks, no pinning when oversubscribed; unset: none")
     func plan() {
         let allowed = CPUAffinity.allowedCPUs()
         #expect(!allowed.isEmpty)
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard allowed.count == online, online >= 2 else { return }
-        #expect(CPUAffinity.plan(threads: 1, environment: [:]) == [allowed[0]])
+        let pin = ["NEMOTRON_PIN": "1"]
+        #expect(CPUAffinity.plan(threads: 1, environment: pin) == [allowed[0]])
         #expect(
             CPUAffinity.plan(
-                threads: 1, environment: ["OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"])
+                threads: 1,
+                environment: pin.merging(["OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"]) { $1 })
                 == [allowed[1]])
-        #expect(CPUAffinity.plan(threads: online + 1, environment: [:]) == nil)
+        #expect(CPUAffinity.plan(threads: online + 1, environment: pin) == nil)
+        #expect(CPUAffinity.plan(threads: 1, environment: [:]) == nil)
         #expect(CPUAffinity.plan(threads: 1, environment: ["NEMOTRON_PIN": "0"]) == nil)
     }
 }
