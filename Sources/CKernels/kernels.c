@@ -78,30 +78,58 @@ AVX512 static inline __m512 bf16_hi(__m512i v) {
     return _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), v));
 }
 
-AVX512 static float dot_bf16_512(const uint16_t *w, const float *xp, size_t cols) {
-    __m512 a[8];
-    for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+/* Two rows against one prepared x: two weight streams in flight per thread, each x vector loaded
+ * once for both rows. Each row's sum has the same order whether it is paired or not (a lone row
+ * is passed as both), so a row's result never depends on how rows were split into blocks. */
+AVX512 static void dot2_bf16_512(const uint16_t *w0, const uint16_t *w1, const float *xp, size_t cols, float *s0,
+                                 float *s1) {
+    __m512 a[4], b[4];
+    for (int i = 0; i < 4; i++) a[i] = b[i] = _mm512_setzero_ps();
     size_t k = 0;
-    for (; k + 128 <= cols; k += 128) {
-        for (int i = 0; i < 4; i++) {
+    for (; k + 64 <= cols; k += 64) {
+        for (int i = 0; i < 2; i++) {
             /* 8 KiB ahead, as the quantized kernels (quant_avx512.c): past a row's end it reaches
-             * into the next row, which is read next. */
-            _mm_prefetch((const char *)(w + k + 32 * i) + 8192, _MM_HINT_T0);
-            __m512i v = _mm512_loadu_si512(w + k + 32 * i);
-            a[2 * i] = _mm512_fmadd_ps(bf16_lo(v), _mm512_loadu_ps(xp + k + 32 * i), a[2 * i]);
-            a[2 * i + 1] = _mm512_fmadd_ps(bf16_hi(v), _mm512_loadu_ps(xp + k + 32 * i + 16), a[2 * i + 1]);
+             * into the rows read next. */
+            _mm_prefetch((const char *)(w0 + k + 32 * i) + 8192, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + k + 32 * i) + 8192, _MM_HINT_T0);
+            __m512i v0 = _mm512_loadu_si512(w0 + k + 32 * i), v1 = _mm512_loadu_si512(w1 + k + 32 * i);
+            __m512 lo = _mm512_loadu_ps(xp + k + 32 * i), hi = _mm512_loadu_ps(xp + k + 32 * i + 16);
+            a[2 * i] = _mm512_fmadd_ps(bf16_lo(v0), lo, a[2 * i]);
+            a[2 * i + 1] = _mm512_fmadd_ps(bf16_hi(v0), hi, a[2 * i + 1]);
+            b[2 * i] = _mm512_fmadd_ps(bf16_lo(v1), lo, b[2 * i]);
+            b[2 * i + 1] = _mm512_fmadd_ps(bf16_hi(v1), hi, b[2 * i + 1]);
         }
     }
     for (; k + 32 <= cols; k += 32) {
-        __m512i v = _mm512_loadu_si512(w + k);
-        a[0] = _mm512_fmadd_ps(bf16_lo(v), _mm512_loadu_ps(xp + k), a[0]);
-        a[1] = _mm512_fmadd_ps(bf16_hi(v), _mm512_loadu_ps(xp + k + 16), a[1]);
+        __m512i v0 = _mm512_loadu_si512(w0 + k), v1 = _mm512_loadu_si512(w1 + k);
+        __m512 lo = _mm512_loadu_ps(xp + k), hi = _mm512_loadu_ps(xp + k + 16);
+        a[0] = _mm512_fmadd_ps(bf16_lo(v0), lo, a[0]);
+        a[1] = _mm512_fmadd_ps(bf16_hi(v0), hi, a[1]);
+        b[0] = _mm512_fmadd_ps(bf16_lo(v1), lo, b[0]);
+        b[1] = _mm512_fmadd_ps(bf16_hi(v1), hi, b[1]);
     }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])),
-                             _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7])));
-    float sum = _mm512_reduce_add_ps(s);
-    for (; k < cols; k++) sum += bf16_scalar(w[k]) * xp[k];
-    return sum;
+    float sa = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+    float sb = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3])));
+    for (; k < cols; k++) {
+        sa += bf16_scalar(w0[k]) * xp[k];
+        sb += bf16_scalar(w1[k]) * xp[k];
+    }
+    *s0 = sa;
+    *s1 = sb;
+}
+
+/* Rows in pairs (the last one alone), each pair against every token. */
+AVX512 static void gemv_bf16_512(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ldx,
+                                 size_t ntok, float *y, size_t ldy) {
+    for (size_t r = r0; r < r1; r += 2) {
+        const uint16_t *w0 = w + r * cols, *w1 = r + 1 < r1 ? w0 + cols : w0;
+        for (size_t t = 0; t < ntok; t++) {
+            float s0, s1;
+            dot2_bf16_512(w0, w1, x + t * ldx, cols, &s0, &s1);
+            y[t * ldy + r] = s0;
+            if (r + 1 < r1) y[t * ldy + r + 1] = s1;
+        }
+    }
 }
 
 AVX512 static float dot_f16_512(const uint16_t *w, const float *x, size_t cols) {
@@ -132,7 +160,6 @@ AVX512 static float dot_f16_512(const uint16_t *w, const float *x, size_t cols) 
             for (size_t t = 0; t < ntok; t++) y[t * ldy + r] = DOT(w + r * cols, x + t * ldx, cols); \
     }
 
-GEMV_512(gemv_bf16_512, dot_bf16_512)
 GEMV_512(gemv_f16_512, dot_f16_512)
 
 AVX512 static inline __m512 widen_bf16_512(const uint16_t *p) {
