@@ -14,7 +14,8 @@
 #
 # NEMOTRON_BIN picks the binary (default .build/release/nemotron-run); CORES the core count;
 # SERVE_CONCURRENCY the serve levels (default "1 4 16 64").
-# Ranks run unbound (--bind-to none) and pin their own threads (CPUAffinity).
+# Ranks run unbound (--bind-to none); their threads are placed by the OS (NEMOTRON_PIN=1 pins them, see
+# CPUAffinity).
 set -uo pipefail
 OUT=${1:?usage: scripts/host-scaling.sh OUTDIR [bench] [allreduce] [serve]}
 shift

@@ -7,7 +7,7 @@ import Synchronization
 /// (decode issues ~75 parallel matmuls per token back to back), then sleep on a condition
 /// variable. Measured: `DispatchQueue.concurrentPerform` often ran both halves on the caller
 /// (its worker woke late), streaming 33 GB/s where fixed assignment streams 50 GB/s.
-/// Participant i runs on CPU `cpus[i]` when the pool is pinned (`CPUAffinity`). A job start
+/// Participant i runs on CPU `cpus[i]` when the pool is pinned (`NEMOTRON_PIN=1`, `CPUAffinity`). A job start
 /// wakes sleeping workers only when some are asleep, and a worker that saw the job while
 /// spinning takes it without the mutex, so back-to-back jobs cost no system call.
 /// Tensor parallelism across ranks is separate (Distributed/).
