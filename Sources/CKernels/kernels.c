@@ -153,14 +153,11 @@ AVX512 static float dot_f16_512(const uint16_t *w, const float *x, size_t cols) 
     return sum;
 }
 
-#define GEMV_512(NAME, DOT)                                                                        \
-    AVX512 static void NAME(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x,  \
-                            size_t ldx, size_t ntok, float *y, size_t ldy) {                       \
-        for (size_t r = r0; r < r1; r++)                                                           \
-            for (size_t t = 0; t < ntok; t++) y[t * ldy + r] = DOT(w + r * cols, x + t * ldx, cols); \
-    }
-
-GEMV_512(gemv_f16_512, dot_f16_512)
+AVX512 static void gemv_f16_512(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ldx,
+                                size_t ntok, float *y, size_t ldy) {
+    for (size_t r = r0; r < r1; r++)
+        for (size_t t = 0; t < ntok; t++) y[t * ldy + r] = dot_f16_512(w + r * cols, x + t * ldx, cols);
+}
 
 AVX512 static inline __m512 widen_bf16_512(const uint16_t *p) {
     __m256i h = _mm256_loadu_si256((const __m256i *)p);

@@ -66,19 +66,15 @@ public enum ResidualNorm {
         _ sum: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, weight: [Float], eps: Float,
         rows: Int, width: Int, into normed: UnsafeMutablePointer<Float>, pool: ThreadPool? = nil
     ) {
-        guard let pool, rows > 1 else {
-            add(sum, into: residual, count: rows * width)
-            RMSNorm.apply(residual, weight: weight, eps: eps, tokens: rows, width: width, into: normed)
-            return
-        }
         let shared = UncheckedSendable((sum, residual, normed))
-        pool.forRanges(rows) { range in
+        let passes = { (range: Range<Int>) in
             let (sum, residual, normed) = shared.value
             let offset = range.lowerBound * width
             add(sum + offset, into: residual + offset, count: range.count * width)
             RMSNorm.apply(
                 residual + offset, weight: weight, eps: eps, tokens: range.count, width: width, into: normed + offset)
         }
+        if let pool { pool.forRanges(rows, passes) } else { passes(0..<rows) }
     }
 
     // MARK: - Vector pieces

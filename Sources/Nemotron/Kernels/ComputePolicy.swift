@@ -54,14 +54,16 @@ public struct ComputePolicy: Sendable, Equatable {
 public enum ComputeDType: String, Sendable, CaseIterable {
     /// The fastest correct choice for the weights at hand (`ComputePolicy.resolving`): int8
     /// activations where weights are int8, int4 or nvfp4; bf16 where they are bf16 or fp8 and the
-    /// bf16 GEMM outruns sgemm on widened tiles (`MatMul.bf16GEMMIsFaster`: AMD Zen 4/5); else f32.
+    /// bf16 GEMM outruns sgemm on widened tiles (`MatMul.bf16GEMMIsFaster`: AMX tiles, or
+    /// AVX512-BF16 on AMD Zen 4/5); else f32.
     case auto
     /// Weights widened (dequantized) to f32, f32 activations: matches transformers in f32.
     case f32
-    /// Prefill: activations rounded to bf16, AVX512-BF16 dot products with f32 accumulation (as
-    /// GPU engines and llama.cpp do for bf16 models): about 1.5× faster prefill than f32 on AMD
-    /// Zen 4, slower than f32's sgemm on Intel cores; logits differ from f32 by about 1e-2. Falls
-    /// back to f32 on CPUs without AVX512-BF16.
+    /// Prefill: activations rounded to bf16, products with f32 accumulation on AMX tiles where the
+    /// CPU has them, else AVX512-BF16 dot products (as GPU engines and llama.cpp do for bf16
+    /// models): about 1.5× faster prefill than f32 on AMD Zen 4, slower than f32's sgemm on Intel
+    /// cores without AMX; logits differ from f32 by about 1e-2. Falls back to f32 on CPUs without
+    /// AVX512-BF16.
     case bf16
     /// As bf16, and decode products against int8, int4 and nvfp4 weights take each token's
     /// activations quantized to int8 per block of 32 inputs (as llama.cpp's Q8_0 activations):
