@@ -79,9 +79,14 @@ enum HalfKernels {
         let pairs = (cols + 1) / 2
         let converted = UnsafeMutableRawPointer(workspace.buffer(.bf16Input, count: tokens * pairs))
             .bindMemory(to: UInt16.self, capacity: tokens * pairs * 2)
-        for t in 0..<tokens {
-            ck_f32_to_bf16(x + t * cols, converted + t * pairs * 2, cols)
-            if cols % 2 == 1 { converted[t * pairs * 2 + cols] = 0 }
+        let rounding = UncheckedSendable((x, converted))
+        // Tokens split over the threads, as the AMX path's packing (a serial stretch otherwise).
+        workspace.pool.forRanges(tokens) { rows in
+            let (x, converted) = rounding.value
+            for t in rows {
+                ck_f32_to_bf16(x + t * cols, converted + t * pairs * 2, cols)
+                if cols % 2 == 1 { converted[t * pairs * 2 + cols] = 0 }
+            }
         }
         let shared = UncheckedSendable((weights, UnsafePointer(converted), y))
         forPanels(rows: rows, scratchBytes: ck_gemm_bf16_scratch(cols), workspace) { rows, scratch in
