@@ -42,12 +42,8 @@ struct APIError: Error, Sendable, Equatable {
         APIError(status: .internalServerError, message: message, type: "server_error", param: nil, code: nil)
     }
 
-    var body: [String: Any] {
-        [
-            "error": [
-                "message": message, "type": type, "param": param as Any? ?? NSNull(), "code": code as Any? ?? NSNull(),
-            ]
-        ]
+    var body: JSONValue {
+        ["error": ["message": .string(message), "type": .string(type), "param": JSONValue(param), "code": JSONValue(code)]]
     }
 
     var response: Response {
@@ -55,18 +51,11 @@ struct APIError: Error, Sendable, Equatable {
     }
 }
 
-/// JSON bodies written as JSONSerialization writes them, with sorted keys.
+/// A JSON response body.
 enum JSONBody {
-    static func text(_ object: Any) -> String {
-        let data =
-            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
-            ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+    static func response(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: text(object))))
+            body: ResponseBody(byteBuffer: ByteBuffer(string: value.text)))
     }
 }

@@ -49,10 +49,10 @@ struct OpenAIServer: Sendable {
         return router
     }
 
-    var modelCard: [String: Any] {
+    var modelCard: JSONValue {
         [
-            "id": modelName, "object": "model", "created": created, "owned_by": "nemotron-run",
-            "max_model_len": parser.maxModelLen,
+            "id": .string(modelName), "object": "model", "created": .int(created), "owned_by": "nemotron-run",
+            "max_model_len": .int(parser.maxModelLen),
         ]
     }
 
@@ -112,20 +112,17 @@ struct Answer: Sendable {
             case .failed(let error): throw error
             case .finished(let generation):
                 guard let reason = Self.reason(generation.finishReason) else { throw Self.cancelled(bridge) }
-                let text = generation.text ?? ""
-                var choice: [String: Any] = ["index": 0, "logprobs": NSNull(), "finish_reason": reason]
-                if isChat {
-                    choice["message"] = ["role": "assistant", "content": text]
-                } else {
-                    choice["text"] = text
-                }
+                let text = JSONValue.string(generation.text ?? "")
+                var choice: [(String, JSONValue)] = [("index", 0)]
+                choice.append(isChat ? ("message", ["role": "assistant", "content": text]) : ("text", text))
+                choice += [("logprobs", nil), ("finish_reason", .string(reason))]
                 if job.returnTokenIds {
-                    choice["token_ids"] = generation.ids
-                    choice["prompt_token_ids"] = job.request.prompt
+                    choice += [("token_ids", JSONValue(generation.ids)), ("prompt_token_ids", JSONValue(job.request.prompt))]
                 }
                 return JSONBody.response([
-                    "id": id, "object": isChat ? "chat.completion" : "text_completion", "created": created,
-                    "model": model, "choices": [choice], "usage": usage(generation.ids.count),
+                    "id": .string(id), "object": isChat ? "chat.completion" : "text_completion",
+                    "created": .int(created), "model": .string(model), "choices": [.object(choice)],
+                    "usage": usage(generation.ids.count),
                 ])
             }
         }
@@ -139,27 +136,31 @@ struct Answer: Sendable {
         for await event in events {
             switch event {
             case .token(let token, let text):
-                var choice: [String: Any] = ["index": 0, "logprobs": NSNull(), "finish_reason": NSNull()]
+                let content = JSONValue.string(text)
+                var choice: [(String, JSONValue)] = [("index", 0)]
                 if isChat {
-                    choice["delta"] = first ? ["role": "assistant", "content": text] : ["content": text]
+                    choice.append(("delta", first ? ["role": "assistant", "content": content] : ["content": content]))
                 } else {
-                    choice["text"] = text
+                    choice.append(("text", content))
                 }
+                choice += [("logprobs", nil), ("finish_reason", nil)]
                 if job.returnTokenIds {
-                    choice["token_ids"] = [token]
-                    if first { choice["prompt_token_ids"] = job.request.prompt }
+                    choice.append(("token_ids", [.int(token)]))
+                    if first { choice.append(("prompt_token_ids", JSONValue(job.request.prompt))) }
                 }
                 first = false
-                try await writer.write(event: chunk(choices: [choice]))
+                try await writer.write(event: chunk(choices: [.object(choice)]))
             case .failed(let error):
-                try await writer.write(event: JSONBody.text(error.body))
+                try await writer.write(event: error.body.text)
             case .finished(let generation):
                 guard let reason = Self.reason(generation.finishReason) else {
-                    try await writer.write(event: JSONBody.text(Self.cancelled(bridge).body))
+                    try await writer.write(event: Self.cancelled(bridge).body.text)
                     break
                 }
-                var choice: [String: Any] = ["index": 0, "logprobs": NSNull(), "finish_reason": reason]
-                if isChat { choice["delta"] = [String: Any]() } else { choice["text"] = "" }
+                let choice: JSONValue = [
+                    "index": 0, isChat ? "delta" : "text": isChat ? [:] : "", "logprobs": nil,
+                    "finish_reason": .string(reason),
+                ]
                 try await writer.write(event: chunk(choices: [choice]))
                 if job.includeUsage {
                     try await writer.write(event: chunk(choices: [], usage: usage(generation.ids.count)))
@@ -170,18 +171,18 @@ struct Answer: Sendable {
         try await writer.finish(nil)
     }
 
-    private func chunk(choices: [[String: Any]], usage: [String: Int]? = nil) -> String {
-        var object: [String: Any] = [
-            "id": id, "object": isChat ? "chat.completion.chunk" : "text_completion", "created": created,
-            "model": model, "choices": choices,
+    private func chunk(choices: [JSONValue], usage: JSONValue = nil) -> String {
+        var object: [(String, JSONValue)] = [
+            ("id", .string(id)), ("object", isChat ? "chat.completion.chunk" : "text_completion"),
+            ("created", .int(created)), ("model", .string(model)), ("choices", .array(choices)),
         ]
-        if job.includeUsage { object["usage"] = usage ?? NSNull() }
-        return JSONBody.text(object)
+        if job.includeUsage { object.append(("usage", usage)) }
+        return JSONValue.object(object).text
     }
 
-    private func usage(_ generated: Int) -> [String: Int] {
+    private func usage(_ generated: Int) -> JSONValue {
         let prompt = job.request.prompt.count
-        return ["prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated]
+        return ["prompt_tokens": .int(prompt), "completion_tokens": .int(generated), "total_tokens": .int(prompt + generated)]
     }
 
     /// Why a request ended without finishing: the server shut down, or its client went away.
