@@ -43,7 +43,11 @@ struct APIError: Error, Sendable, Equatable {
     }
 
     var body: JSONValue {
-        ["error": ["message": .string(message), "type": .string(type), "param": JSONValue(param), "code": JSONValue(code)]]
+        [
+            "error": [
+                "message": .string(message), "type": .string(type), "param": JSONValue(param), "code": JSONValue(code),
+            ]
+        ]
     }
 
     var response: Response {

@@ -117,7 +117,9 @@ struct Answer: Sendable {
                 choice.append(isChat ? ("message", ["role": "assistant", "content": text]) : ("text", text))
                 choice += [("logprobs", nil), ("finish_reason", .string(reason))]
                 if job.returnTokenIds {
-                    choice += [("token_ids", JSONValue(generation.ids)), ("prompt_token_ids", JSONValue(job.request.prompt))]
+                    choice += [
+                        ("token_ids", JSONValue(generation.ids)), ("prompt_token_ids", JSONValue(job.request.prompt)),
+                    ]
                 }
                 return JSONBody.response([
                     "id": .string(id), "object": isChat ? "chat.completion" : "text_completion",
@@ -182,7 +184,10 @@ struct Answer: Sendable {
 
     private func usage(_ generated: Int) -> JSONValue {
         let prompt = job.request.prompt.count
-        return ["prompt_tokens": .int(prompt), "completion_tokens": .int(generated), "total_tokens": .int(prompt + generated)]
+        return [
+            "prompt_tokens": .int(prompt), "completion_tokens": .int(generated),
+            "total_tokens": .int(prompt + generated),
+        ]
     }
 
     /// Why a request ended without finishing: the server shut down, or its client went away.

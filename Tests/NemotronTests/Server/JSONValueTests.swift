@@ -13,10 +13,10 @@ struct JSONValueTests {
             "id": "cmpl-7", "created": 17, "choices": [["index": 0, "logprobs": nil, "ok": true]],
             "ids": JSONValue([1, -2]), "empty": [:], "none": [],
         ]
-        #expect(
-            value.text
-                == #"{"id":"cmpl-7","created":17,"choices":[{"index":0,"logprobs":null,"ok":true}],"ids":[1,-2],"empty":{},"none":[]}"#
-        )
+        let expected =
+            #"{"id":"cmpl-7","created":17,"choices":[{"index":0,"logprobs":null,"ok":true}],"#
+            + #""ids":[1,-2],"empty":{},"none":[]}"#
+        #expect(value.text == expected)
         #expect(JSONValue(nil as String?).text == "null")
     }
 
