@@ -37,10 +37,17 @@ void ck_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 void ck_gemv_bf16_dp(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint16_t *x, size_t ldx,
                      size_t ntok, float *y, size_t ldy);
 
-/// The contract of ck_gemv_bf16_dp with f32 activations x (rows ldx apart) and f32 FMAs: each
-/// weight widened once for 4 tokens. Needs AVX-512.
-void ck_gemv_bf16_batch(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ldx,
-                        size_t ntok, float *y, size_t ldy);
+/// Floats per column of activations laid out by ck_tokens_across: ntok rounded up to 16.
+size_t ck_tokens_across_width(size_t ntok);
+
+/// x [ntok, cols] (rows ldx apart) with tokens across: xt[k * width + t], width =
+/// ck_tokens_across_width(ntok), zero past ntok.
+void ck_tokens_across(const float *x, size_t ldx, size_t ntok, size_t cols, float *xt);
+
+/// The contract of ck_gemv_bf16_dp with f32 activations laid out by ck_tokens_across and f32 FMAs
+/// (each y[t, r] the sum over k in order, whatever the batch). Needs AVX-512.
+void ck_gemv_bf16_across(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *xt, size_t ntok,
+                         float *y, size_t ldy);
 
 /// Whether vdpbf16ps outruns 512-bit f32 FMAs on this CPU (AMD), so decode batches use ck_gemv_bf16_dp.
 int ck_bf16_dot_is_faster(void);

@@ -50,13 +50,22 @@ enum HalfKernels {
         }
     }
 
+    /// The kernel of a decode batch `p` (bf16 weights) over a range of its rows: f32 FMAs, 16
+    /// tokens across each vector (`input` laid out by `ck_tokens_across`), weights read as stored.
+    static func acrossKernel(_ p: Product, input: UnsafePointer<Float>) -> (Range<Int>) -> Void {
+        let w = p.w
+        let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), input, p.y))
+        return { rows in
+            let (weights, x, y) = shared.value
+            ck_gemv_bf16_across(weights, w.cols, rows.lowerBound, rows.upperBound, x, p.tokens, y, w.rows)
+        }
+    }
+
     /// The streaming kernel of `p` over a range of its rows: each weight row read once and widened
-    /// in registers. bf16 reads `x` prepared by `prepareBF16Input` (up to 8 tokens), or as it is
-    /// in decode batches (`ck_gemv_bf16_batch`: 4 rows × 4 tokens of f32 FMAs); f16 reads it as it is.
+    /// in registers. bf16 reads `x` prepared by `prepareBF16Input` (up to 8 tokens); f16 reads it as it is.
     static func streamingKernel(_ p: Product, input: UnsafePointer<Float>) -> (Range<Int>) -> Void {
         let w = p.w
-        let kernel =
-            w.format == .f16 ? ck_gemv_f16 : p.tokens > MatMul.streamingMaxTokens ? ck_gemv_bf16_batch : ck_gemv_bf16
+        let kernel = w.format == .f16 ? ck_gemv_f16 : ck_gemv_bf16
         let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), input, p.y))
         return { rows in
             let (weights, x, y) = shared.value

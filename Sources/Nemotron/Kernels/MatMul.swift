@@ -34,7 +34,7 @@ public enum MatMul {
     }
 
     /// Decode batches up to this many rows of bf16 weights run a kernel that reads the weights as
-    /// stored (`ck_gemv_bf16_dp` or `ck_gemv_bf16_batch`), not the GEMM that packs them.
+    /// stored (`ck_gemv_bf16_dp` or `ck_gemv_bf16_across`), not the GEMM that packs them.
     static let bf16BatchMaxTokens = 64
 
     static let hasAVX512 = String(cString: ck_isa()) == "avx512"
@@ -46,8 +46,8 @@ public enum MatMul {
         if p.tokens > streamingMaxTokens {
             guard p.w.format == .bf16 && p.tokens <= bf16BatchMaxTokens && hasAVX512 else { return nil }
             // AVX512-BF16 dot products where they outrun f32 FMAs (and bf16 compute allows
-            // rounding activations); else f32 FMAs on the weights widened once per 4 tokens.
-            return policy.usesBF16GEMM && bf16DotIsFaster ? .bf16 : .float
+            // rounding activations); else f32 FMAs with 16 tokens across each vector.
+            return policy.usesBF16GEMM && bf16DotIsFaster ? .bf16 : .tokensAcross
         }
         switch p.w.format {
         case .f32, .f16: return .float
@@ -61,6 +61,7 @@ public enum MatMul {
     static func streamingKernel(_ p: Product, input: PreparedInput) -> (Range<Int>) -> Void {
         switch (p.w.format, input) {
         case (.bf16, .bf16(let x, let stride)): return HalfKernels.batchKernel(p, input: x, stride: stride)
+        case (.bf16, .tokensAcross(let x)): return HalfKernels.acrossKernel(p, input: x)
         case (.f32, .float(let x)): return FloatKernels.streamingKernel(p, input: x)
         case (.bf16, .float(let x)), (.f16, .float(let x)): return HalfKernels.streamingKernel(p, input: x)
         case (.int8, _), (.int4, _), (.fp8, _), (.nvfp4, _): return QuantKernels.streamingKernel(p, input: input)

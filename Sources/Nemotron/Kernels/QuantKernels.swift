@@ -119,7 +119,7 @@ enum QuantKernels {
                 let (x, y) = shared.value
                 gemv(w, rows: rows, x, ldx: w.cols, tokens: p.tokens, y, ldy: w.rows)
             }
-        case .bf16: preconditionFailure("quantized weights do not read bf16 activations")
+        case .bf16, .tokensAcross: preconditionFailure("quantized weights read f32 rows or int8 packages")
         case .int8(let packages):
             let shared = UncheckedSendable((UnsafeRawPointer(packages.base), p.y))
             let stride = packages.stride

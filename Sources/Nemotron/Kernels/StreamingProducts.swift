@@ -1,3 +1,5 @@
+import CKernels
+
 /// One matrix product `y[T, w.rows] = x[T, w.cols] · wᵀ` (rows of x `w.cols` apart, of y `w.rows`).
 struct Product {
     let x: UnsafePointer<Float>
@@ -15,6 +17,9 @@ enum StreamingInput: Hashable {
     /// The rows rounded to bf16, each padded with zeros to whole 32-column steps, for the
     /// AVX512-BF16 kernel of decode batches (`ck_gemv_bf16_dp`).
     case bf16
+    /// The f32 rows with tokens across: `[cols][tokens rounded up to 16]`, for the f32-FMA
+    /// kernel of decode batches (`ck_gemv_bf16_across`).
+    case tokensAcross
     /// int8 packages per 32 inputs (`QuantizedRows`) for the integer dot products.
     case int8
 }
@@ -66,6 +71,7 @@ enum StreamingProducts {
             case .float: return 0
             case .bf16Order: return key.tokens * key.cols * MemoryLayout<Float>.size
             case .bf16: return key.tokens * HalfKernels.bf16RowStride(key.cols) * MemoryLayout<UInt16>.size
+            case .tokensAcross: return ck_tokens_across_width(key.tokens) * key.cols * MemoryLayout<Float>.size
             case .int8:
                 if let made = workspace.quantizedRows, made.holds(key.x, tokens: key.tokens, width: key.cols) {
                     return 0
@@ -107,6 +113,10 @@ enum StreamingProducts {
                         key.x + t * key.cols, into: rows + t * stride, cols: key.cols, stride: stride)
                 }
                 input = .bf16(UnsafePointer(rows), stride: stride)
+            case .tokensAcross:
+                let columns = base.assumingMemoryBound(to: Float.self)
+                ck_tokens_across(key.x, key.cols, key.tokens, key.cols, columns)
+                input = .tokensAcross(UnsafePointer(columns))
             case .int8:
                 let rows = QuantizedRows(for: key.x, rows: key.tokens, width: key.cols, at: base)
                 rows.quantize(rows: 0..<key.tokens)
@@ -122,5 +132,6 @@ enum StreamingProducts {
 enum PreparedInput {
     case float(UnsafePointer<Float>)
     case bf16(UnsafePointer<UInt16>, stride: Int)
+    case tokensAcross(UnsafePointer<Float>)
     case int8(QuantizedRows)
 }

@@ -87,16 +87,32 @@ struct MatMulTests {
         #expect(maxAbsDifference(y, naive(input, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
     }
 
-    @Test("both decode-batch kernels against a naive twin, rows and columns off their block sizes", arguments: [9, 30])
+    @Test(
+        "both decode-batch kernels against a naive twin, rows and columns off their block sizes",
+        arguments: [9, 30, 64, 70])
     func batchKernels(tokens: Int) {
         guard MatMul.hasAVX512 else { return }
-        let (rows, cols) = (23, 77)
+        // 41 rows: two 16-row blocks and a partial one; 300 columns: two 128-column chunks and
+        // a tail of 44 (not a multiple of 16).
+        let (rows, cols) = (41, 300)
         var random = Xoshiro256(seed: UInt64(tokens))
         let x = (0..<tokens * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }
         let half = bits((0..<rows * cols).map { _ in Float(random.nextUnit()) * 2 - 1 }, .bf16)
+        let weights = widen(half, .bf16)
+        var across = [Float](repeating: .nan, count: ck_tokens_across_width(tokens) * cols)
+        ck_tokens_across(x, cols, tokens, cols, &across)
         var y = [Float](repeating: .nan, count: tokens * rows)
-        ck_gemv_bf16_batch(half, cols, 0, rows, x, cols, tokens, &y, rows)
-        #expect(maxAbsDifference(y, naive(x, widen(half, .bf16), tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
+        // Rows in two calls, as two threads' blocks.
+        ck_gemv_bf16_across(half, cols, 0, 19, across, tokens, &y, rows)
+        ck_gemv_bf16_across(half, cols, 19, rows, across, tokens, &y, rows)
+        // Each output is the in-order sum of fused multiply-adds: bit for bit, whatever the batch.
+        let inOrder = (0..<tokens).flatMap { t in
+            (0..<rows).map { r in
+                (0..<cols).reduce(Float(0)) { $0.addingProduct(weights[r * cols + $1], x[t * cols + $1]) }
+            }
+        }
+        #expect(y == inOrder)
+        #expect(maxAbsDifference(y, naive(x, weights, tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
         guard MatMul.hasBF16Dot else { return }
         let stride = HalfKernels.bf16RowStride(cols)
         var rounded = [UInt16](repeating: 0, count: tokens * stride)
