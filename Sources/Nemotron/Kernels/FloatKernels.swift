@@ -38,6 +38,10 @@ enum FloatKernels {
             s1.addProduct(load(a + i + 16), load(b + i + 16))
             i += 32
         }
+        if i + 16 <= count {
+            s0.addProduct(load(a + i), load(b + i))
+            i += 16
+        }
         var total = (s0 + s1).sum()
         while i < count {
             total += a[i] * b[i]

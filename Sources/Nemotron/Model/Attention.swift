@@ -178,12 +178,7 @@ struct Attention {
     private static func causalSoftmax(_ row: UnsafeMutablePointer<Float>, length: Int, width: Int) {
         var maxScore = -Float.infinity
         for s in 0..<length { maxScore = max(maxScore, row[s]) }
-        var total: Float = 0
-        for s in 0..<length {
-            row[s] = expf(row[s] - maxScore)
-            total += row[s]
-        }
-        let inverse = 1 / total
+        let inverse = 1 / Activation.expSum(row, count: length, shift: maxScore)
         for s in 0..<length { row[s] *= inverse }
         for s in length..<width { row[s] = 0 }
     }
@@ -198,11 +193,7 @@ struct Attention {
             scores[s] = FloatKernels.dot(query, keys + s * stride, count: headDim) * scale
             maxScore = max(maxScore, scores[s])
         }
-        var total: Float = 0
-        for s in 0..<length {
-            scores[s] = expf(scores[s] - maxScore)
-            total += scores[s]
-        }
+        let total = Activation.expSum(scores, count: length, shift: maxScore)
         for e in 0..<headDim { out[e] = 0 }
         for s in 0..<length {
             Self.addScaled(values + s * stride, scores[s] / total, into: out, count: headDim)

@@ -153,7 +153,7 @@ struct Mamba2Mixer {
                                 let wj = w.baseAddress! + j * Dc
                                 for c in channels { o[c] += wj[c] * row[c] }
                             }
-                            for c in channels { o[c] = Activation.silu(o[c]) }
+                            Activation.silu(o + channels.lowerBound, count: channels.count)
                         }
                     }
                 }
@@ -234,7 +234,7 @@ struct Mamba2Mixer {
             for t in rows {
                 let v = y + t * Di
                 let zt = z + t * stride
-                for c in 0..<Di { v[c] *= Activation.silu(zt[c]) }
+                Activation.multiplySilu(v, gate: zt, count: Di)
                 for q in 0..<Di / chunk { sums[t * G + first + q] = RMSNorm.sumOfSquares(v + q * chunk, count: chunk) }
             }
         }
@@ -258,6 +258,7 @@ struct Mamba2Mixer {
 
 /// The SSM inner loop, vectorised over the state dimension.
 enum SSM {
+
     /// `S[n] = decay·S[n] + input·B[n]` for n < count; returns `Σ_n S[n]·C[n]`.
     @inline(__always)
     static func update(
