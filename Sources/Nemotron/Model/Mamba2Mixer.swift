@@ -258,7 +258,6 @@ struct Mamba2Mixer {
 
 /// The SSM inner loop, vectorised over the state dimension.
 enum SSM {
-
     /// `S[n] = decay·S[n] + input·B[n]` for n < count; returns `Σ_n S[n]·C[n]`.
     @inline(__always)
     static func update(
