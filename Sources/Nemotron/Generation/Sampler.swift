@@ -59,6 +59,33 @@ public struct Sampler {
     }
 
     /// Index of the largest value; the first one on ties.
+    /// The first index of the largest value (as `argmax`), or nil when a value is NaN or ±∞: one
+    /// pass of 16 lanes for the maximum and the check (a logit row is the vocabulary's width, and
+    /// a decode step scans one per sequence), then the first index that holds it.
+    public static func argmaxIfFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
+        guard let p = values.baseAddress, values.count > 0 else { return nil }
+        let n = values.count
+        var best = SIMD16<Float>(repeating: -.infinity)
+        var poison = SIMD16<Float>()  // x − x: NaN for NaN and ±∞, else 0
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+            best = best.replacing(with: v, where: v .> best)
+            poison += v - v
+            i += 16
+        }
+        var largest = best.max()
+        var tail: Float = 0
+        for j in i..<n {
+            largest = max(largest, p[j])
+            tail += p[j] - p[j]
+        }
+        guard !(poison.sum() + tail).isNaN else { return nil }
+        var first = 0
+        while p[first] != largest { first += 1 }
+        return first
+    }
+
     public static func argmax<Row: RandomAccessCollection>(_ values: Row) -> Int
     where Row.Element == Float, Row.Index == Int {
         var best = values.startIndex

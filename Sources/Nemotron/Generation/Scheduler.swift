@@ -293,11 +293,11 @@ public final class Scheduler {
     /// the request: an EOS id, a stop string in its text, or the token budget.
     private func decide(_ items: [(Running, row: Int)], logits: Logits) -> [(id: Int, reason: FinishReason?)] {
         items.map { r, row in
-            if logits.row(row).contains(where: { !$0.isFinite }) {
+            guard let greedy = Sampler.argmaxIfFinite(logits.row(row)) else {
                 r.released = ""
                 return (0, .nonFiniteLogits)
             }
-            let id = r.sampler.sample(logits.row(row))
+            let id = r.sampler.parameters.isGreedy ? greedy : r.sampler.sample(logits.row(row))
             r.released = r.text?.append(id) ?? ""
             if !r.request.ignoreEOS && stopIds.contains(id) { return (id, .eos) }
             if r.text?.stopped == true { return (id, .stop) }

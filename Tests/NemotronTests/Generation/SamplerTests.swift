@@ -13,6 +13,23 @@ struct SamplerTests {
         #expect(sampler.sample(logits[2...]) == 1)
     }
 
+    @Test("the vectorised argmax equals the scalar one, ties and tails included, and refuses NaN and ±∞")
+    func vectorisedArgmax() {
+        var random = Xoshiro256(seed: 11)
+        for count in [1, 15, 16, 17, 100, 8192] {
+            // Values from a few levels, so the maximum repeats.
+            var values = (0..<count).map { _ in Float(Int(random.nextUnit() * 7)) - 3 }
+            values.withUnsafeBufferPointer { #expect(Sampler.argmaxIfFinite($0) == Sampler.argmax(values)) }
+            for bad in [Float.nan, .infinity, -.infinity] {
+                let at = Int(random.nextUnit() * Double(count))
+                let kept = values[at]
+                values[at] = bad
+                values.withUnsafeBufferPointer { #expect(Sampler.argmaxIfFinite($0) == nil) }
+                values[at] = kept
+            }
+        }
+    }
+
     @Test("top_k 1 is greedy at any temperature")
     func topKOne() {
         var sampler = Sampler(SamplingParameters(temperature: 5, topK: 1, seed: 1))
