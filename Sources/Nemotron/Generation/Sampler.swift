@@ -58,7 +58,6 @@ public struct Sampler {
         return candidates[probabilities.count - 1].id
     }
 
-    /// Index of the largest value; the first one on ties.
     /// The first index of the largest value (as `argmax`), or nil when a value is NaN or ±∞: one
     /// pass of 16 lanes for the maximum and the check (a logit row is the vocabulary's width, and
     /// a decode step scans one per sequence), then the first index that holds it.
@@ -86,6 +85,7 @@ public struct Sampler {
         return first
     }
 
+    /// Index of the largest value; the first one on ties.
     public static func argmax<Row: RandomAccessCollection>(_ values: Row) -> Int
     where Row.Element == Float, Row.Index == Int {
         var best = values.startIndex
