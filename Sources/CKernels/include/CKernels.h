@@ -209,6 +209,12 @@ void ck_gemm_q8_q8(const int8_t *w, const uint16_t *scales_f16, size_t cols, siz
 void ck_gemm_q4_q8(const uint8_t *w, const uint16_t *scales_f16, size_t cols, size_t r0, size_t r1, const void *xq,
                    size_t ntok, float *y, size_t ldy, void *scratch);
 
+/// One token of the Mamba-2 selective scan for one head (ssm.c): for each row p < P of the
+/// state S [P, N], S[p] = decay * S[p] + (dt * x[p]) * B, y[p] = S[p] . C + D * x[p].
+/// Needs AVX-512 and N a multiple of 16.
+void ck_ssm_step(float *S, size_t P, size_t N, float decay, float dt, const float *x, const float *B,
+                 const float *C, float D, float *y);
+
 /* Instruction sets of the quantized kernels, in order. The exact path and the dequantizers use
  * AVX-512 from level 3; the int8 path needs level 4 (AVX512-VNNI) for its AVX-512 code and runs
  * its AVX2 code at levels 2 and 3. */
