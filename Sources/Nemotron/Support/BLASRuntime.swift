@@ -52,7 +52,10 @@ public enum BLASRuntime {
         let arguments = CommandLine.arguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
-        execv("/proc/self/exe", &argv)
+        // The executable's own path, not /proc/self/exe: the kernel names a process after the
+        // file it executes, and `ps`, `top` and `pkill nemotron-run` would see "exe".
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        execv(path, &argv)
         // execv only returns on failure; carry on with whatever OpenBLAS detected.
         for pointer in argv { free(pointer) }
     }

@@ -133,6 +133,36 @@ extension ProcessSuites {
             #expect(!run.stdout.contains("Prescott"))
         }
 
+        @Test("after re-executing itself for OpenBLAS, the process is still named nemotron-run")
+        func processName() throws {
+            let process = Process()
+            process.executableURL = CLI.binary
+            // Reads its prompts from stdin, which stays open: it waits there.
+            process.arguments = ["generate", "--model", dense.directory.path, "--prompt-file", "/dev/stdin"]
+            process.environment = CLI.cleanEnvironment.filter { !$0.key.hasPrefix("OPENBLAS_") }
+            let input = Pipe()
+            process.standardInput = input
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            defer {
+                try? input.fileHandleForWriting.close()
+                process.waitUntilExit()
+            }
+            // The re-executed image is the one whose environment has OPENBLAS_NUM_THREADS.
+            let proc = "/proc/\(process.processIdentifier)"
+            let deadline = Date().addingTimeInterval(20)
+            var reexecuted = false
+            while !reexecuted && Date() < deadline && process.isRunning {
+                let environ = (try? Data(contentsOf: URL(fileURLWithPath: proc + "/environ"))) ?? Data()
+                reexecuted = String(decoding: environ, as: UTF8.self).contains("OPENBLAS_NUM_THREADS=1")
+                if !reexecuted { usleep(20_000) }
+            }
+            #expect(reexecuted)
+            let name = try String(contentsOfFile: proc + "/comm", encoding: .utf8)
+            #expect(name.trimmingCharacters(in: .whitespacesAndNewlines) == "nemotron-run")
+        }
+
         @Test("bench prints prefill and decode tokens/s and peak memory")
         func bench() throws {
             let run = try CLI.run([
