@@ -1,3 +1,5 @@
+import Nemotron
+
 /// A JSON value the server writes: answers, stream chunks, errors. Object members keep the order
 /// they are written in (a dictionary literal keeps its order), so a chunk reads `id`, `object`,
 /// `created`, `model`, `choices` as OpenAI's do.
@@ -28,7 +30,7 @@ enum JSONValue: Sendable {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
         case .int(let value): out += String(value)
-        case .string(let value): Self.write(string: value, into: &out)
+        case .string(let value): JSONString.write(value, into: &out)
         case .array(let items):
             out += "["
             for (i, item) in items.enumerated() {
@@ -40,38 +42,12 @@ enum JSONValue: Sendable {
             out += "{"
             for (i, (key, value)) in members.enumerated() {
                 if i > 0 { out += "," }
-                Self.write(string: key, into: &out)
+                JSONString.write(key, into: &out)
                 out += ":"
                 value.write(into: &out)
             }
             out += "}"
         }
-    }
-
-    /// `"…"` with `"`, `\` and the control characters U+0000-U+001F escaped.
-    static func write(string: String, into out: inout String) {
-        out += "\""
-        guard string.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
-            out += string
-            out += "\""
-            return
-        }
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16, uppercase: false)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }
 

@@ -84,35 +84,7 @@ private struct JSONWriter {
     }
 
     private func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if c.value < 0x20 || (ensureASCII && c.value > 0x7E) {
-                    if c.value >= 0x10000 {
-                        let v = c.value - 0x10000
-                        out += Self.hex4(0xD800 + (v >> 10)) + Self.hex4(0xDC00 + (v & 0x3FF))
-                    } else {
-                        out += Self.hex4(c.value)
-                    }
-                } else {
-                    out.unicodeScalars.append(c)
-                }
-            }
-        }
-        out += "\""
-    }
-
-    private static func hex4(_ v: UInt32) -> String {
-        let hex = String(v, radix: 16)
-        return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        JSONString.write(s, ensureASCII: ensureASCII, into: &out)
     }
 }
 
@@ -293,5 +265,49 @@ private struct JSONReader {
         else { throw fail("bad \\u escape") }
         pos += 4
         return v
+    }
+}
+
+/// A JSON string literal, escaped as Python's `json.dumps` escapes it: `"`, `\`, the named
+/// control characters, other code points below U+0020 as `\u00xx`, and, with `ensureASCII`, every
+/// code point above U+007E (beyond the BMP as a surrogate pair). Shared by the chat templates'
+/// `tojson` and the server's answers (NemotronServer's JSONValue).
+public enum JSONString {
+    public static func write(_ s: String, ensureASCII: Bool = false, into out: inout String) {
+        out += "\""
+        // Most strings (a token's text) need no escape: appended whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || (ensureASCII && $0 > 0x7E) }) {
+            out += s
+            out += "\""
+            return
+        }
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if c.value < 0x20 || (ensureASCII && c.value > 0x7E) {
+                    if c.value >= 0x10000 {
+                        let v = c.value - 0x10000
+                        out += hex4(0xD800 + (v >> 10)) + hex4(0xDC00 + (v & 0x3FF))
+                    } else {
+                        out += hex4(c.value)
+                    }
+                } else {
+                    out.unicodeScalars.append(c)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    private static func hex4(_ v: UInt32) -> String {
+        let hex = String(v, radix: 16)
+        return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
     }
 }
