@@ -34,10 +34,8 @@ public struct Sampler {
     where Row.Element == Float, Row.Index == Int {
         let base = logits.startIndex
         if parameters.isGreedy { return Self.argmax(logits) - base }
-        var candidates = logits.indices.map { (id: $0 - base, logit: logits[$0] / parameters.temperature) }
-        candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
-        if parameters.topK > 0 { candidates = Array(candidates.prefix(parameters.topK)) }
-        let top = candidates[0].logit
+        let candidates = Self.candidates(logits, parameters)
+        let top = candidates.reduce(-Float.infinity) { max($0, $1.logit) }
         var probabilities = candidates.map { expf($0.logit - top) }
         let total = probabilities.reduce(0, +)
         probabilities = probabilities.map { $0 / total }
@@ -56,6 +54,53 @@ public struct Sampler {
             if draw < 0 { return candidates[index].id }
         }
         return candidates[probabilities.count - 1].id
+    }
+
+    /// The candidates of a draw, `(id, logit / temperature)`. With `top_k`, the k best (logit
+    /// descending, then id), found in one pass through a k-entry heap, then sorted: a full sort
+    /// of a 131072-token vocabulary costs milliseconds per token and sequence. With `top_p` alone,
+    /// every token sorted (the nucleus is a prefix of that order). With neither, every token in id
+    /// order: the draw needs no order (the distribution is the same; a seed picks other tokens
+    /// than a sorted list would).
+    static func candidates<Row: RandomAccessCollection>(_ logits: Row, _ parameters: SamplingParameters)
+        -> [(id: Int, logit: Float)]
+    where Row.Element == Float, Row.Index == Int {
+        let base = logits.startIndex
+        let scaled = logits.indices.lazy.map { (id: $0 - base, logit: logits[$0] / parameters.temperature) }
+        func better(_ a: (id: Int, logit: Float), _ b: (id: Int, logit: Float)) -> Bool {
+            a.logit > b.logit || (a.logit == b.logit && a.id < b.id)
+        }
+        let k = parameters.topK
+        guard k > 0 && k < logits.count else {
+            if k == 0 && parameters.topP >= 1 { return Array(scaled) }
+            return scaled.sorted(by: better)
+        }
+        // A heap of the k best so far, the worst of them at the root.
+        var heap: [(id: Int, logit: Float)] = []
+        heap.reserveCapacity(k)
+        for c in scaled {
+            if heap.count < k {
+                heap.append(c)
+                var i = heap.count - 1
+                while i > 0 && better(heap[(i - 1) / 2], heap[i]) {
+                    heap.swapAt(i, (i - 1) / 2)
+                    i = (i - 1) / 2
+                }
+            } else if better(c, heap[0]) {
+                heap[0] = c
+                var i = 0
+                while true {
+                    let (left, right) = (2 * i + 1, 2 * i + 2)
+                    var worst = i
+                    if left < k && better(heap[worst], heap[left]) { worst = left }
+                    if right < k && better(heap[worst], heap[right]) { worst = right }
+                    if worst == i { break }
+                    heap.swapAt(i, worst)
+                    i = worst
+                }
+            }
+        }
+        return heap.sorted(by: better)
     }
 
     /// The first index of the largest value (as `argmax`), or nil when a value is NaN or ±∞: one
