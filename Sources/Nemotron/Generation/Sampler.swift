@@ -34,19 +34,22 @@ public struct Sampler {
     where Row.Element == Float, Row.Index == Int {
         let base = logits.startIndex
         if parameters.isGreedy { return Self.argmax(logits) - base }
-        let candidates = Self.candidates(logits, parameters)
+        var candidates = Self.candidates(logits, parameters)
         let top = candidates.reduce(-Float.infinity) { max($0, $1.logit) }
         var probabilities = candidates.map { expf($0.logit - top) }
         let total = probabilities.reduce(0, +)
         probabilities = probabilities.map { $0 / total }
         if parameters.topP < 1 {
+            // The nucleus: the fewest best candidates whose probabilities reach top_p.
+            var order = BestFirst(candidates, sorted: parameters.topK > 0 && parameters.topK < logits.count)
             var cumulative: Float = 0
-            var keep = 0
-            while keep < probabilities.count && (keep == 0 || cumulative < parameters.topP) {
-                cumulative += probabilities[keep]
-                keep += 1
+            var kept: [Int] = []
+            while kept.isEmpty || cumulative < parameters.topP, let i = order.next() {
+                cumulative += probabilities[i]
+                kept.append(i)
             }
-            probabilities = probabilities.prefix(keep).map { $0 / cumulative }
+            candidates = kept.map { candidates[$0] }
+            probabilities = kept.map { probabilities[$0] / cumulative }
         }
         var draw = Float(random.nextUnit())
         for (index, p) in probabilities.enumerated() {
@@ -56,27 +59,27 @@ public struct Sampler {
         return candidates[probabilities.count - 1].id
     }
 
-    /// The candidates of a draw, `(id, logit / temperature)`. With `top_k`, the k best (logit
-    /// descending, then id), found in one pass through a k-entry heap, then sorted: a full sort
-    /// of a 131072-token vocabulary costs milliseconds per token and sequence. With `top_p` alone,
-    /// every token sorted (the nucleus is a prefix of that order). With neither, every token in id
-    /// order: the draw needs no order (the distribution is the same; a seed picks other tokens
-    /// than a sorted list would).
+    typealias Candidate = (id: Int, logit: Float)
+
+    /// Draw order: logit descending, then id.
+    static func better(_ a: Candidate, _ b: Candidate) -> Bool {
+        a.logit > b.logit || (a.logit == b.logit && a.id < b.id)
+    }
+
+    /// The candidates of a draw, `(id, logit / temperature)`: with `top_k`, the k best in draw
+    /// order, found in one pass through a k-entry heap; without, every token in id order (a draw
+    /// needs no order, and `top_p` takes its nucleus through `BestFirst`). Per draw from 131072
+    /// logits (this file built with `swiftc -O -wmo`, this VM), against sorting every token:
+    /// temperature alone 1.4 against 15.2 ms, top_k 40 0.21 against 14.0, top_p 0.95 5.2 against 14.8.
     static func candidates<Row: RandomAccessCollection>(_ logits: Row, _ parameters: SamplingParameters)
-        -> [(id: Int, logit: Float)]
+        -> [Candidate]
     where Row.Element == Float, Row.Index == Int {
         let base = logits.startIndex
         let scaled = logits.indices.lazy.map { (id: $0 - base, logit: logits[$0] / parameters.temperature) }
-        func better(_ a: (id: Int, logit: Float), _ b: (id: Int, logit: Float)) -> Bool {
-            a.logit > b.logit || (a.logit == b.logit && a.id < b.id)
-        }
         let k = parameters.topK
-        guard k > 0 && k < logits.count else {
-            if k == 0 && parameters.topP >= 1 { return Array(scaled) }
-            return scaled.sorted(by: better)
-        }
+        guard k > 0 && k < logits.count else { return Array(scaled) }
         // A heap of the k best so far, the worst of them at the root.
-        var heap: [(id: Int, logit: Float)] = []
+        var heap: [Candidate] = []
         heap.reserveCapacity(k)
         for c in scaled {
             if heap.count < k {
@@ -101,6 +104,52 @@ public struct Sampler {
             }
         }
         return heap.sorted(by: better)
+    }
+
+    /// Indices of candidates in draw order, one at a time: in turn when they are sorted already,
+    /// else popped from a heap built in one pass (the nucleus is usually a small part of the
+    /// vocabulary, so most candidates are never ordered).
+    struct BestFirst {
+        private let candidates: [Candidate]
+        private var heap: [Int]
+        private var position = 0
+        private let sorted: Bool
+
+        init(_ candidates: [Candidate], sorted: Bool) {
+            self.candidates = candidates
+            self.sorted = sorted
+            heap = sorted ? [] : Array(candidates.indices)
+            guard !sorted else { return }
+            for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        }
+
+        mutating func next() -> Int? {
+            if sorted {
+                guard position < candidates.count else { return nil }
+                position += 1
+                return position - 1
+            }
+            guard let best = heap.first else { return nil }
+            heap[0] = heap[heap.count - 1]
+            heap.removeLast()
+            if !heap.isEmpty { siftDown(0) }
+            return best
+        }
+
+        private mutating func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let (left, right) = (2 * i + 1, 2 * i + 2)
+                var best = i
+                if left < heap.count && Sampler.better(candidates[heap[left]], candidates[heap[best]]) { best = left }
+                if right < heap.count && Sampler.better(candidates[heap[right]], candidates[heap[best]]) {
+                    best = right
+                }
+                if best == i { return }
+                heap.swapAt(i, best)
+                i = best
+            }
+        }
     }
 
     /// The first index of the largest value (as `argmax`), or nil when a value is NaN or ±∞: one

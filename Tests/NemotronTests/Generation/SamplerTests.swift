@@ -31,40 +31,47 @@ struct SamplerTests {
         }
     }
 
-    /// The sampler before top_k took a heap: every token sorted (logit descending, then id),
-    /// the first top_k kept, softmax, the top_p prefix, a draw along that order. `sorted: false`
-    /// keeps id order (what the sampler does with neither top_k nor top_p).
-    func naiveDraws(_ logits: [Float], _ parameters: SamplingParameters, count: Int, sorted: Bool = true) -> [Int] {
+    /// The sampler's rule written plainly: with top_k, every token sorted (logit descending, then
+    /// id) and the first k kept; softmax over the kept ones in their order; with top_p, the kept
+    /// ones (with their probabilities) sorted and the shortest prefix reaching top_p; a draw
+    /// along the final order.
+    func naiveDraws(_ logits: [Float], _ parameters: SamplingParameters, count: Int) -> [Int] {
+        func better(_ a: (id: Int, p: Float, logit: Float), _ b: (id: Int, p: Float, logit: Float)) -> Bool {
+            a.logit > b.logit || (a.logit == b.logit && a.id < b.id)
+        }
         var random = Xoshiro256(seed: parameters.seed)
         return (0..<count).map { _ in
-            var candidates = logits.indices.map { (id: $0, logit: logits[$0] / parameters.temperature) }
-            if sorted { candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) } }
-            if parameters.topK > 0 { candidates = Array(candidates.prefix(parameters.topK)) }
+            var candidates = logits.indices.map { (id: $0, p: Float(0), logit: logits[$0] / parameters.temperature) }
+            if parameters.topK > 0 && parameters.topK < logits.count {
+                candidates.sort(by: better)
+                candidates = Array(candidates.prefix(parameters.topK))
+            }
             let top = candidates.map(\.logit).max()!
-            var probabilities = candidates.map { expf($0.logit - top) }
-            let total = probabilities.reduce(0, +)
-            probabilities = probabilities.map { $0 / total }
+            let weights = candidates.map { expf($0.logit - top) }
+            let total = weights.reduce(0, +)
+            for i in candidates.indices { candidates[i].p = weights[i] / total }
             if parameters.topP < 1 {
+                candidates.sort(by: better)
                 var cumulative: Float = 0
                 var keep = 0
-                while keep < probabilities.count && (keep == 0 || cumulative < parameters.topP) {
-                    cumulative += probabilities[keep]
+                while keep < candidates.count && (keep == 0 || cumulative < parameters.topP) {
+                    cumulative += candidates[keep].p
                     keep += 1
                 }
-                probabilities = probabilities.prefix(keep).map { $0 / cumulative }
+                candidates = candidates.prefix(keep).map { ($0.id, $0.p / cumulative, $0.logit) }
             }
             var draw = Float(random.nextUnit())
-            for (index, p) in probabilities.enumerated() {
-                draw -= p
-                if draw < 0 { return candidates[index].id }
+            for c in candidates {
+                draw -= c.p
+                if draw < 0 { return c.id }
             }
-            return candidates[probabilities.count - 1].id
+            return candidates[candidates.count - 1].id
         }
     }
 
     @Test(
-        "top_k through a heap draws the ids a full sort draws; top_p alone likewise; neither: id order",
-        arguments: [(40, Float(1)), (1, 1), (7, 0.8), (5000, 1), (0, 0.9), (0, 1)])
+        "top_k through a heap and top_p through best-first pops draw the ids of the plain rule",
+        arguments: [(40, Float(1)), (1, 1), (7, 0.8), (5000, 1), (0, 0.9), (0, 0.3), (5000, 0.9), (0, 1)])
     func largeVocabulary(topK: Int, topP: Float) {
         var random = Xoshiro256(seed: 5)
         // 3000 logits on a coarse grid, so ties straddle the k-th place.
@@ -72,8 +79,7 @@ struct SamplerTests {
         let parameters = SamplingParameters(temperature: 0.7, topK: topK, topP: topP, seed: 9)
         var sampler = Sampler(parameters)
         let draws = (0..<100).map { _ in sampler.sample(logits[...]) }
-        let sorted = topK > 0 || topP < 1
-        #expect(draws == naiveDraws(logits, parameters, count: 100, sorted: sorted))
+        #expect(draws == naiveDraws(logits, parameters, count: 100))
         if topK > 0 && topK < logits.count {
             let kept = Set(Sampler.candidates(logits[...], parameters).map(\.id))
             let threshold = logits.sorted(by: >)[topK - 1]
