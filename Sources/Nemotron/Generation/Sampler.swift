@@ -79,75 +79,87 @@ public struct Sampler {
         let k = parameters.topK
         guard k > 0 && k < logits.count else { return Array(scaled) }
         // A heap of the k best so far, the worst of them at the root.
-        var heap: [Candidate] = []
-        heap.reserveCapacity(k)
+        var kept = BinaryHeap<Candidate>([], first: { better($1, $0) })
         for c in scaled {
-            if heap.count < k {
-                heap.append(c)
-                var i = heap.count - 1
-                while i > 0 && better(heap[(i - 1) / 2], heap[i]) {
-                    heap.swapAt(i, (i - 1) / 2)
-                    i = (i - 1) / 2
-                }
-            } else if better(c, heap[0]) {
-                heap[0] = c
-                var i = 0
-                while true {
-                    let (left, right) = (2 * i + 1, 2 * i + 2)
-                    var worst = i
-                    if left < k && better(heap[worst], heap[left]) { worst = left }
-                    if right < k && better(heap[worst], heap[right]) { worst = right }
-                    if worst == i { break }
-                    heap.swapAt(i, worst)
-                    i = worst
-                }
+            if kept.count < k {
+                kept.push(c)
+            } else if better(c, kept.root!) {
+                kept.replaceRoot(with: c)
             }
         }
-        return heap.sorted(by: better)
+        return kept.elements.sorted(by: better)
     }
 
     /// Indices of candidates in draw order, one at a time: in turn when they are sorted already,
     /// else popped from a heap built in one pass (the nucleus is usually a small part of the
     /// vocabulary, so most candidates are never ordered).
     struct BestFirst {
-        private let candidates: [Candidate]
-        private var heap: [Int]
+        private var heap: BinaryHeap<Int>?
         private var position = 0
-        private let sorted: Bool
+        private let count: Int
 
         init(_ candidates: [Candidate], sorted: Bool) {
-            self.candidates = candidates
-            self.sorted = sorted
-            heap = sorted ? [] : Array(candidates.indices)
-            guard !sorted else { return }
-            for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+            count = candidates.count
+            if !sorted {
+                heap = BinaryHeap(Array(candidates.indices), first: { better(candidates[$0], candidates[$1]) })
+            }
         }
 
         mutating func next() -> Int? {
-            if sorted {
-                guard position < candidates.count else { return nil }
-                position += 1
-                return position - 1
+            if heap != nil { return heap!.popRoot() }
+            guard position < count else { return nil }
+            position += 1
+            return position - 1
+        }
+    }
+
+    /// A binary heap whose root is the element `first` puts before every other.
+    struct BinaryHeap<Element> {
+        private(set) var elements: [Element]
+        private let first: (Element, Element) -> Bool
+
+        /// Built in one pass over `elements` (bottom-up).
+        init(_ elements: [Element], first: @escaping (Element, Element) -> Bool) {
+            self.elements = elements
+            self.first = first
+            for i in stride(from: elements.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        }
+
+        var count: Int { elements.count }
+        var root: Element? { elements.first }
+
+        mutating func push(_ element: Element) {
+            elements.append(element)
+            var i = elements.count - 1
+            while i > 0 && first(elements[i], elements[(i - 1) / 2]) {
+                elements.swapAt(i, (i - 1) / 2)
+                i = (i - 1) / 2
             }
-            guard let best = heap.first else { return nil }
-            heap[0] = heap[heap.count - 1]
-            heap.removeLast()
-            if !heap.isEmpty { siftDown(0) }
-            return best
+        }
+
+        mutating func replaceRoot(with element: Element) {
+            elements[0] = element
+            siftDown(0)
+        }
+
+        mutating func popRoot() -> Element? {
+            guard let root = elements.first else { return nil }
+            elements[0] = elements[elements.count - 1]
+            elements.removeLast()
+            if !elements.isEmpty { siftDown(0) }
+            return root
         }
 
         private mutating func siftDown(_ start: Int) {
             var i = start
             while true {
                 let (left, right) = (2 * i + 1, 2 * i + 2)
-                var best = i
-                if left < heap.count && Sampler.better(candidates[heap[left]], candidates[heap[best]]) { best = left }
-                if right < heap.count && Sampler.better(candidates[heap[right]], candidates[heap[best]]) {
-                    best = right
-                }
-                if best == i { return }
-                heap.swapAt(i, best)
-                i = best
+                var top = i
+                if left < elements.count && first(elements[left], elements[top]) { top = left }
+                if right < elements.count && first(elements[right], elements[top]) { top = right }
+                if top == i { return }
+                elements.swapAt(i, top)
+                i = top
             }
         }
     }
