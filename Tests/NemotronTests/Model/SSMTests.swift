@@ -8,8 +8,8 @@ import Testing
 @Suite("SSM step")
 struct SSMTests {
     @Test(
-        "ck_ssm_step equals SSM.update over several tokens, whole and partial groups of 16 rows",
-        arguments: [(64, 32), (20, 128), (64, 128)])
+        "ck_ssm_step equals SSM.update over several tokens, whole and partial groups of 16 and of 4 rows",
+        arguments: [(64, 32), (20, 128), (18, 32), (64, 128)])
     func step(rows P: Int, state N: Int) {
         guard SSM.hasStepKernel(stateSize: N) else { return }
         var random = Xoshiro256(seed: UInt64(P * N))
