@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "sums16.h"
 #include <immintrin.h>
 
 /* ---- One token of the Mamba-2 selective scan for one head, AVX-512 ----------------------------
@@ -8,21 +9,6 @@
  * only 2 to 8 vectors at N = 32 to 128). */
 
 #define SSM_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
-
-/* Lane i of the result = the sum of the lanes of a[i]. */
-SSM_AVX512 static inline __m512 sums16(const __m512 *a) {
-    __m512 t[8], u[4], v[2];
-    for (int i = 0; i < 8; i++)
-        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 4; i++) {
-        __m512d p = _mm512_castps_pd(t[2 * i]), q = _mm512_castps_pd(t[2 * i + 1]);
-        u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(p, q)), _mm512_castpd_ps(_mm512_unpackhi_pd(p, q)));
-    }
-    for (int i = 0; i < 2; i++)
-        v[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
-                             _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x88), _mm512_shuffle_f32x4(v[0], v[1], 0xDD));
-}
 
 SSM_AVX512 void ck_ssm_step(float *S, size_t P, size_t N, float decay, float dt, const float *x, const float *B,
                             const float *C, float D, float *y) {

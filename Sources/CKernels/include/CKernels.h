@@ -215,6 +215,15 @@ void ck_gemm_q4_q8(const uint8_t *w, const uint16_t *scales_f16, size_t cols, si
 void ck_ssm_step(float *S, size_t P, size_t N, float decay, float dt, const float *x, const float *B,
                  const float *C, float D, float *y);
 
+/// One decode query against a KV cache (AVX-512; attention.c): scores[s] = scale * (q . keys[s])
+/// for s < length, key rows `stride` floats apart, dh floats each; returns the largest score.
+float ck_attention_scores(const float *q, const float *keys, size_t stride, size_t length, size_t dh, float scale,
+                          float *scores);
+
+/// out[v] = inverse * sum over s < length of weights[s] * values[s * stride + v], v < dh.
+void ck_attention_values(const float *weights, const float *values, size_t stride, size_t length, size_t dh,
+                         float inverse, float *out);
+
 /* Instruction sets of the quantized kernels, in order. The exact path and the dequantizers use
  * AVX-512 from level 3; the int8 path needs level 4 (AVX512-VNNI) for its AVX-512 code and runs
  * its AVX2 code at levels 2 and 3. */

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Grouped-query self-attention (`*` layers), mirroring transformers' `NemotronHAttention`
@@ -183,11 +184,19 @@ struct Attention {
         for s in length..<width { row[s] = 0 }
     }
 
-    /// One query over the first `length` cached positions: softmax(q·kᵀ·scale)·v.
+    /// One query over the first `length` cached positions: softmax(q·kᵀ·scale)·v. With AVX-512
+    /// the scores and the weighted values run in C (`ck_attention_scores`, `ck_attention_values`:
+    /// 16 positions' sums across lanes at once; this Swift is built for AVX2), the softmax here.
     private func attend(
         query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
         length: Int, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>
     ) {
+        if MatMul.hasAVX512 {
+            let maxScore = ck_attention_scores(query, keys, stride, length, headDim, scale, scores)
+            let total = Activation.expSum(scores, count: length, shift: maxScore)
+            ck_attention_values(scores, values, stride, length, headDim, 1 / total, out)
+            return
+        }
         var maxScore = -Float.infinity
         for s in 0..<length {
             scores[s] = FloatKernels.dot(query, keys + s * stride, count: headDim) * scale

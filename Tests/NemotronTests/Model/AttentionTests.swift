@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 
@@ -69,6 +70,45 @@ struct AttentionTests {
                 zip(attended, expected).map { $0.isNaN != $1.isNaN ? .infinity : $0.isNaN ? 0 : abs($0 - $1) }.max()
                 ?? 0
             #expect(difference <= 2e-6, "\(threads) threads: max |Δ| \(difference)")
+        }
+    }
+}
+
+/// One decode query (`ck_attention_scores`, the softmax, `ck_attention_values`) against the same
+/// computed in double precision, at head sizes that fill 16-float vectors, and that do not, and
+/// cache lengths around a 16-position block.
+@Suite("Decode attention kernels against a naive twin")
+struct DecodeAttentionKernelTests {
+    @Test(
+        "scores, max and weighted values within 2e-6 of double precision",
+        arguments: [(48, 1), (48, 17), (64, 16), (128, 100), (20, 33), (80, 250)])
+    func decodeQuery(headDim dh: Int, length: Int) {
+        guard MatMul.hasAVX512 else { return }
+        var random = Xoshiro256(seed: UInt64(dh * 1000 + length))
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float(random.nextUnit()) * 2 - 1 } }
+        // The cache rows hold two heads' keys; the query reads the second (stride = 2·dh).
+        let stride = 2 * dh
+        let (q, keys, cachedValues) = (values(dh), values(length * stride), values(length * stride))
+        let scale = 1 / Float(dh).squareRoot()
+        var scores = [Float](repeating: .nan, count: length)
+        let maxScore = keys.withUnsafeBufferPointer {
+            ck_attention_scores(q, $0.baseAddress! + dh, stride, length, dh, scale, &scores)
+        }
+        let naive = (0..<length).map { s in
+            Double(scale) * (0..<dh).reduce(0.0) { $0 + Double(q[$1]) * Double(keys[s * stride + dh + $1]) }
+        }
+        for s in 0..<length { #expect(abs(Double(scores[s]) - naive[s]) <= 2e-6) }
+        #expect(abs(Double(maxScore) - naive.max()!) <= 2e-6)
+        let total = Activation.expSum(&scores, count: length, shift: maxScore)
+        var out = [Float](repeating: .nan, count: dh)
+        cachedValues.withUnsafeBufferPointer {
+            ck_attention_values(scores, $0.baseAddress! + dh, stride, length, dh, 1 / total, &out)
+        }
+        let weights = naive.map { Foundation.exp($0 - naive.max()!) }
+        let sum = weights.reduce(0, +)
+        for v in 0..<dh {
+            let expected = (0..<length).reduce(0.0) { $0 + weights[$1] * Double(cachedValues[$1 * stride + dh + v]) } / sum
+            #expect(abs(Double(out[v]) - expected) <= 2e-6)
         }
     }
 }
