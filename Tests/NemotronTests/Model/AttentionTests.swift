@@ -107,7 +107,8 @@ struct DecodeAttentionKernelTests {
         let weights = naive.map { Foundation.exp($0 - naive.max()!) }
         let sum = weights.reduce(0, +)
         for v in 0..<dh {
-            let expected = (0..<length).reduce(0.0) { $0 + weights[$1] * Double(cachedValues[$1 * stride + dh + v]) } / sum
+            let expected =
+                (0..<length).reduce(0.0) { $0 + weights[$1] * Double(cachedValues[$1 * stride + dh + v]) } / sum
             #expect(abs(Double(out[v]) - expected) <= 2e-6)
         }
     }
