@@ -513,6 +513,91 @@ void ck_gemv_bf16_across(const uint16_t *w, size_t cols, size_t r0, size_t r1, c
 }
 
 
+/* ---- f32 FMAs for short prompts: rows across the lanes -----------------------------------------
+ * Products of 65-128 tokens (prompt chunks, a decode batch with a prompt beside it) of bf16
+ * weights with f32 activations: too many tokens for the kernel above to keep its accumulators,
+ * too few for OpenBLAS's sgemm to repay widening and packing a tile of weights (measured on the
+ * Intel Xeon VM, one thread, 6144 x 2048 weights: 141 against 105 GFLOP/s at 96 tokens, 156
+ * against 125 at 128; even at 192). A panel of 48 weight rows is widened and transposed 128
+ * columns at a time into wt[column][48] (three vectors per column, in L1); then 8 tokens at a time
+ * meet it: per column, 3 panel loads and 8 broadcasts of x feed 24 FMAs, so the loop is bound by
+ * the FMAs rather than by loads. Each y[t, r] is the in-order FMA sum over k (carried in y between
+ * column chunks): the sums ck_gemv_bf16_across gives. */
+
+#define PANEL_ROWS 48
+#define PANEL_CHUNK 128
+#define PANEL_TOKENS 8
+
+size_t ck_gemm_bf16_rows_scratch(void) { return PANEL_CHUNK * PANEL_ROWS * sizeof(float) + 64; }
+
+/* Rows [r, r + nr) (missing rows zero), columns [k0, k0 + kc) of w into wt[k][48]. */
+AVX512 static void pack_rows_panel(const uint16_t *w, size_t cols, size_t r, size_t nr, size_t k0, size_t kc,
+                                   float *wt) {
+    for (size_t b = 0; b * 16 < nr; b++) {
+        for (size_t kk = 0; kk < kc; kk += 16) {
+            size_t n = kc - kk < 16 ? kc - kk : 16;
+            __mmask16 m = (__mmask16)(n == 16 ? 0xffff : (1u << n) - 1);
+            __m512 v[16];
+            for (size_t i = 0; i < 16; i++) {
+                size_t row = 16 * b + i;
+                v[i] = row < nr ? _mm512_castsi512_ps(_mm512_slli_epi32(
+                                      _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + (r + row) * cols + k0 + kk)), 16))
+                                : _mm512_setzero_ps();
+            }
+            transpose16(v);
+            for (size_t j = 0; j < n; j++) _mm512_store_ps(wt + (kk + j) * PANEL_ROWS + 16 * b, v[j]);
+        }
+    }
+    /* a short panel's missing vectors: zeros, not what the last panel left (never stored, but
+     * stale values could be subnormal and slow the FMAs down) */
+    for (size_t b = (nr + 15) / 16; b < 3; b++)
+        for (size_t k = 0; k < kc; k++) _mm512_store_ps(wt + k * PANEL_ROWS + 16 * b, _mm512_setzero_ps());
+}
+
+/* Tokens [0, nt) (nt <= 8; x rows ldx apart) x the panel's rows over kc columns, into y (rows ldy
+ * apart, the panel's nr <= 48 columns), starting from zero or from y. */
+AVX512 static void panel_tokens(const float *wt, size_t kc, const float *x, size_t ldx, size_t nt, float *y,
+                                size_t ldy, size_t nr, int first) {
+    const float *xr[PANEL_TOKENS];
+    for (size_t t = 0; t < PANEL_TOKENS; t++) xr[t] = x + (t < nt ? t : nt - 1) * ldx;
+    __mmask16 m[3];
+    for (size_t b = 0; b < 3; b++) {
+        size_t lanes = nr > 16 * b ? (nr - 16 * b < 16 ? nr - 16 * b : 16) : 0;
+        m[b] = (__mmask16)(lanes == 16 ? 0xffff : (1u << lanes) - 1);
+    }
+    __m512 acc[PANEL_TOKENS][3];
+    for (size_t t = 0; t < PANEL_TOKENS; t++)
+        for (size_t b = 0; b < 3; b++)
+            acc[t][b] = first || t >= nt ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[b], y + t * ldy + 16 * b);
+    for (size_t k = 0; k < kc; k++) {
+        __m512 w0 = _mm512_load_ps(wt + k * PANEL_ROWS), w1 = _mm512_load_ps(wt + k * PANEL_ROWS + 16),
+               w2 = _mm512_load_ps(wt + k * PANEL_ROWS + 32);
+        for (size_t t = 0; t < PANEL_TOKENS; t++) {
+            __m512 xv = _mm512_set1_ps(xr[t][k]);
+            acc[t][0] = _mm512_fmadd_ps(w0, xv, acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, xv, acc[t][1]);
+            acc[t][2] = _mm512_fmadd_ps(w2, xv, acc[t][2]);
+        }
+    }
+    for (size_t t = 0; t < nt; t++)
+        for (size_t b = 0; b < 3; b++) _mm512_mask_storeu_ps(y + t * ldy + 16 * b, m[b], acc[t][b]);
+}
+
+void ck_gemm_bf16_rows(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ntok, float *y,
+                       size_t ldy, void *scratch) {
+    float *wt = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    for (size_t r = r0; r < r1; r += PANEL_ROWS) {
+        size_t nr = r1 - r < PANEL_ROWS ? r1 - r : PANEL_ROWS;
+        for (size_t k0 = 0; k0 < cols; k0 += PANEL_CHUNK) {
+            size_t kc = cols - k0 < PANEL_CHUNK ? cols - k0 : PANEL_CHUNK;
+            pack_rows_panel(w, cols, r, nr, k0, kc, wt);
+            for (size_t t = 0; t < ntok; t += PANEL_TOKENS)
+                panel_tokens(wt, kc, x + t * cols + k0, cols, ntok - t < PANEL_TOKENS ? ntok - t : PANEL_TOKENS,
+                             y + t * ldy + r, ldy, nr, k0 == 0);
+        }
+    }
+}
+
 int ck_bf16_dot_is_faster(void) {
     /* vdpbf16ps doubles the multiply-adds of a 512-bit FMA where FMAs issue one 512-bit op a
      * cycle (AMD Zen 4/5: measured 107 against 57 GFLOP/s a core); on Intel cores with two FMA

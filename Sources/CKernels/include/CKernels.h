@@ -49,6 +49,13 @@ void ck_tokens_across(const float *x, size_t ldx, size_t ntok, size_t cols, floa
 void ck_gemv_bf16_across(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *xt, size_t ntok,
                          float *y, size_t ldy);
 
+/// y[t * ldy + r] = sum over k of w[r, k] * x[t, k] for rows [r0, r1), tokens [0, ntok), x rows
+/// `cols` apart: f32 FMAs, rows across the lanes (for 65-128 tokens); each sum in order over k, as
+/// ck_gemv_bf16_across gives. `scratch`: ck_gemm_bf16_rows_scratch() bytes. Needs AVX-512.
+void ck_gemm_bf16_rows(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ntok, float *y,
+                       size_t ldy, void *scratch);
+size_t ck_gemm_bf16_rows_scratch(void);
+
 /// Whether vdpbf16ps outruns 512-bit f32 FMAs on this CPU (AMD), so decode batches use ck_gemv_bf16_dp.
 int ck_bf16_dot_is_faster(void);
 

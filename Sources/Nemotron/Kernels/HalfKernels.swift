@@ -20,8 +20,30 @@ enum HalfKernels {
             bf16GEMM(
                 x, tokens: tokens, weights: w.base.assumingMemoryBound(to: UInt16.self), rows: w.rows, cols: w.cols,
                 into: y, ldy: w.rows, context)
+        } else if w.format == .bf16 && MatMul.hasAVX512 && tokens <= MatMul.bf16PanelMaxTokens {
+            rowsAcross(x, tokens: tokens, w, into: y, context.workspace)
         } else {
             tiled(x, tokens: tokens, w, into: y, context.workspace)
+        }
+    }
+
+    /// f32 FMAs with weight rows across the lanes (`ck_gemm_bf16_rows`), for products of a few
+    /// dozen to a hundred-odd tokens: each thread claims 48-row panels a few at a time, widens and
+    /// transposes them 128 columns at a time into its own scratch, and runs every token past them.
+    static func rowsAcross(
+        _ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
+        let scratchBytes = (ck_gemm_bf16_rows_scratch() + 63) & ~63
+        let scratch = UncheckedSendable(workspace.alignedBytes(.gemmScratch, count: workspace.threads * scratchBytes))
+        let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), x, y))
+        let panels = (w.rows + 47) / 48
+        // Blocks of 2 panels: more blocks than threads for any matrix of a few hundred rows.
+        workspace.pool.forBlocksWithPart(panels, block: 2) { part, range in
+            let (weights, x, y) = shared.value
+            ck_gemm_bf16_rows(
+                weights, w.cols, range.lowerBound * 48, min(w.rows, range.upperBound * 48), x, tokens, y, w.rows,
+                scratch.value + part * scratchBytes)
         }
     }
 

@@ -37,6 +37,10 @@ public enum MatMul {
     /// stored (`ck_gemv_bf16_dp` or `ck_gemv_bf16_across`), not the GEMM that packs them.
     static let bf16BatchMaxTokens = 64
 
+    /// Products of bf16 weights under f32 compute with up to this many tokens (and more than
+    /// `bf16BatchMaxTokens`) run `HalfKernels.rowsAcross` instead of widening tiles for OpenBLAS.
+    static let bf16PanelMaxTokens = 128
+
     static let hasAVX512 = String(cString: ck_isa()) == "avx512"
     static let bf16DotIsFaster = ck_bf16_dot_is_faster() != 0
 

@@ -24,8 +24,8 @@ struct MatMulTests {
     }
 
     @Test(
-        "linear for every weight dtype, streaming and tiled paths, odd sizes",
-        arguments: [WeightFormat.f32, .bf16, .f16], [1, 3, 8, 9, 40])
+        "linear for every weight dtype, streaming, short-prompt and tiled paths, odd sizes",
+        arguments: [WeightFormat.f32, .bf16, .f16], [1, 3, 8, 9, 40, 100, 200])
     func linear(dtype: WeightFormat, tokens: Int) {
         let rows = 37
         let cols = 45
@@ -88,7 +88,7 @@ struct MatMulTests {
     }
 
     @Test(
-        "both decode-batch kernels against a naive twin, rows and columns off their block sizes",
+        "the decode-batch and short-prompt kernels against a naive twin, rows and columns off their block sizes",
         arguments: [9, 30, 64, 70])
     func batchKernels(tokens: Int) {
         guard MatMul.hasAVX512 else { return }
@@ -113,6 +113,13 @@ struct MatMulTests {
         }
         #expect(y == inOrder)
         #expect(maxAbsDifference(y, naive(x, weights, tokens: tokens, rows: rows, cols: cols)) <= 1e-4)
+        // The short-prompt kernel (rows across the lanes, 48-row panels, 8 tokens at a time) gives
+        // the same in-order sums: a panel of 19 rows, then one of 22, and a last token group short of 8.
+        var panels = [Float](repeating: .nan, count: tokens * rows)
+        var scratch = [UInt8](repeating: 0, count: ck_gemm_bf16_rows_scratch())
+        ck_gemm_bf16_rows(half, cols, 0, 19, x, tokens, &panels, rows, &scratch)
+        ck_gemm_bf16_rows(half, cols, 19, rows, x, tokens, &panels, rows, &scratch)
+        #expect(panels == inOrder)
         guard MatMul.hasBF16Dot else { return }
         let stride = HalfKernels.bf16RowStride(cols)
         var rounded = [UInt16](repeating: 0, count: tokens * stride)
