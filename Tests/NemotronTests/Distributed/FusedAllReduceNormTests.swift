@@ -22,8 +22,12 @@ struct FusedAllReduceNormTests {
     func automatic() {
         #expect(AllReduceStrategy.choice(bytes: 8 << 20, ranks: 2, singleNode: true) == .oneshot)
         #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: 2, singleNode: true) == .oneshot)
-        for ranks in [4, 8, 16] {
+        #expect(AllReduceStrategy.choice(bytes: 16 << 10, ranks: 4, singleNode: true) == .oneshot)
+        #expect(AllReduceStrategy.choice(bytes: 64 << 10, ranks: 4, singleNode: true) == .twoshot)
+        for ranks in [8, 16] {
             #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: ranks, singleNode: true) == .twoshot)
+        }
+        for ranks in [4, 8, 16] {
             #expect(AllReduceStrategy.choice(bytes: 8 << 20, ranks: ranks, singleNode: true) == .twoshot)
         }
         #expect(AllReduceStrategy.choice(bytes: 8 << 10, ranks: 4, singleNode: false) == .mpi)
