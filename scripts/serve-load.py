@@ -188,7 +188,9 @@ def main():
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/nemotron-run"))
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--requests", type=int, default=0, help="requests per level (default: 4 × concurrency, ≥ 16)")
+    parser.add_argument("--requests", type=int, default=0,
+                        help="requests per level (default: 16 × concurrency, at least 64: each client sends 16 or "
+                             "more, so a level is mostly steady state rather than its ramp-up and drain)")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--prompt-ids", action="store_true", help="send token-id prompts (no tokenizer needed)")
     parser.add_argument("--level-seconds", type=float, default=600, help="no new request after this, per level")
@@ -214,7 +216,7 @@ def main():
                         json.dumps({"prompt": "warm up", "max_tokens": 4, "stream": True}), args.request_seconds)
             rows = []
             for concurrency in args.concurrency:
-                requests = args.requests or max(16, 4 * concurrency)
+                requests = args.requests or max(64, 16 * concurrency)
                 rows.append(run_level(base, concurrency, requests, args.max_tokens, args.level_seconds,
                                       args.request_seconds, prompt_list))
             table(f"{label}" + (f" (serve {arguments})" if arguments else f" ({base})"), rows)
