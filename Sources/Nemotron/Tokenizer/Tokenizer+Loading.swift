@@ -94,6 +94,7 @@ extension Tokenizer {
 
         // Vocabulary and added tokens: ids are integers, as `tokenizers` reads them (u32).
         var modelVocab: [String: Int32] = [:]
+        modelVocab.reserveCapacity(vocabulary.count)
         for (token, value) in vocabulary {
             modelVocab[token] = try Self.tokenId(value, key: "model.vocab[\(JSONObject.describe(token))]", path: path)
         }
@@ -148,6 +149,7 @@ extension Tokenizer {
             throw NemotronError.configValue(
                 path: path, key: "model.merges", value: "\(model["merges"]!)", expected: "a list of merges")
         }
+        merges.reserveCapacity(mergeList.count)
         for (index, merge) in mergeList.enumerated() {
             let parts: [String]
             if let text = merge as? String {
@@ -160,10 +162,13 @@ extension Tokenizer {
                     path: path, key: "model.merges[\(index)]", value: JSONObject.describe(merge), expected: expected)
             }
             guard parts.count == 2 else { throw invalid("\"a b\" (two tokens and one space) or [\"a\", \"b\"]") }
-            for part in [parts[0], parts[1], parts[0] + parts[1]] where modelVocab[part] == nil {
-                throw invalid("tokens of model.vocab whose concatenation is in it too (\"\(part)\" is not)")
+            // One lookup each (String hashing normalizes non-ASCII text: most of a load's time).
+            let merged = parts[0] + parts[1]
+            guard let a = modelVocab[parts[0]], let b = modelVocab[parts[1]], let ab = modelVocab[merged] else {
+                let missing = [parts[0], parts[1], merged].first { modelVocab[$0] == nil }!
+                throw invalid("tokens of model.vocab whose concatenation is in it too (\"\(missing)\" is not)")
             }
-            merges.append((modelVocab[parts[0]]!, modelVocab[parts[1]]!, modelVocab[parts[0] + parts[1]]!))
+            merges.append((a, b, ab))
         }
         var wholeTokens: [[UInt8]: Int32]?
         if model["ignore_merges"] as? Bool == true {

@@ -228,6 +228,22 @@ struct TokenizerTests {
             #expect(error.contains("tokenizer.json") && error.contains(c.part) && error.contains(c.value), "\(error)")
         }
     }
+
+    @Test("a merge whose parts or concatenation are not in the vocabulary is named with the missing token")
+    func invalidMerge() throws {
+        for (merge, missing) in [("Ġ zzz", "zzz"), ("zz Ġ", "zz"), ("Q Q", "QQ")] {
+            let error = try loadError { json in
+                var model = json["model"] as! [String: Any]
+                var merges = model["merges"] as! [Any]
+                merges.insert(merges.first is String ? merge : merge.split(separator: " ").map(String.init), at: 1)
+                model["merges"] = merges
+                json["model"] = model
+            }
+            #expect(
+                error.contains("tokenizer.json") && error.contains("model.merges[1]")
+                    && error.contains("(\"\(missing)\" is not)"), "\(error)")
+        }
+    }
 }
 
 extension ProcessSuites {
