@@ -524,7 +524,7 @@ void ck_gemv_bf16_across(const uint16_t *w, size_t cols, size_t r0, size_t r1, c
  * the FMAs rather than by loads. Each y[t, r] is the in-order FMA sum over k (carried in y between
  * column chunks): the sums ck_gemv_bf16_across gives. */
 
-#define PANEL_ROWS 48
+#define PANEL_ROWS CK_GEMM_ROWS_PANEL
 #define PANEL_CHUNK 128
 #define PANEL_TOKENS 8
 

@@ -54,6 +54,8 @@ void ck_gemv_bf16_across(const uint16_t *w, size_t cols, size_t r0, size_t r1, c
 /// ck_gemv_bf16_across gives. `scratch`: ck_gemm_bf16_rows_scratch() bytes. Needs AVX-512.
 void ck_gemm_bf16_rows(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t ntok, float *y,
                        size_t ldy, void *scratch);
+/// Rows of a ck_gemm_bf16_rows panel: row ranges split at multiples of it waste no work.
+#define CK_GEMM_ROWS_PANEL 48
 size_t ck_gemm_bf16_rows_scratch(void);
 
 /// Whether vdpbf16ps outruns 512-bit f32 FMAs on this CPU (AMD), so decode batches use ck_gemv_bf16_dp.

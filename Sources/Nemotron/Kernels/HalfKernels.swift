@@ -37,13 +37,13 @@ enum HalfKernels {
         let scratchBytes = (ck_gemm_bf16_rows_scratch() + 63) & ~63
         let scratch = UncheckedSendable(workspace.alignedBytes(.gemmScratch, count: workspace.threads * scratchBytes))
         let shared = UncheckedSendable((w.base.assumingMemoryBound(to: UInt16.self), x, y))
-        let panels = (w.rows + 47) / 48
+        let panel = Int(CK_GEMM_ROWS_PANEL)
         // Blocks of 2 panels: more blocks than threads for any matrix of a few hundred rows.
-        workspace.pool.forBlocksWithPart(panels, block: 2) { part, range in
+        workspace.pool.forBlocksWithPart((w.rows + panel - 1) / panel, block: 2) { part, range in
             let (weights, x, y) = shared.value
             ck_gemm_bf16_rows(
-                weights, w.cols, range.lowerBound * 48, min(w.rows, range.upperBound * 48), x, tokens, y, w.rows,
-                scratch.value + part * scratchBytes)
+                weights, w.cols, range.lowerBound * panel, min(w.rows, range.upperBound * panel), x, tokens, y,
+                w.rows, scratch.value + part * scratchBytes)
         }
     }
 
