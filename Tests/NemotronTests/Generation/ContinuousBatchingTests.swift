@@ -63,6 +63,24 @@ struct ContinuousBatchingTests {
         }
     }
 
+    @Test("bf16 weights: prompts that take each product kernel (9-64, 65-128, over 128 tokens) keep their tokens")
+    func productPaths() throws {
+        // Alone, the prompts run the decode-batch kernel (40 tokens), the short-prompt kernel (90)
+        // and OpenBLAS on widened tiles (150); together their first pass (280 tokens) is one tiled
+        // product, then decode rows stream. Greedy tokens must not depend on which path ran.
+        let model = try Fixture.all[3].load()
+        #expect(model.config.vocabSize == 512)
+        let requests = [40, 90, 150].map { length in
+            Request(prompt: (0..<length).map { (7 * $0 + length) % 509 + 3 }, maxNewTokens: 6)
+        }
+        let batched = scheduler(model)
+        for request in requests { try batched.submit(request) }
+        for (request, result) in zip(requests, batched.run()) {
+            let single = try alone(model, request)
+            #expect(result.ids.count == 6 && result.ids == single)
+        }
+    }
+
     @Test("cancel ends a waiting or running request at once; the others are not disturbed")
     func cancel() throws {
         let model = try Fixture.all[0].load()
