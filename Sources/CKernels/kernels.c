@@ -423,15 +423,6 @@ BF16DOT static void dp_block(const uint16_t *w, size_t cols, size_t r, size_t nr
 
 size_t ck_tokens_across_width(size_t ntok) { return (ntok + 15) / 16 * 16; }
 
-void ck_tokens_across(const float *x, size_t ldx, size_t ntok, size_t cols, float *xt) {
-    size_t width = ck_tokens_across_width(ntok);
-    for (size_t k = 0; k < cols; k++) {
-        float *o = xt + k * width;
-        for (size_t t = 0; t < ntok; t++) o[t] = x[t * ldx + k];
-        for (size_t t = ntok; t < width; t++) o[t] = 0;
-    }
-}
-
 /* r[i] lane j -> r[j] lane i. */
 AVX512 static inline void transpose16(__m512 *r) {
     __m512 t[16], u[16];
@@ -454,6 +445,22 @@ AVX512 static inline void transpose16(__m512 *r) {
         r[8 + c] = _mm512_shuffle_f32x4(a0, b0, 0xDD);
         r[4 + c] = _mm512_shuffle_f32x4(a1, b1, 0x88);
         r[12 + c] = _mm512_shuffle_f32x4(a1, b1, 0xDD);
+    }
+}
+
+/* 16 tokens x 16 columns at a time: masked loads (missing tokens and columns zero), one transpose. */
+AVX512 static void tokens_across_512(const float *x, size_t ldx, size_t ntok, size_t cols, float *xt) {
+    size_t width = ck_tokens_across_width(ntok);
+    for (size_t t0 = 0; t0 < width; t0 += 16) {
+        for (size_t k0 = 0; k0 < cols; k0 += 16) {
+            size_t n = cols - k0 < 16 ? cols - k0 : 16;
+            __mmask16 m = (__mmask16)(n == 16 ? 0xffff : (1u << n) - 1);
+            __m512 v[16];
+            for (size_t i = 0; i < 16; i++)
+                v[i] = t0 + i < ntok ? _mm512_maskz_loadu_ps(m, x + (t0 + i) * ldx + k0) : _mm512_setzero_ps();
+            transpose16(v);
+            for (size_t j = 0; j < n; j++) _mm512_storeu_ps(xt + (k0 + j) * width + t0, v[j]);
+        }
     }
 }
 
@@ -702,6 +709,16 @@ float ck_read_sum(const void *data, size_t bytes) {
         for (size_t i = 0; i < n; i++) s += p[i];
         return s;
     }
+    }
+}
+
+void ck_tokens_across(const float *x, size_t ldx, size_t ntok, size_t cols, float *xt) {
+    if (detect() == ISA_AVX512) return tokens_across_512(x, ldx, ntok, cols, xt);
+    size_t width = ck_tokens_across_width(ntok);
+    for (size_t k = 0; k < cols; k++) {
+        float *o = xt + k * width;
+        for (size_t t = 0; t < ntok; t++) o[t] = x[t * ldx + k];
+        for (size_t t = ntok; t < width; t++) o[t] = 0;
     }
 }
 
