@@ -1,5 +1,5 @@
 #include "CKernels.h"
-#include "sums16.h"
+#include "lanes.h"
 #include <float.h>
 #include <immintrin.h>
 
@@ -36,7 +36,7 @@ ATT_AVX512 float ck_attention_scores(const float *q, const float *keys, size_t s
         __m512 acc[16];
         for (size_t i = 0; i < 16; i++)
             acc[i] = i < n ? products(q, keys + (s0 + i) * stride, dh) : _mm512_setzero_ps();
-        __mmask16 m = (__mmask16)(n == 16 ? 0xffff : (1u << n) - 1);
+        __mmask16 m = mask16(n);
         __m512 s = _mm512_mul_ps(sums16(acc), vscale);
         _mm512_mask_storeu_ps(scores + s0, m, s);
         vmax = _mm512_mask_max_ps(vmax, m, vmax, s);
@@ -50,10 +50,7 @@ ATT_AVX512 void ck_attention_values(const float *weights, const float *values, s
         /* up to 4 vectors of the head dimension at a time, the last one masked */
         size_t width = dh - v0 < 64 ? dh - v0 : 64, vecs = (width + 15) / 16;
         __mmask16 mask[4];
-        for (size_t j = 0; j < 4; j++) {
-            size_t lanes = j < vecs ? (width - 16 * j < 16 ? width - 16 * j : 16) : 0;
-            mask[j] = (__mmask16)(lanes == 16 ? 0xffff : (1u << lanes) - 1);
-        }
+        for (size_t j = 0; j < 4; j++) mask[j] = mask16(j < vecs ? width - 16 * j : 0);
         __m512 even[4], odd[4];
         for (size_t j = 0; j < 4; j++) even[j] = odd[j] = _mm512_setzero_ps();
         size_t s = 0;

@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "lanes.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -159,9 +160,13 @@ AVX512 static void gemv_f16_512(const uint16_t *w, size_t cols, size_t r0, size_
         for (size_t t = 0; t < ntok; t++) y[t * ldy + r] = dot_f16_512(w + r * cols, x + t * ldx, cols);
 }
 
-AVX512 static inline __m512 widen_bf16_512(const uint16_t *p) {
-    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+/* 16 bf16 values as f32: each 16-bit pattern becomes the upper half of a float's. */
+AVX512 static inline __m512 widen_bf16_bits(__m256i h) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+AVX512 static inline __m512 widen_bf16_512(const uint16_t *p) {
+    return widen_bf16_bits(_mm256_loadu_si256((const __m256i *)p));
 }
 
 AVX512 static inline __m512 widen_f16_512(const uint16_t *p) {
@@ -454,7 +459,7 @@ AVX512 static void tokens_across_512(const float *x, size_t ldx, size_t ntok, si
     for (size_t t0 = 0; t0 < width; t0 += 16) {
         for (size_t k0 = 0; k0 < cols; k0 += 16) {
             size_t n = cols - k0 < 16 ? cols - k0 : 16;
-            __mmask16 m = (__mmask16)(n == 16 ? 0xffff : (1u << n) - 1);
+            __mmask16 m = mask16(n);
             __m512 v[16];
             for (size_t i = 0; i < 16; i++)
                 v[i] = t0 + i < ntok ? _mm512_maskz_loadu_ps(m, x + (t0 + i) * ldx + k0) : _mm512_setzero_ps();
@@ -543,12 +548,11 @@ AVX512 static void pack_rows_panel(const uint16_t *w, size_t cols, size_t r, siz
     for (size_t b = 0; b * 16 < nr; b++) {
         for (size_t kk = 0; kk < kc; kk += 16) {
             size_t n = kc - kk < 16 ? kc - kk : 16;
-            __mmask16 m = (__mmask16)(n == 16 ? 0xffff : (1u << n) - 1);
+            __mmask16 m = mask16(n);
             __m512 v[16];
             for (size_t i = 0; i < 16; i++) {
                 size_t row = 16 * b + i;
-                v[i] = row < nr ? _mm512_castsi512_ps(_mm512_slli_epi32(
-                                      _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + (r + row) * cols + k0 + kk)), 16))
+                v[i] = row < nr ? widen_bf16_bits(_mm256_maskz_loadu_epi16(m, w + (r + row) * cols + k0 + kk))
                                 : _mm512_setzero_ps();
             }
             transpose16(v);
@@ -568,10 +572,7 @@ AVX512 static void panel_tokens(const float *wt, size_t kc, const float *x, size
     const float *xr[PANEL_TOKENS];
     for (size_t t = 0; t < PANEL_TOKENS; t++) xr[t] = x + (t < nt ? t : nt - 1) * ldx;
     __mmask16 m[3];
-    for (size_t b = 0; b < 3; b++) {
-        size_t lanes = nr > 16 * b ? (nr - 16 * b < 16 ? nr - 16 * b : 16) : 0;
-        m[b] = (__mmask16)(lanes == 16 ? 0xffff : (1u << lanes) - 1);
-    }
+    for (size_t b = 0; b < 3; b++) m[b] = mask16(nr > 16 * b ? nr - 16 * b : 0);
     __m512 acc[PANEL_TOKENS][3];
     for (size_t t = 0; t < PANEL_TOKENS; t++)
         for (size_t b = 0; b < 3; b++)

@@ -21,6 +21,7 @@
  * 0.8-1.0 of the read-bandwidth probe for one token; see the comments below for what mattered
  * (plain rather than masked loads, software prefetch, accumulators kept in registers).
  */
+#include "lanes.h"
 #include "quant_internal.h"
 #include <immintrin.h>
 
@@ -385,7 +386,6 @@ VNNI512 INLINE __m512i lane_blocks(int base, int per) {
                                               per == 8 ? 3 : per == 4 ? 2 : 1));
 }
 
-INLINE __mmask16 mask16(size_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
 INLINE __mmask64 mask64(size_t n) { return n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1); }
 
 /* Masked loads only where a row ends inside a step: streams of masked loads ran the kernels at

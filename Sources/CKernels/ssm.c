@@ -1,5 +1,5 @@
 #include "CKernels.h"
-#include "sums16.h"
+#include "lanes.h"
 #include <immintrin.h>
 
 /* ---- One token of the Mamba-2 selective scan for one head, AVX-512 ----------------------------

@@ -1,7 +1,12 @@
-/* Sums across the lanes of 16 vectors at once (the selective scan's rows, attention's positions). */
-#ifndef CK_SUMS16_H
-#define CK_SUMS16_H
+/* Helpers for 16-lane vectors shared by the kernel files: the mask of the first n lanes, and the
+ * sums across the lanes of 16 vectors at once (the selective scan's rows, attention's positions). */
+#ifndef CK_LANES_H
+#define CK_LANES_H
 #include <immintrin.h>
+#include <stddef.h>
+
+/* The first n lanes (all 16 when n >= 16). */
+static inline __mmask16 mask16(size_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
 
 /* Lane i of the result = the sum of the lanes of a[i]. */
 __attribute__((target("avx512f,avx512dq"))) static inline __m512 sums16(const __m512 *a) {
