@@ -145,6 +145,14 @@ struct JSONParser {
         return NSNumber(value: Double(text) ?? .nan)
     }
 
+    /// The bytes of `run` (no escapes in it) as a string, or an error when they are not UTF-8.
+    private func text(_ run: Range<Int>) throws -> String {
+        guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[run]), as: UTF8.self) else {
+            throw error("invalid UTF-8 in a string", at: run.lowerBound)
+        }
+        return text
+    }
+
     private mutating func string() throws -> String {
         let start = position
         position += 1
@@ -152,11 +160,7 @@ struct JSONParser {
         var runStart = position
         func flush(_ parser: JSONParser, upTo end: Int) throws {
             guard runStart < end else { return }
-            let run = UnsafeBufferPointer(rebasing: parser.bytes[runStart..<end])
-            guard let text = String(validating: run, as: UTF8.self) else {
-                throw parser.error("invalid UTF-8 in a string", at: runStart)
-            }
-            scalars.append(contentsOf: text.unicodeScalars)
+            scalars.append(contentsOf: try parser.text(runStart..<end).unicodeScalars)
         }
         while true {
             guard position < bytes.count else { throw error("unterminated string", at: start) }
@@ -166,12 +170,9 @@ struct JSONParser {
                 // No escape: the run is the string (most keys and values; appending its scalars to
                 // a view one by one took a fifth of a large tokenizer.json's load).
                 if runStart == start + 1 {
-                    let run = UnsafeBufferPointer(rebasing: bytes[runStart..<position])
-                    guard let text = String(validating: run, as: UTF8.self) else {
-                        throw error("invalid UTF-8 in a string", at: runStart)
-                    }
+                    let whole = try text(runStart..<position)
                     position += 1
-                    return text
+                    return whole
                 }
                 try flush(self, upTo: position)
                 position += 1

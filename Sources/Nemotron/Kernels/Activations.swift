@@ -39,12 +39,15 @@ enum Activation {
         return (p * scale).replacing(with: x, where: x .!= x)
     }
 
+    /// `silu` in 16 lanes.
+    @inline(__always) static func silu(_ v: SIMD16<Float>) -> SIMD16<Float> { v / (1 + exp(-v)) }
+
     /// `x[i] = silu(x[i])` for `count` values.
     static func silu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 16 <= count {
             let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: v / (1 + exp(-v)), as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: silu(v), as: SIMD16<Float>.self)
             i += 16
         }
         while i < count {
@@ -59,7 +62,7 @@ enum Activation {
         while i + 16 <= count {
             let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD16<Float>.self)
             let v = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(y + i).storeBytes(of: v * (g / (1 + exp(-g))), as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: v * silu(g), as: SIMD16<Float>.self)
             i += 16
         }
         while i < count {

@@ -187,6 +187,7 @@ struct Mamba2Mixer {
         workspace ws: Workspace, into y: UnsafeMutablePointer<Float>
     ) {
         let shared = UncheckedSendable((xBC, dtRaw, y, segments))
+        let stepKernel = SSM.hasStepKernel(stateSize: stateSize)
         ws.pool.forRanges(localHeads) { heads in
             let (xBC, dtRaw, y, segments) = shared.value
             for h in heads {
@@ -202,7 +203,7 @@ struct Mamba2Mixer {
                         dt = min(max(dt, dtLimit.lowerBound), dtLimit.upperBound)
                         let decay = expf(dt * a[h])
                         let out = y + t * localInner + h * headDim
-                        if SSM.hasStepKernel(stateSize: stateSize) {
+                        if stepKernel {
                             ck_ssm_step(S, headDim, stateSize, decay, dt, x, B, C, d[h], out)
                             continue
                         }
