@@ -38,6 +38,7 @@ func loadEngine(_ settings: RunConfig) throws -> Engine {
     let engine = try Engine.load(settings: settings, world: world) { bar.update($0, of: $1) }
     bar.clear()
     Report.note("nemotron-run: \(engine.parallelismDescription)")
+    if let note = engine.placementNote { Report.note("nemotron-run: \(note)") }
     if engine.config.quantization != nil || engine.settings.quantize != .none {
         Report.note("nemotron-run: weights \(engine.weightsDescription)")
     }

@@ -17,7 +17,7 @@ import Yams
 /// ```
 public struct RunConfig: Sendable, Equatable {
     public var model = ""
-    /// Compute threads per process; 0: cores / processes.
+    /// Compute threads per process; 0: the CPUs this process may run on, shared with its node's ranks.
     public var threads = 0
     public var maxNewTokens = 32
     public var temperature = 0.0
@@ -71,7 +71,7 @@ public struct RunConfig: Sendable, Equatable {
             "model", \.model, help: "Checkpoint directory (config.json, *.safetensors); relative to the config file.",
             parse: { value, source in try source.path(String.configValue(value, key: "model", source: source)) }),
         .init(
-            "threads", \.threads, help: "Compute threads per process (0: cores / processes).",
+            "threads", \.threads, help: "Compute threads per process (0: the CPUs it may run on / the ranks sharing them).",
             check: .threads),
         .init("max_new_tokens", \.maxNewTokens, help: "Maximum tokens to generate.", check: .atLeast(0)),
         .init("temperature", \.temperature, help: "Sampling temperature; 0 is greedy.", check: .atLeast(0)),

@@ -6,6 +6,9 @@ public final class Engine {
     public let settings: RunConfig
     public let model: NemotronH
     public let workspace: Workspace
+    /// What the run header says when the compute threads and this process's CPUs disagree
+    /// (`CPUAffinity.placementNote`), or nil.
+    public let placementNote: String?
     /// The checkpoint's tokenizer, or nil when it has no tokenizer.json.
     public let tokenizer: Tokenizer?
 
@@ -39,8 +42,15 @@ public final class Engine {
             directory: directory, parallelism: parallelism, compute: ComputePolicy(),
             quantize: settings.quantize.format, progress: progress)
         model.compute = ComputePolicy.resolving(settings.computeDType, formats: model.heldFormats)
+        let (allowed, online) = (CPUAffinity.allowedCount, CPUAffinity.onlineCount)
+        let localRanks = CPUAffinity.localRanks(worldSize: world.size)
         let threads =
-            settings.threads > 0 ? settings.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / world.size)
+            settings.threads > 0
+            ? settings.threads
+            : CPUAffinity.automaticThreads(allowed: allowed, online: online, localRanks: localRanks)
+        placementNote = CPUAffinity.placementNote(
+            threads: threads, automatic: settings.threads == 0, allowed: allowed, online: online,
+            localRanks: localRanks)
         workspace = Workspace(threads: threads)
         if let failure = workspace.pool.startFailure { throw failure }
         let hasTokenizer = FileManager.default.fileExists(

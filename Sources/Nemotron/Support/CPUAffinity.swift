@@ -36,6 +36,50 @@ public enum CPUAffinity {
         return Array(allowed[localRank * threads..<(localRank + 1) * threads])
     }
 
+    /// Compute threads for `threads: 0` (automatic): the CPUs this process may run on, shared
+    /// with the ranks of this node expected on the same CPUs (ranks spread evenly over the node's
+    /// CPUs). mpirun binds each rank to one core when it starts 2 ranks or fewer and to a socket
+    /// or NUMA node above that; `--bind-to none` leaves every CPU to every rank. Counting the
+    /// node's CPUs instead put 2 threads on the one core of `mpirun -np 1` on a 2-CPU machine.
+    public static func automaticThreads(allowed: Int, online: Int, localRanks: Int) -> Int {
+        let ranks = max(1, localRanks)
+        let sharing = min(ranks, max(1, (ranks * allowed + online - 1) / max(online, 1)))
+        return max(1, allowed / sharing)
+    }
+
+    /// A line for the run header when the compute threads and the CPUs this process may run on
+    /// disagree: more threads than those CPUs (every step then waits on threads that share a
+    /// core), or an automatic count held down by a binding that leaves CPUs of the node idle.
+    public static func placementNote(threads: Int, automatic: Bool, allowed: Int, online: Int, localRanks: Int)
+        -> String?
+    {
+        let share = max(1, online / max(1, localRanks))
+        if threads > allowed {
+            return "warning: \(threads) compute threads share the \(allowed) CPU(s) this process may run on; "
+                + "lower 'threads' (--threads) to \(allowed), or give each rank more CPUs "
+                + "(mpirun --bind-to none, or --map-by slot:PE=\(threads))"
+        }
+        if automatic && allowed < share {
+            return "note: this process may run on \(allowed) of the node's \(online) CPUs, so it runs \(threads) "
+                + "compute thread(s) (mpirun binds each rank to one core when it starts 2 ranks or fewer); "
+                + "for \(share) a rank: mpirun --bind-to none, or --map-by slot:PE=\(share)"
+        }
+        return nil
+    }
+
+    /// The number of CPUs this process may run on (at least 1).
+    public static var allowedCount: Int { max(1, allowedCPUs().count) }
+
+    /// The machine's online CPUs (at least those this process may run on).
+    public static var onlineCount: Int { max(allowedCount, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// The ranks on this node: Open MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`, else all `worldSize`.
+    public static func localRanks(
+        worldSize: Int, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> Int {
+        environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? worldSize
+    }
+
     /// The CPUs this process may run on, ascending.
     static func allowedCPUs() -> [Int] {
         var cpus = [Int32](repeating: 0, count: 4096)

@@ -199,6 +199,34 @@ extension ProcessSuites {
             #expect(run.stdout.isEmpty)
         }
 
+        @Test("under taskset to one CPU: one thread by default, a warning when asked for more, the same tokens")
+        func threadPlacement() throws {
+            let taskset = URL(fileURLWithPath: "/usr/bin/taskset")
+            try #require(FileManager.default.isExecutableFile(atPath: taskset.path), "taskset (util-linux) is needed")
+            let cpu = try #require(CPUAffinity.allowedCPUs().first)
+            let arguments = [
+                "-c", "\(cpu)", CLI.binary.path, "generate", "--model", dense.directory.path, "--tokens",
+                try tokens(dense), "--max-new-tokens", "3", "--json",
+            ]
+            let automatic = try CLI.run(arguments, executable: taskset)
+            #expect(automatic.status == 0, "\(automatic.stderr)")
+            #expect(automatic.stderr.contains("1 rank(s) × 1 thread(s)"), "\(automatic.stderr)")
+            // The note needs CPUs left idle by the binding: none on a machine of one CPU.
+            #expect(
+                automatic.stderr.contains("note: this process may run on 1 of the node's")
+                    == (CPUAffinity.onlineCount > 1), "\(automatic.stderr)")
+            let oversubscribed = try CLI.run(arguments + ["--threads", "3"], executable: taskset)
+            #expect(oversubscribed.status == 0, "\(oversubscribed.stderr)")
+            #expect(
+                oversubscribed.stderr.contains("warning: 3 compute threads share the 1 CPU(s) this process may run on"),
+                "\(oversubscribed.stderr)")
+            func ids(_ output: CLI.Output) throws -> [Int] {
+                let object = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any]
+                return try #require(object?["generated_ids"] as? [Int], "\(output.stdout)")
+            }
+            #expect(try ids(oversubscribed) == ids(automatic))
+        }
+
         @Test("bad files fail clearly")
         func badFiles() throws {
             let directory = try TemporaryDirectory()
