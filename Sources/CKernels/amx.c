@@ -7,8 +7,10 @@
  * step is 4 tile loads and 4 tdpbf16ps (16·16·32 multiply-adds each). C is written transposed
  * into y (16 gathers of 16 sums per tile).
  *
- * Every tile load reads contiguous memory (on the 16-core host, loading A straight from
- * row-major W, 16 rows 4 KiB apart, ran at 110-120 GFLOP/s a core):
+ * A decode batch (at most one 32-token block) meets each weight block once, so its A tiles load
+ * straight from row-major W. Prefill reuses each block for many token blocks, and every tile
+ * load there reads contiguous memory (on the 16-core host, loading A straight from row-major W,
+ * 16 rows 4 KiB apart, ran at 110-120 GFLOP/s a core):
  * - x is packed once per product (ck_amx_pack_x) into 32-token blocks, [block][pair][32 tokens]
  *   words, so a step's two B tiles are 16 rows of 128 bytes;
  * - each thread copies a group of its 32-row weight blocks into scratch as [block][step][2 tiles]
@@ -119,22 +121,25 @@ AMX static void pack_block(const uint16_t *w, size_t cols, size_t r, size_t n, u
     }
 }
 
-/* One packed 32-row block against one 32-token block; writes y[j * ldy + i] for i < nrows, j < ntok. */
-AMX static void amx_block(const uint16_t *a, size_t cols, const uint32_t *b, size_t nrows, size_t ntok, float *y,
-                          size_t ldy) {
+/* A 32-row block of weights against one 32-token block; writes y[j * ldy + i] for i < nrows,
+ * j < ntok. The block's top and bottom 16 rows are A tiles at `top` and `bottom`, `stride` bytes
+ * a row, the next 32 columns `step` elements on: a packed block (pack_block: stride 64, step
+ * 1024) or rows of W itself (stride cols * 2, step 32). */
+AMX static void amx_block(const uint16_t *top, const uint16_t *bottom, size_t stride, size_t step, size_t cols,
+                          const uint32_t *b, size_t nrows, size_t ntok, float *y, size_t ldy) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
     for (size_t k = 0; k < cols; k += 32) {
-        const uint16_t *ak = a + k * 32;
+        size_t a = k / 32 * step;
         const uint32_t *bk = b + k / 2 * AMX_TOKENS;
-        _tile_loadd(4, ak, 64);
+        _tile_loadd(4, top + a, stride);
         _tile_loadd(6, bk, 128);
         _tile_loadd(7, bk + 16, 128);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, ak + 512, 64);
+        _tile_loadd(5, bottom + a, stride);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
@@ -145,12 +150,35 @@ AMX static void amx_block(const uint16_t *a, size_t cols, const uint32_t *b, siz
     _tile_stored(2, c[2], 64);
     _tile_stored(3, c[3], 64);
     const __m512i column = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
-    __mmask16 top = (__mmask16)(nrows >= 16 ? 0xffff : (1u << nrows) - 1);
-    __mmask16 bottom = (__mmask16)(nrows >= 32 ? 0xffff : nrows > 16 ? (1u << (nrows - 16)) - 1 : 0);
+    __mmask16 top_rows = (__mmask16)(nrows >= 16 ? 0xffff : (1u << nrows) - 1);
+    __mmask16 bottom_rows = (__mmask16)(nrows >= 32 ? 0xffff : nrows > 16 ? (1u << (nrows - 16)) - 1 : 0);
     for (size_t j = 0; j < ntok; j++) {
         size_t half = j / 16, jj = j % 16;
-        _mm512_mask_storeu_ps(y + j * ldy, top, _mm512_i32gather_ps(column, c[half] + jj, 4));
-        if (bottom) _mm512_mask_storeu_ps(y + j * ldy + 16, bottom, _mm512_i32gather_ps(column, c[2 + half] + jj, 4));
+        _mm512_mask_storeu_ps(y + j * ldy, top_rows, _mm512_i32gather_ps(column, c[half] + jj, 4));
+        if (bottom_rows)
+            _mm512_mask_storeu_ps(y + j * ldy + 16, bottom_rows, _mm512_i32gather_ps(column, c[2 + half] + jj, 4));
+    }
+}
+
+/* A packed block (pack_block's layout). */
+AMX static void packed_block(const uint16_t *a, size_t cols, const uint32_t *b, size_t nrows, size_t ntok, float *y,
+                             size_t ldy) {
+    amx_block(a, a + 512, 64, 1024, cols, b, nrows, ntok, y, ldy);
+}
+
+/* Up to one token block (a decode batch) meets each weight block once: its whole 32-row blocks
+ * load their A tiles straight from W (packing would read and write the weights once more for a
+ * single use); a short last block is packed, zero-padded, since W may end inside it. */
+AMX static void gemm_one_token_block(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint32_t *xp,
+                                     size_t ntok, float *y, size_t ldy, uint16_t *packed) {
+    for (size_t r = r0; r < r1; r += AMX_ROWS) {
+        if (r1 - r >= AMX_ROWS) {
+            const uint16_t *top = w + r * cols;
+            amx_block(top, top + 16 * cols, cols * 2, 32, cols, xp, AMX_ROWS, ntok, y + r, ldy);
+        } else {
+            pack_block(w, cols, r, r1 - r, packed);
+            packed_block(packed, cols, xp, r1 - r, ntok, y + r, ldy);
+        }
     }
 }
 
@@ -158,6 +186,11 @@ AMX void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, 
                           float *y, size_t ldy, void *scratch) {
     configure_tiles();
     uint16_t *packed = (uint16_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    if (ntok <= AMX_TOKENS) {
+        gemm_one_token_block(w, cols, r0, r1, xp, ntok, y, ldy, packed);
+        _tile_release();
+        return;
+    }
     size_t group = group_blocks(cols) * AMX_ROWS, block_elements = AMX_ROWS * cols, pairs = cols / 2;
     for (size_t g = r0; g < r1; g += group) {
         size_t end = g + group < r1 ? g + group : r1;
@@ -166,8 +199,8 @@ AMX void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, 
         for (size_t t = 0; t < ntok; t += AMX_TOKENS) {
             size_t m = ntok - t < AMX_TOKENS ? ntok - t : AMX_TOKENS;
             for (size_t r = g; r < end; r += AMX_ROWS)
-                amx_block(packed + (r - g) / AMX_ROWS * block_elements, cols, xp + t * pairs,
-                          end - r < AMX_ROWS ? end - r : AMX_ROWS, m, y + t * ldy + r, ldy);
+                packed_block(packed + (r - g) / AMX_ROWS * block_elements, cols, xp + t * pairs,
+                             end - r < AMX_ROWS ? end - r : AMX_ROWS, m, y + t * ldy + r, ldy);
         }
     }
     _tile_release();

@@ -104,7 +104,7 @@ public struct RunConfig: Sendable, Equatable {
             parse: { value, source in try jsonText(value, key: "chat_template_kwargs", source: source) }),
         .init(
             "compute_dtype", \.computeDType,
-            help: "Activation precision: auto (the fastest for the weights), f32 exact, bf16 for prefill GEMMs, "
+            help: "Activation precision: auto (the fastest for the weights), f32 exact, bf16 for prefill GEMMs and decode batches, "
                 + "int8 also for decode against int8/int4/nvfp4 weights."),
         .init(
             "quantize", \.quantize,

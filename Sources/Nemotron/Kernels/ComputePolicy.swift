@@ -29,7 +29,7 @@ public struct ComputePolicy: Sendable, Equatable {
     public var usesAMX: Bool { usesBF16GEMM && allowsAMX && MatMul.hasAMX }
 
     private var amxClause: String {
-        usesAMX ? " (prefill GEMMs on AMX tiles)" : MatMul.hasAMX ? " (AMX present, turned off)" : ""
+        usesAMX ? " (prefill GEMMs and decode batches on AMX tiles)" : MatMul.hasAMX ? " (AMX present, turned off)" : ""
     }
 
     /// Whether decode GEMVs of int8, int4 and nvfp4 weights take int8 activations, and prefill

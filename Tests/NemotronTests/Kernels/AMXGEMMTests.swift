@@ -43,9 +43,12 @@ struct AMXGEMMTests {
     }
 
     @Test(
-        "AMX GEMM equals the bf16 products summed in f64, tail rows and tokens included",
+        "AMX GEMM equals the bf16 products summed in f64, tail rows and tokens included; decode batches (at most 32 tokens) read W's tiles in place",
         .enabled(if: MatMul.hasAMX, "needs AMX tiles (Intel Sapphire Rapids or later)"),
-        arguments: [(rows: 100, tokens: 65), (rows: 64, tokens: 128), (rows: 7, tokens: 200)])
+        arguments: [
+            (rows: 100, tokens: 65), (rows: 64, tokens: 128), (rows: 7, tokens: 200), (rows: 100, tokens: 16),
+            (rows: 70, tokens: 9), (rows: 96, tokens: 32),
+        ])
     func products(shape: (rows: Int, tokens: Int)) {
         let (rows, tokens, cols) = (shape.rows, shape.tokens, 160)
         var random = Xoshiro256(seed: UInt64(rows))
