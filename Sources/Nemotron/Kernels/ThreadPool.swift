@@ -149,7 +149,8 @@ public final class ThreadPool: @unchecked Sendable {
         private var stopping = false
         private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-        /// About 100 µs of polling before a worker sleeps.
+        /// Turns of polling before a worker sleeps: about 100 µs of pauses, plus the yields past the
+        /// first 256 turns (each hands the CPU to a waiting thread, if any).
         private let spinLimit = 20_000
 
         init() {
