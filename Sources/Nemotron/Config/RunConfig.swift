@@ -71,7 +71,8 @@ public struct RunConfig: Sendable, Equatable {
             "model", \.model, help: "Checkpoint directory (config.json, *.safetensors); relative to the config file.",
             parse: { value, source in try source.path(String.configValue(value, key: "model", source: source)) }),
         .init(
-            "threads", \.threads, help: "Compute threads per process (0: the CPUs it may run on / the ranks sharing them).",
+            "threads", \.threads,
+            help: "Compute threads per process (0: the CPUs it may run on / the ranks sharing them).",
             check: .threads),
         .init("max_new_tokens", \.maxNewTokens, help: "Maximum tokens to generate.", check: .atLeast(0)),
         .init("temperature", \.temperature, help: "Sampling temperature; 0 is greedy.", check: .atLeast(0)),
@@ -104,8 +105,8 @@ public struct RunConfig: Sendable, Equatable {
             parse: { value, source in try jsonText(value, key: "chat_template_kwargs", source: source) }),
         .init(
             "compute_dtype", \.computeDType,
-            help: "Activation precision: auto (the fastest for the weights), f32 exact, bf16 for prefill GEMMs and decode batches, "
-                + "int8 also for decode against int8/int4/nvfp4 weights."),
+            help: "Activation precision: auto (the fastest for the weights), f32 exact, bf16 for prefill GEMMs "
+                + "and decode batches, int8 also for decode against int8/int4/nvfp4 weights."),
         .init(
             "quantize", \.quantize,
             help: "Quantize the linear weights of a bf16/f16/f32 checkpoint as they load (each rank its own slice): "

@@ -43,7 +43,7 @@ struct AMXGEMMTests {
     }
 
     @Test(
-        "AMX GEMM equals the bf16 products summed in f64, tail rows and tokens included; decode batches (at most 32 tokens) read W's tiles in place",
+        "AMX GEMM equals the bf16 products in f64, tail rows and tokens included (up to 32 tokens: W read in place)",
         .enabled(if: MatMul.hasAMX, "needs AMX tiles (Intel Sapphire Rapids or later)"),
         arguments: [
             (rows: 100, tokens: 65), (rows: 64, tokens: 128), (rows: 7, tokens: 200), (rows: 100, tokens: 16),
