@@ -118,8 +118,12 @@ def percentiles(values):
     return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "mean": statistics.fmean(values)}
 
 
-def table(label, rows):
+def table(label, rows, header=()):
     print(f"\n{label}\n")
+    for line in header:
+        print(f"    {line}")
+    if header:
+        print()
     print("| concurrency | requests | requests/s | tokens/s | TTFT p50 / p90 / p99 (ms) | ITL p50 / p90 / p99 (ms) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -160,9 +164,12 @@ class Server:
         deadline = time.time() + 300
         while time.time() < deadline and self.process.poll() is None:
             self.stderr.seek(0)
-            found = re.search(r"http://127\.0\.0\.1:(\d+)", self.stderr.read())
+            log = self.stderr.read()
+            found = re.search(r"http://127\.0\.0\.1:(\d+)", log)
             if found:
                 self.base = f"http://127.0.0.1:{found.group(1)}"
+                # The run header: ranks × threads, compute, and any note on the ranks' CPU binding.
+                self.header = [line for line in log.splitlines() if line.startswith("nemotron-run: ")]
                 return
             time.sleep(0.2)
         self.stop()
@@ -219,7 +226,8 @@ def main():
                 requests = args.requests or max(64, 16 * concurrency)
                 rows.append(run_level(base, concurrency, requests, args.max_tokens, args.level_seconds,
                                       args.request_seconds, prompt_list))
-            table(f"{label}" + (f" (serve {arguments})" if arguments else f" ({base})"), rows)
+            table(f"{label}" + (f" (serve {arguments})" if arguments else f" ({base})"), rows,
+                  server.header if server else [])
             report.setdefault(label, []).append(rows)
         finally:
             if server:
