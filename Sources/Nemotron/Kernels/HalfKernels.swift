@@ -95,6 +95,10 @@ enum HalfKernels {
         }
     }
 
+    /// Whether `bf16GEMM` multiplies a product of `cols` columns on AMX tiles: the policy allows
+    /// them and the columns are whole 32-column tile steps.
+    static func runsOnAMX(cols: Int, _ policy: ComputePolicy) -> Bool { policy.usesAMX && cols % 32 == 0 }
+
     /// `y[t·ldy + r] = Σ_k weights[r, k] · x[t, k]` for a bf16 `[rows, cols]` matrix: both
     /// operands in bf16, f32 accumulation; rows split over the threads in 32-row panels. On AMX
     /// tiles where the CPU has them (and the policy allows), else AVX512-BF16 dot products on
@@ -103,7 +107,7 @@ enum HalfKernels {
         _ x: UnsafePointer<Float>, tokens: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
         into y: UnsafeMutablePointer<Float>, ldy: Int, _ context: KernelContext
     ) {
-        if context.policy.usesAMX && cols % 32 == 0 {
+        if runsOnAMX(cols: cols, context.policy) {
             return amxGEMM(x, tokens: tokens, weights: weights, rows: rows, cols: cols, into: y, ldy: ldy, context)
         }
         let workspace = context.workspace

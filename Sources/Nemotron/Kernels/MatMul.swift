@@ -51,7 +51,7 @@ public enum MatMul {
             guard p.w.format == .bf16 && p.tokens <= bf16BatchMaxTokens && hasAVX512 else { return nil }
             // AMX tiles where bf16 compute allows rounding activations (`HalfKernels.bf16GEMM`):
             // up to 32 rows are one token block, whose weight tiles are read straight from W.
-            if policy.usesAMX && p.w.cols % 32 == 0 { return nil }
+            if HalfKernels.runsOnAMX(cols: p.w.cols, policy) { return nil }
             // AVX512-BF16 dot products where they outrun f32 FMAs (and bf16 compute allows
             // rounding activations); else f32 FMAs with 16 tokens across each vector.
             return policy.usesBF16GEMM && bf16DotIsFaster ? .bf16 : .tokensAcross
