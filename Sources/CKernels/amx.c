@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "CKernels.h"
+#include "lanes.h"
 
 #define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
 #define PACK __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -73,11 +74,10 @@ PACK void ck_amx_pack_x(const float *x, size_t ntok, size_t cols, size_t p0, siz
         const float *row = x + t * cols;
         for (size_t p = p0; p < p1; p += 16) {
             size_t n = p1 - p < 16 ? p1 - p : 16;
-            __mmask16 lanes = (__mmask16)((1u << n) - 1);
+            __mmask16 lanes = mask16(n);
             __m512i words = _mm512_setzero_si512();
             if (t < ntok) {
-                __mmask16 lo = (__mmask16)(n >= 8 ? 0xffff : (1u << (2 * n)) - 1);
-                __mmask16 hi = (__mmask16)(n >= 16 ? 0xffff : n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+                __mmask16 lo = mask16(2 * n), hi = mask16(n > 8 ? 2 * n - 16 : 0);
                 __m512 a = _mm512_maskz_loadu_ps(lo, row + 2 * p);
                 __m512 b = _mm512_maskz_loadu_ps(hi, row + 2 * p + 16);
                 words = (__m512i)_mm512_cvtne2ps_pbh(b, a);
@@ -150,8 +150,7 @@ AMX static void amx_block(const uint16_t *top, const uint16_t *bottom, size_t st
     _tile_stored(2, c[2], 64);
     _tile_stored(3, c[3], 64);
     const __m512i column = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
-    __mmask16 top_rows = (__mmask16)(nrows >= 16 ? 0xffff : (1u << nrows) - 1);
-    __mmask16 bottom_rows = (__mmask16)(nrows >= 32 ? 0xffff : nrows > 16 ? (1u << (nrows - 16)) - 1 : 0);
+    __mmask16 top_rows = mask16(nrows), bottom_rows = mask16(nrows > 16 ? nrows - 16 : 0);
     for (size_t j = 0; j < ntok; j++) {
         size_t half = j / 16, jj = j % 16;
         _mm512_mask_storeu_ps(y + j * ldy, top_rows, _mm512_i32gather_ps(column, c[half] + jj, 4));
@@ -182,15 +181,10 @@ AMX static void gemm_one_token_block(const uint16_t *w, size_t cols, size_t r0, 
     }
 }
 
-AMX void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint32_t *xp, size_t ntok,
-                          float *y, size_t ldy, void *scratch) {
-    configure_tiles();
-    uint16_t *packed = (uint16_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    if (ntok <= AMX_TOKENS) {
-        gemm_one_token_block(w, cols, r0, r1, xp, ntok, y, ldy, packed);
-        _tile_release();
-        return;
-    }
+/* More than one token block (prefill): each thread packs a group of its weight blocks once, then
+ * every token block meets the whole group. */
+AMX static void gemm_token_blocks(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint32_t *xp,
+                                  size_t ntok, float *y, size_t ldy, uint16_t *packed) {
     size_t group = group_blocks(cols) * AMX_ROWS, block_elements = AMX_ROWS * cols, pairs = cols / 2;
     for (size_t g = r0; g < r1; g += group) {
         size_t end = g + group < r1 ? g + group : r1;
@@ -203,5 +197,15 @@ AMX void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, 
                              end - r < AMX_ROWS ? end - r : AMX_ROWS, m, y + t * ldy + r, ldy);
         }
     }
+}
+
+AMX void ck_gemm_bf16_amx(const uint16_t *w, size_t cols, size_t r0, size_t r1, const uint32_t *xp, size_t ntok,
+                          float *y, size_t ldy, void *scratch) {
+    configure_tiles();
+    uint16_t *packed = (uint16_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    if (ntok <= AMX_TOKENS)
+        gemm_one_token_block(w, cols, r0, r1, xp, ntok, y, ldy, packed);
+    else
+        gemm_token_blocks(w, cols, r0, r1, xp, ntok, y, ldy, packed);
     _tile_release();
 }
